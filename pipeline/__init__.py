@@ -1,0 +1,1 @@
+"""YAML config to SageMaker Pipeline: schema, builder, CLI and the job scripts."""

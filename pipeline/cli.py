@@ -1,0 +1,313 @@
+"""`python -m pipeline.definition VERB`: validate, render, upsert, start, describe, graph.
+
+Exit codes: 0 success, 2 bad input (config, override or argument; the message names the
+key), 1 AWS errors (AWS's own message) and anything unexpected. Never a bare traceback:
+`--debug` shows one when asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PipelineConfig
+from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
+from pipeline.errors import PipelineError, UsageError
+
+__all__ = ["main"]
+
+TERMINAL_STATUSES = {"Succeeded", "Failed", "Stopped"}
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _quiet_sdk_logs() -> None:
+    """The SDK warns about every pipeline variable it meets; none of it is actionable here."""
+    for name in ("sagemaker", "sagemaker.config", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _render(cfg: PipelineConfig) -> str:
+    import warnings
+
+    _quiet_sdk_logs()
+    from pipeline.definition import render_definition
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Running within a PipelineSession, there will be No Wait..."
+        return render_definition(cfg)
+
+
+def _clients(cfg: PipelineConfig) -> tuple[Any, Any]:
+    import boto3
+
+    session = boto3.Session(region_name=cfg.aws.region)
+    return session.client("sagemaker"), session.client("s3")
+
+
+def _service(cfg: PipelineConfig) -> Any:
+    from pipeline.pipeline_service import PipelineService
+
+    sagemaker_client, s3_client = _clients(cfg)
+    return PipelineService(sagemaker_client, s3_client)
+
+
+# ---- verbs ---------------------------------------------------------------------------
+
+
+def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    table = Table(title=f"{args.config}: valid", show_header=False)
+    table.add_row("pipeline", cfg.pipeline.name)
+    table.add_row("steps", "Preprocess → " + ("Tune" if cfg.tuning.enabled else "Train") + " → Evaluate → QualityGate → Register")
+    table.add_row("data", f"{cfg.data.input_uri} ({len(cfg.data.features)} features → {cfg.data.target})")
+    if cfg.tuning.enabled:
+        table.add_row("tuning", f"{cfg.tuning.strategy}, {cfg.tuning.max_jobs} jobs, {cfg.tuning.max_parallel_jobs} parallel")
+    gate = cfg.quality_gate
+    table.add_row("quality gate", f"{gate.metric} {gate.operator} {gate.threshold:g}")
+    table.add_row("model package group", cfg.registration.model_package_group)
+    table.add_row("mlflow", f"{cfg.mlflow.tracking_uri} (experiment {cfg.mlflow.experiment})")
+    _console().print(table)
+    return 0
+
+
+def cmd_render(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    text = _render(cfg)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{args.out}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(args.out)  # never a half-written file
+        _console(stderr=True).print(f"wrote {args.out} ({len(text)} bytes)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.code_bundle import upload_bundle
+    from pipeline.definition import code_bundle
+    from pipeline.pipeline_service import PipelineService, aws_errors
+
+    definition = _render(cfg)
+    sagemaker_client, s3_client = _clients(cfg)
+    bundle = code_bundle(cfg)
+    with aws_errors(f"Uploading code to {bundle.s3_prefix}"):
+        written = upload_bundle(bundle, s3_client)
+    service = PipelineService(sagemaker_client, s3_client)
+    arn, created = service.upsert(
+        name=cfg.pipeline.name,
+        definition=definition,
+        role_arn=cfg.aws.role_arn,
+        description=cfg.pipeline.description,
+        tags=cfg.pipeline.tags,
+    )
+    err = _console(stderr=True)
+    err.print(f"code bundle {bundle.digest}: {written} object(s) uploaded, {len(bundle.objects()) - written} already there")
+    err.print(f"{'created' if created else 'updated'} pipeline {cfg.pipeline.name}")
+    print(arn)
+    return 0
+
+
+def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.execution_parameters import parse_execution_parameters
+
+    service = _service(cfg)
+    definition = json.loads(service.definition(cfg.pipeline.name))
+    parameters = parse_execution_parameters(args.param, definition)
+    arn = service.start(cfg.pipeline.name, parameters, display_name=args.display_name)
+    print(arn)
+    if not args.wait:
+        return 0
+    status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
+    return 0 if status == "Succeeded" else 1
+
+
+def _watch(service: Any, arn: str, definition: dict[str, Any], *, poll_seconds: float, timeout: float) -> str:
+    """Poll until the execution ends, with a live table of step statuses."""
+    from rich.live import Live
+
+    from pipeline.graph import step_graph, topological_order
+
+    order = topological_order(step_graph(definition))
+    deadline = time.monotonic() + timeout
+    err = _console(stderr=True)
+    with Live(console=err, refresh_per_second=4, transient=False) as live:
+        while True:
+            execution = service.describe_execution(arn)
+            steps = service.execution_steps(arn)
+            live.update(_status_table(execution, steps, order))
+            status = execution["PipelineExecutionStatus"]
+            if status in TERMINAL_STATUSES:
+                break
+            if time.monotonic() > deadline:
+                err.print(f"still {status} after {timeout:g}s; stopped watching (the execution goes on)")
+                return status
+            time.sleep(poll_seconds)
+    if execution.get("FailureReason"):
+        err.print(f"[red]{execution['FailureReason']}[/red]")
+    err.print(f"execution {status}")
+    return status
+
+
+def _status_table(execution: dict[str, Any], steps: list[Any] | None, order: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{execution.get('PipelineExecutionDisplayName') or execution['PipelineExecutionArn']}")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("duration", justify="right")
+    table.add_column("reason")
+    if steps is None:
+        table.add_row("(all)", execution["PipelineExecutionStatus"], "", "step listing not available from this endpoint")
+        return table
+    by_name = {s.name: s for s in steps}
+    for name in order:
+        step = by_name.get(name)
+        if step is None:
+            table.add_row(name, "Pending", "", "")
+            continue
+        duration = f"{(step.ended - step.started).total_seconds():.0f}s" if step.started and step.ended else ""
+        table.add_row(name, step.status, duration, step.failure_reason)
+    return table
+
+
+def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    service = _service(cfg)
+    out = _console()
+    if args.execution:
+        execution = service.describe_execution(args.execution)
+        definition = json.loads(service.definition(cfg.pipeline.name))
+        from pipeline.graph import step_graph, topological_order
+
+        out.print(_status_table(execution, service.execution_steps(args.execution), topological_order(step_graph(definition))))
+        params = execution.get("PipelineParameters") or []
+        for p in params:
+            out.print(f"  {p['Name']} = {p['Value']}")
+        return 0
+    executions = service.recent_executions(cfg.pipeline.name, limit=args.limit)
+    table = Table(title=f"recent executions of {cfg.pipeline.name}")
+    for column in ("started", "status", "name", "arn"):
+        table.add_column(column)
+    for summary in executions:
+        started = summary.get("StartTime")
+        table.add_row(
+            started.strftime("%Y-%m-%d %H:%M:%S") if started else "",
+            summary.get("PipelineExecutionStatus", ""),
+            summary.get("PipelineExecutionDisplayName", ""),
+            summary["PipelineExecutionArn"],
+        )
+    out.print(table if executions else f"no executions of {cfg.pipeline.name} yet")
+    return 0
+
+
+def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.graph import mermaid, step_graph
+
+    definition = json.loads(_render(cfg))
+    text = mermaid(step_graph(definition))
+    err = _console(stderr=True)
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix in {".png", ".svg", ".pdf"}:
+        renderer = shutil.which("mmdc")
+        if renderer is None:
+            fallback = out.with_suffix(".mmd")
+            fallback.write_text(text, encoding="utf-8")
+            err.print(f"no Mermaid renderer (mmdc) on PATH: wrote {fallback} instead")
+            return 0
+        source = out.with_suffix(".mmd")
+        source.write_text(text, encoding="utf-8")
+        subprocess.run([renderer, "-i", str(source), "-o", str(out)], check=True, capture_output=True)
+    else:
+        out.write_text(text, encoding="utf-8")
+    err.print(f"wrote {out}")
+    return 0
+
+
+# ---- parsing -------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad arguments already; route the message through our format."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="pipeline YAML (default: %(default)s)")
+    common.add_argument(
+        "--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config key (repeatable)"
+    )
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    parser = _Parser(prog="python -m pipeline.definition", description=__doc__.split("\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    def verb(name: str, handler: Callable[..., int], help_text: str, aliases: Sequence[str] = ()) -> Any:
+        sub = verbs.add_parser(name, parents=[common], help=help_text, description=help_text, aliases=list(aliases))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    verb("validate", cmd_validate, "Check the config only (no SageMaker SDK import).")
+    render = verb("render", cmd_render, "Print the pipeline definition JSON (canonical, deterministic).")
+    render.add_argument("--out", help="write to this file instead of stdout")
+    verb("upsert", cmd_upsert, "Upload the code bundle and create or update the pipeline; prints its ARN.")
+    start = verb("start", cmd_start, "Start an execution; prints its ARN.")
+    start.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")
+    start.add_argument("--display-name", help="execution display name")
+    start.add_argument("--wait", action="store_true", help="watch step progress until the execution ends")
+    start.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+    start.add_argument("--timeout", type=float, default=6 * 3600, help="stop watching after this many seconds")
+    describe = verb("describe", cmd_describe, "Recent executions, or one execution's steps.", aliases=["status"])
+    describe.add_argument("execution", nargs="?", help="execution ARN (default: list recent executions)")
+    describe.add_argument("--limit", type=int, default=10)
+    graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")
+    graph.add_argument("--out", help="write to FILE (.mmd, or .png/.svg with mmdc)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    err = _console(stderr=True)
+    try:
+        args = build_parser().parse_args(argv)
+        cfg = load_config(args.config, overrides=args.set)
+        return args.handler(cfg, args)
+    except PipelineError as exc:
+        if debug:
+            err.print_exception()
+        for line in str(exc).splitlines():
+            err.print(f"[red]error:[/red] {line}", markup=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence against a bare traceback
+        if debug:
+            err.print_exception()
+        else:
+            err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)")
+        return 1

@@ -1,0 +1,105 @@
+"""The step scripts as one content-addressed bundle.
+
+The SageMaker SDK uploads code while it builds a definition, under keys that change from
+build to build for tuning jobs (aws/sagemaker-python-sdk#3651), which defeats step
+caching. We package `pipeline/steps/scripts/` ourselves, byte-for-byte reproducibly, name
+it by its SHA-256, and hand the SDK S3 URIs only. Building a definition is then pure and
+offline; uploading is a separate, idempotent edge (`upload_bundle`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "upload_bundle"]
+
+SCRIPTS_DIR = Path(__file__).parent / "steps" / "scripts"
+ENTRYPOINT = "entrypoint.sh"
+REQUIREMENTS = "requirements.txt"
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    """The scripts' files and where they live in S3, keyed by content."""
+
+    files: dict[str, bytes]
+    digest: str
+    s3_prefix: str
+
+    @property
+    def scripts_uri(self) -> str:
+        """Prefix holding the unpacked scripts (processing jobs download it as an input)."""
+        return f"{self.s3_prefix}/scripts"
+
+    @property
+    def entrypoint_uri(self) -> str:
+        return f"{self.scripts_uri}/{ENTRYPOINT}"
+
+    @property
+    def sourcedir_uri(self) -> str:
+        """The tarball the training toolkit and the serving container unpack."""
+        return f"{self.s3_prefix}/sourcedir.tar.gz"
+
+    def tarball(self) -> bytes:
+        """A gzip tarball with fixed mtimes, owners and order, so equal files give equal bytes."""
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(self.files):
+                info = tarfile.TarInfo(name)
+                info.size = len(self.files[name])
+                info.mode = 0o755 if name.endswith(".sh") else 0o644
+                info.mtime = 0
+                tar.addfile(info, io.BytesIO(self.files[name]))
+        return gzip.compress(raw.getvalue(), mtime=0)
+
+    def objects(self) -> dict[str, bytes]:
+        """Every S3 object of the bundle: URI -> body."""
+        objects = {f"{self.scripts_uri}/{name}": body for name, body in self.files.items()}
+        objects[self.sourcedir_uri] = self.tarball()
+        return objects
+
+
+def build_bundle(s3_base: str, *, install_requirements: bool, scripts_dir: Path = SCRIPTS_DIR) -> CodeBundle:
+    """Read the scripts and compute their content address. No I/O beyond reading files.
+
+    Without `install_requirements` the requirements file is left out, so neither the
+    training toolkit nor the processing entrypoint tries to reach a package index.
+    """
+    files = {
+        path.relative_to(scripts_dir).as_posix(): path.read_bytes()
+        for path in sorted(scripts_dir.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".pyc"}
+    }
+    if not install_requirements:
+        files.pop(REQUIREMENTS, None)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    short = digest.hexdigest()[:16]
+    return CodeBundle(files=files, digest=short, s3_prefix=f"{s3_base}/code/{short}")
+
+
+def upload_bundle(bundle: CodeBundle, s3_client: Any) -> int:
+    """Upload the objects that are not there yet; returns how many were written.
+
+    Keys are content-addressed, so an existing key already holds these exact bytes and a
+    rerun writes nothing.
+    """
+    written = 0
+    for uri, body in bundle.objects().items():
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        try:
+            s3_client.head_object(Bucket=bucket, Key=key)
+            continue
+        except s3_client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+                raise
+        s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+        written += 1
+    return written

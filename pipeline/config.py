@@ -1,0 +1,348 @@
+"""The schema of `config/pipeline.yaml`.
+
+Pure pydantic: importing this module must not import boto3 or the SageMaker SDK, so that
+`python -m pipeline.definition validate` answers in well under a second and so that other
+packages (the local runner, the bridge, the infra app) can read the config cheaply.
+Every model forbids unknown keys: a typo in the YAML is an error naming the key, never a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+__all__ = [
+    "AwsSettings",
+    "CachingSettings",
+    "DataSettings",
+    "MlflowCredentials",
+    "MlflowSettings",
+    "NetworkSettings",
+    "ObjectiveSettings",
+    "ParameterRange",
+    "PipelineConfig",
+    "PipelineSettings",
+    "QualityGateSettings",
+    "RegistrationSettings",
+    "RetrySettings",
+    "RuntimeSettings",
+    "SplitSettings",
+    "StepSettings",
+    "StepsSettings",
+    "TrainingSettings",
+    "TuningSettings",
+]
+
+# SageMaker's own name and ARN patterns, so bad values fail here and not at upsert time.
+SageMakerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
+S3Prefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()\-][A-Za-z0-9!_.*'()/\-]*$")]
+RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")]
+SecretArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:.+$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+ScriptName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$")]
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+HyperparameterValue = int | float | bool | str
+
+ComparisonOperator = Literal[
+    "LessThan", "LessThanOrEqualTo", "GreaterThan", "GreaterThanOrEqualTo", "Equals"
+]
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineSettings(_Strict):
+    name: PipelineName
+    description: str = Field(default="", max_length=3072)
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], str] = Field(default_factory=dict)
+
+
+class AwsSettings(_Strict):
+    region: Region
+    role_arn: RoleArn
+    default_bucket: BucketName
+    prefix: S3Prefix = Field(description="Key prefix under which code, data and artifacts live.")
+
+
+class NetworkSettings(_Strict):
+    """VPC placement of the jobs, so they reach a private MLflow server."""
+
+    subnets: list[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
+    security_group_ids: list[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
+        default_factory=list
+    )
+    encrypt_inter_container_traffic: bool = True
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> NetworkSettings:
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ValueError("subnets and security_group_ids must be given together (a VPC needs both)")
+        return self
+
+
+class SplitSettings(_Strict):
+    train: float = Field(gt=0, lt=1)
+    validation: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSettings:
+        total = self.train + self.validation + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"train + validation + test must sum to 1 (got {total:g})")
+        return self
+
+
+class DataSettings(_Strict):
+    input_uri: S3Uri
+    format: Literal["csv", "parquet"] = "csv"
+    target: NonEmptyStr
+    features: list[NonEmptyStr] = Field(min_length=1)
+    split: SplitSettings
+
+    @model_validator(mode="after")
+    def _columns_make_sense(self) -> DataSettings:
+        duplicates = sorted({f for f in self.features if self.features.count(f) > 1})
+        if duplicates:
+            raise ValueError(f"features lists {', '.join(duplicates)} more than once")
+        if self.target in self.features:
+            raise ValueError(f"target column {self.target!r} is also listed in features")
+        return self
+
+
+class RuntimeSettings(_Strict):
+    """The container the jobs run in (AWS's scikit-learn framework image by default)."""
+
+    framework_version: Literal["1.4-2", "1.2-1"] = "1.4-2"
+    py_version: Literal["py3"] = "py3"
+    image_uri: str | None = Field(
+        default=None, description="A custom image with the requirements baked in, instead of the framework image."
+    )
+    install_requirements: bool = Field(
+        default=True,
+        description="pip-install the scripts' requirements.txt at job start (needs egress to a package index).",
+    )
+
+
+class StepSettings(_Strict):
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=100)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+    script: ScriptName
+    arguments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]*$")], HyperparameterValue] = Field(
+        default_factory=dict, description="Extra --key value arguments passed to the script."
+    )
+
+
+class StepsSettings(_Strict):
+    preprocess: StepSettings
+    train: StepSettings
+    evaluate: StepSettings
+
+
+class ObjectiveSettings(_Strict):
+    """The metric the train script prints; tuning optimises it and training jobs record it."""
+
+    metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:.\-]{1,255}$")]
+    type: Literal["Minimize", "Maximize"]
+    regex: NonEmptyStr
+
+    @field_validator("regex")
+    @classmethod
+    def _one_capture_group(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from exc
+        if compiled.groups != 1:
+            raise ValueError("must have exactly one capture group (the metric value)")
+        return value
+
+
+class TrainingSettings(_Strict):
+    algorithm: Literal["random_forest", "gradient_boosting", "ridge"] = "random_forest"
+    hyperparameters: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], HyperparameterValue] = (
+        Field(default_factory=dict)
+    )
+    objective: ObjectiveSettings
+
+
+class ParameterRange(_Strict):
+    type: Literal["integer", "continuous", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: list[HyperparameterValue] | None = None
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+    @model_validator(mode="after")
+    def _bounds_fit_type(self) -> ParameterRange:
+        if self.type == "categorical":
+            if not self.values:
+                raise ValueError("a categorical range needs a non-empty 'values' list")
+            if self.min is not None or self.max is not None:
+                raise ValueError("a categorical range takes 'values', not min/max")
+            return self
+        if self.values is not None:
+            raise ValueError(f"an {self.type} range takes min/max, not 'values'")
+        if self.min is None or self.max is None:
+            raise ValueError(f"an {self.type} range needs both min and max")
+        if self.type == "integer" and (self.min != int(self.min) or self.max != int(self.max)):
+            raise ValueError("an integer range needs whole-number min and max")
+        if self.min > self.max:
+            raise ValueError(f"min must be <= max (min={self.min:g}, max={self.max:g})")
+        if self.scaling in ("Logarithmic", "ReverseLogarithmic") and self.min <= 0:
+            raise ValueError(f"{self.scaling} scaling needs min > 0")
+        return self
+
+
+class TuningSettings(_Strict):
+    enabled: bool = False
+    strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian"
+    max_jobs: int = Field(default=6, ge=1, le=500)
+    max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    early_stopping: Literal["Off", "Auto"] = "Off"
+    ranges: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], ParameterRange] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> TuningSettings:
+        if self.enabled and not self.ranges:
+            raise ValueError("tuning is enabled but no ranges are given")
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError(f"max_parallel_jobs ({self.max_parallel_jobs}) must be <= max_jobs ({self.max_jobs})")
+        if self.strategy == "Grid" and any(r.type == "continuous" for r in self.ranges.values()):
+            raise ValueError("Grid strategy supports integer and categorical ranges only")
+        return self
+
+
+class QualityGateSettings(_Strict):
+    metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")] = Field(
+        description="Dotted path of the gate metric inside evaluation.json."
+    )
+    operator: ComparisonOperator
+    threshold: float
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class RegistrationSettings(_Strict):
+    model_package_group: SageMakerName
+    approval_status: ApprovalStatus = "PendingManualApproval"
+    description: str = Field(default="", max_length=1024)
+    inference_instance_types: list[InstanceType] = Field(min_length=1)
+    transform_instance_types: list[InstanceType] = Field(min_length=1)
+    content_types: list[NonEmptyStr] = Field(min_length=1)
+    response_types: list[NonEmptyStr] = Field(min_length=1)
+
+
+class MlflowCredentials(_Strict):
+    """Where the jobs find MLflow credentials at run time. Never the credentials themselves."""
+
+    source: Literal["none", "env", "secrets_manager"] = "none"
+    secret_arn: SecretArn | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            inline = sorted(k for k in data if str(k).lower() in {"username", "password", "token", "secret"})
+            if inline:
+                raise ValueError(
+                    f"{', '.join(inline)} must not be written in the config: use source: secrets_manager "
+                    "with secret_arn, or source: env (MLFLOW_TRACKING_USERNAME/PASSWORD at run time)"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _arn_when_needed(self) -> MlflowCredentials:
+        if self.source == "secrets_manager" and not self.secret_arn:
+            raise ValueError("source secrets_manager needs secret_arn")
+        if self.source != "secrets_manager" and self.secret_arn:
+            raise ValueError(f"secret_arn is only used with source: secrets_manager (source is {self.source!r})")
+        return self
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: Annotated[str, StringConstraints(pattern=r"^(https?|file)://.+$")]
+    experiment: NonEmptyStr
+    registered_model: NonEmptyStr
+    credentials: MlflowCredentials = Field(default_factory=MlflowCredentials)
+    on_unavailable: Literal["fail", "continue"] = Field(
+        default="fail", description="What a job does when the tracking server stays unreachable."
+    )
+
+
+class CachingSettings(_Strict):
+    enabled: bool = True
+    expire_after: str = Field(default="P30D", description="ISO 8601 duration, e.g. P30D or PT12H.")
+
+    @field_validator("expire_after")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        if not _ISO_DURATION.match(value):
+            raise ValueError(f"{value!r} is not an ISO 8601 duration such as P30D or PT12H")
+        return value
+
+
+class RetrySettings(_Strict):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    interval_seconds: int = Field(default=10, ge=1, le=3600)
+    backoff_rate: float = Field(default=2.0, ge=1.0, le=10.0)
+    on: list[
+        Literal[
+            "Step.SERVICE_FAULT",
+            "Step.THROTTLING",
+            "SageMaker.JOB_INTERNAL_ERROR",
+            "SageMaker.CAPACITY_ERROR",
+            "SageMaker.RESOURCE_LIMIT",
+        ]
+    ] = Field(
+        default_factory=lambda: ["Step.SERVICE_FAULT", "Step.THROTTLING", "SageMaker.CAPACITY_ERROR"],
+    )
+
+
+class PipelineConfig(_Strict):
+    pipeline: PipelineSettings
+    aws: AwsSettings
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    data: DataSettings
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    steps: StepsSettings
+    training: TrainingSettings
+    tuning: TuningSettings = Field(default_factory=TuningSettings)
+    quality_gate: QualityGateSettings
+    registration: RegistrationSettings
+    mlflow: MlflowSettings
+    caching: CachingSettings = Field(default_factory=CachingSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @model_validator(mode="after")
+    def _tuned_parameters_are_not_also_fixed_elsewhere(self) -> PipelineConfig:
+        reserved = {"algorithm"}
+        clash = sorted(reserved & (set(self.training.hyperparameters) | set(self.tuning.ranges)))
+        if clash:
+            raise ValueError(f"hyperparameter name {clash[0]!r} is reserved (set training.algorithm instead)")
+        return self
+
+    @property
+    def s3_base(self) -> str:
+        return f"s3://{self.aws.default_bucket}/{self.aws.prefix.strip('/')}"

@@ -1,0 +1,175 @@
+"""Read `config/pipeline.yaml` into a validated `PipelineConfig`.
+
+Three steps, each reporting problems by key path: `${VAR}` / `${VAR:-default}`
+interpolation from the environment, `--set a.b.c=value` overrides, then the pydantic
+schema. All problems found at one stage are reported together so a user fixes them in
+one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import ConfigError
+
+__all__ = ["DEFAULT_CONFIG_PATH", "apply_overrides", "interpolate", "load_config", "parse_config"]
+
+DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_BAD_VAR = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})")
+
+
+def interpolate(tree: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, list[tuple[str, str]]]:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a YAML tree.
+
+    Returns the new tree and the problems (key path, message); the input is not modified.
+    """
+    problems: list[tuple[str, str]] = []
+    if isinstance(tree, dict):
+        out: dict[Any, Any] = {}
+        for key, value in tree.items():
+            out[key], sub = interpolate(value, env, f"{path}.{key}" if path else str(key))
+            problems += sub
+        return out, problems
+    if isinstance(tree, list):
+        items = []
+        for index, value in enumerate(tree):
+            item, sub = interpolate(value, env, f"{path}[{index}]")
+            items.append(item)
+            problems += sub
+        return items, problems
+    if not isinstance(tree, str) or "${" not in tree:
+        return tree, problems
+    if _BAD_VAR.search(tree):
+        return tree, [(path, f"malformed ${{...}} reference in {tree!r}")]
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append((path, f"environment variable {name} is not set (referenced as {match.group(0)})"))
+        return match.group(0)
+
+    return _VAR.sub(substitute, tree), problems
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError([("--set", f"expected KEY.PATH=VALUE, got {text!r}")])
+    parts = key.strip().split(".")
+    if any(not part for part in parts):
+        raise ConfigError([("--set", f"empty key segment in {key!r}")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError([(key, f"--set value {raw!r} is not valid YAML: {exc}")]) from exc
+    return parts, value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to a copy of the tree.
+
+    Intermediate keys that do not exist are created, so the schema can then report an
+    unknown key with its full path; walking through a scalar is an error here.
+    """
+    result = _deep_copy(tree)
+    for text in overrides:
+        parts, value = _parse_override(text)
+        node: Any = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError([(where, f"is a {type(child).__name__}, so --set {'.'.join(parts)} cannot descend")])
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _deep_copy(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_deep_copy(v) for v in tree]
+    return tree
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif str(part).startswith("function-"):  # pydantic's tag for a validator in a union
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        kind, message = item["type"], item["msg"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        elif kind in {"string_pattern_mismatch"}:
+            message = f"{item['input']!r} does not match the expected format {item['ctx']['pattern']}"
+        elif "input" in item and kind not in {"model_type", "dict_type"}:
+            message = f"{message} (got {item['input']!r})"
+        problems.append((_format_location(item["loc"]), message))
+    return problems
+
+
+def parse_config(
+    raw: Any, *, env: Mapping[str, str] | None = None, overrides: Iterable[str] = (), source: str = ""
+) -> PipelineConfig:
+    """Validate an already-parsed YAML tree. Pure: the environment is passed in."""
+    if not isinstance(raw, dict):
+        raise ConfigError([("", f"the top level must be a mapping of sections, got {type(raw).__name__}")], source)
+    tree, problems = interpolate(raw, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(problems, source)
+    tree = apply_overrides(tree, overrides)
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc), source) from None
+
+
+def load_config(
+    path: Path | str = DEFAULT_CONFIG_PATH, *, overrides: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> PipelineConfig:
+    """Read and validate a config file; every failure is a ConfigError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("", "config file not found")], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read config file: {exc.strerror}")], str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([("", f"{where}invalid YAML: {problem}")], str(path)) from None
+    return parse_config(raw, env=env, overrides=overrides, source=str(path))

@@ -1,0 +1,139 @@
+"""Config to SageMaker Pipeline: `build_pipeline` (pure) and `render_definition`.
+
+`python -m pipeline.definition VERB` is the command line (see `pipeline/cli.py`); this
+module holds no AWS calls. The SageMaker SDK is imported inside the functions that need
+it so that `validate` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pipeline.code_bundle import CodeBundle, build_bundle
+from pipeline.config import PipelineConfig
+from pipeline.steps.context import BuildContext, Parameters, StepNames
+
+__all__ = ["StepNames", "build_pipeline", "code_bundle", "pipeline_session", "render_definition"]
+
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+
+# Telemetry off and no user/admin SDK config files: the definition depends on the YAML only.
+_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+def code_bundle(cfg: PipelineConfig) -> CodeBundle:
+    return build_bundle(cfg.s3_base, install_requirements=cfg.runtime.install_requirements)
+
+
+def pipeline_session(cfg: PipelineConfig, boto_session: Any = None) -> Any:
+    """A PipelineSession that builds without calling AWS (the default bucket is given)."""
+    import boto3
+    from sagemaker.workflow.pipeline_context import PipelineSession
+
+    boto_session = boto_session or boto3.Session(region_name=cfg.aws.region)
+    return PipelineSession(
+        boto_session=boto_session,
+        default_bucket=cfg.aws.default_bucket,
+        default_bucket_prefix=None,
+        sagemaker_config=_SDK_CONFIG,
+    )
+
+
+def _parameters(cfg: PipelineConfig) -> Parameters:
+    from sagemaker.workflow.parameters import ParameterFloat, ParameterString
+
+    steps = cfg.steps
+    return Parameters(
+        input_data_uri=ParameterString("InputDataUri", default_value=cfg.data.input_uri),
+        preprocess_instance_type=ParameterString("PreprocessInstanceType", default_value=steps.preprocess.instance_type),
+        train_instance_type=ParameterString("TrainInstanceType", default_value=steps.train.instance_type),
+        evaluate_instance_type=ParameterString("EvaluateInstanceType", default_value=steps.evaluate.instance_type),
+        approval_status=ParameterString("ModelApprovalStatus", default_value=cfg.registration.approval_status),
+        gate_threshold=ParameterFloat("QualityGateThreshold", default_value=cfg.quality_gate.threshold),
+    )
+
+
+def _image_uri(cfg: PipelineConfig) -> str:
+    """The scikit-learn framework image (training scope; SDK 2.257 lists 1.4-2 only there,
+    and the same image serves inference)."""
+    if cfg.runtime.image_uri:
+        return cfg.runtime.image_uri
+    from sagemaker import image_uris
+
+    return image_uris.retrieve(
+        "sklearn",
+        region=cfg.aws.region,
+        version=cfg.runtime.framework_version,
+        py_version=cfg.runtime.py_version,
+        instance_type=cfg.steps.train.instance_type,
+        image_scope="training",
+    )
+
+
+def build_pipeline(cfg: PipelineConfig, session: Any = None) -> Any:
+    """The SageMaker Pipeline for a config. Makes no AWS call and uploads nothing:
+    code is referenced by content address (see `code_bundle`)."""
+    from sagemaker.workflow.pipeline import Pipeline
+
+    from pipeline.steps.evaluation import evaluation_step
+    from pipeline.steps.preprocess import preprocess_step
+    from pipeline.steps.quality_gate import quality_gate_step
+    from pipeline.steps.registration import register_step
+    from pipeline.steps.training import training_step
+    from pipeline.steps.tuning import best_model_uri, tuning_step
+
+    ctx = BuildContext(
+        cfg=cfg,
+        session=session or pipeline_session(cfg),
+        params=_parameters(cfg),
+        code=code_bundle(cfg),
+        image_uri=_image_uri(cfg),
+    )
+    preprocess = preprocess_step(ctx)
+    if cfg.tuning.enabled:
+        fit = tuning_step(ctx, preprocess)
+        model_uri = best_model_uri(ctx, fit)
+    else:
+        fit = training_step(ctx, preprocess)
+        model_uri = fit.properties.ModelArtifacts.S3ModelArtifacts
+    evaluate, report = evaluation_step(ctx, preprocess, model_uri)
+    register = register_step(ctx, evaluate, report, model_uri)
+    gate = quality_gate_step(ctx, evaluate, report, if_steps=[register])
+    return Pipeline(
+        name=cfg.pipeline.name,
+        parameters=ctx.params.all(),
+        steps=[preprocess, fit, evaluate, gate],
+        sagemaker_session=ctx.session,
+    )
+
+
+def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
+    """Remove what the SDK makes different on every build.
+
+    The tuner stamps a timestamped `sagemaker_job_name` into the static hyperparameters
+    (the SDK already drops it for TrainingStep; SageMaker names trial jobs itself).
+    """
+    for step in definition.get("Steps", []):
+        if step.get("Type") == "Tuning":
+            static = step["Arguments"].get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
+            static.pop("sagemaker_job_name", None)
+    return definition
+
+
+def definition_dict(pipeline: Any) -> dict[str, Any]:
+    return _strip_build_noise(json.loads(pipeline.definition()))
+
+
+def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
+    """The definition JSON, canonical: equal configs give byte-identical text."""
+    return json.dumps(definition_dict(build_pipeline(cfg, session)), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    from pipeline.cli import main
+
+    sys.exit(main())

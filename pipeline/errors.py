@@ -1,0 +1,36 @@
+"""One base error for the pipeline package; the CLI maps each subclass to an exit code."""
+
+from __future__ import annotations
+
+__all__ = ["AwsError", "ConfigError", "PipelineError", "UsageError"]
+
+
+class PipelineError(Exception):
+    """Base class: anything the CLI reports as a one-line message instead of a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(PipelineError):
+    """The YAML (or an override) is invalid. Each problem names its key path."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{path}: {message}" if path else f"{where}{message}" for path, message in problems]
+        super().__init__("\n".join(lines))
+
+
+class UsageError(PipelineError):
+    """A command-line argument is malformed (e.g. `--param` without `=`)."""
+
+    exit_code = 2
+
+
+class AwsError(PipelineError):
+    """An AWS API call failed; the message is AWS's own."""
+
+    exit_code = 1

@@ -1,0 +1,74 @@
+"""Processing steps (Preprocess, Evaluate) on the scikit-learn image.
+
+Both run `entrypoint.sh SCRIPT ARGS` from the content-addressed scripts prefix: the
+scripts arrive as a processing input, so no SDK upload happens at build time and the
+step's cache key changes only when the scripts do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.steps.context import BuildContext
+from pipeline.steps.job_policies import cache_config, network_config, retry_policies
+
+__all__ = ["SCRIPTS_MOUNT", "processing_step", "script_arguments"]
+
+SCRIPTS_MOUNT = "/opt/ml/processing/input/scripts"
+
+
+def script_arguments(extra: dict[str, Any]) -> list[str]:
+    """`--key value` pairs in key order; every value a string, as the API requires."""
+    args: list[str] = []
+    for key in sorted(extra):
+        value = extra[key]
+        args += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return args
+
+
+def processing_step(
+    ctx: BuildContext,
+    *,
+    name: str,
+    settings_key: str,
+    instance_type: Any,
+    inputs: list[Any],
+    outputs: list[Any],
+    arguments: list[str],
+    display_name: str,
+    description: str,
+    property_files: list[Any] | None = None,
+) -> Any:
+    from sagemaker.processing import ProcessingInput, ScriptProcessor
+    from sagemaker.workflow.steps import ProcessingStep
+
+    settings = ctx.step_settings(settings_key)
+    processor = ScriptProcessor(
+        image_uri=ctx.image_uri,
+        command=["bash"],
+        role=ctx.cfg.aws.role_arn,
+        instance_type=instance_type,
+        instance_count=settings.instance_count,
+        volume_size_in_gb=settings.volume_size_gb,
+        max_runtime_in_seconds=settings.max_runtime_seconds,
+        base_job_name=f"{ctx.cfg.pipeline.name}-{settings_key}",
+        env={**ctx.job_environment(), "MLOPS_SCRIPTS_DIR": SCRIPTS_MOUNT},
+        network_config=network_config(ctx.cfg),
+        sagemaker_session=ctx.session,
+    )
+    scripts = ProcessingInput(source=ctx.code.scripts_uri, destination=SCRIPTS_MOUNT, input_name="scripts")
+    step_args = processor.run(
+        code=ctx.code.entrypoint_uri,
+        inputs=[*inputs, scripts],
+        outputs=outputs,
+        arguments=[settings.script, *arguments, *script_arguments(settings.arguments)],
+    )
+    return ProcessingStep(
+        name=name,
+        step_args=step_args,
+        display_name=display_name,
+        description=description,
+        property_files=property_files,
+        cache_config=cache_config(ctx.cfg),
+        retry_policies=retry_policies(ctx.cfg),
+    )

@@ -1,0 +1,68 @@
+"""Register: a model package in the configured group, carrying the evaluation report as
+model metrics and the MLflow run id as customer metadata (the bridge's link back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.steps.context import BuildContext, StepNames
+from pipeline.steps.evaluation import report_uri
+
+__all__ = ["MLFLOW_RUN_ID_KEY", "MLFLOW_RUN_ID_PATH", "register_step"]
+
+MLFLOW_RUN_ID_KEY = "mlflow_run_id"
+MLFLOW_RUN_ID_PATH = "mlflow.run_id"  # where evaluate.py writes it in evaluation.json
+INFERENCE_SCRIPT = "inference.py"
+
+
+def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any) -> Any:
+    from sagemaker.model import Model
+    from sagemaker.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.workflow.functions import JsonGet
+    from sagemaker.workflow.model_step import ModelStep
+
+    cfg = ctx.cfg
+    reg = cfg.registration
+    # No entry_point: the serving code is named through the environment and points at
+    # the same content-addressed tarball, so the step is identical across builds.
+    model = Model(
+        image_uri=ctx.image_uri,
+        model_data=model_uri,
+        role=cfg.aws.role_arn,
+        env={
+            "SAGEMAKER_PROGRAM": INFERENCE_SCRIPT,
+            "SAGEMAKER_SUBMIT_DIRECTORY": ctx.code.sourcedir_uri,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": cfg.aws.region,
+        },
+        sagemaker_session=ctx.session,
+    )
+    metrics = ModelMetrics(
+        model_statistics=MetricsSource(s3_uri=report_uri(evaluate), content_type="application/json")
+    )
+    step_args = model.register(
+        content_types=reg.content_types,
+        response_types=reg.response_types,
+        inference_instances=reg.inference_instance_types,
+        transform_instances=reg.transform_instance_types,
+        model_package_group_name=reg.model_package_group,
+        approval_status=ctx.params.approval_status,
+        model_metrics=metrics,
+        description=reg.description or f"{cfg.pipeline.name}: {cfg.training.algorithm} regressor",
+        customer_metadata_properties={
+            MLFLOW_RUN_ID_KEY: JsonGet(step_name=evaluate.name, property_file=report, json_path=MLFLOW_RUN_ID_PATH),
+            "mlflow_experiment": cfg.mlflow.experiment,
+            "mlflow_registered_model": cfg.mlflow.registered_model,
+        },
+        domain="MACHINE_LEARNING",
+        task="REGRESSION",
+    )
+    return ModelStep(
+        name=StepNames.REGISTER_COLLECTION,
+        step_args=step_args,
+        display_name="Register model",
+        description=(
+            f"Registers the model in package group {reg.model_package_group} with status from the "
+            "ModelApprovalStatus parameter; approval syncs it to MLflow and deploys it."
+        ),
+    )
