@@ -41,14 +41,10 @@ def _quiet_sdk_logs() -> None:
 
 
 def _render(cfg: PipelineConfig) -> str:
-    import warnings
-
     _quiet_sdk_logs()
     from pipeline.definition import render_definition
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Running within a PipelineSession, there will be No Wait..."
-        return render_definition(cfg)
+    return render_definition(cfg)
 
 
 def _clients(cfg: PipelineConfig) -> tuple[Any, Any]:
@@ -73,10 +69,14 @@ def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
     table = Table(title=f"{args.config}: valid", show_header=False)
     table.add_row("pipeline", cfg.pipeline.name)
-    table.add_row("steps", "Preprocess → " + ("Tune" if cfg.tuning.enabled else "Train") + " → Evaluate → QualityGate → Register")
+    table.add_row(
+        "steps", "Preprocess → " + ("Tune" if cfg.tuning.enabled else "Train") + " → Evaluate → QualityGate → Register"
+    )
     table.add_row("data", f"{cfg.data.input_uri} ({len(cfg.data.features)} features → {cfg.data.target})")
     if cfg.tuning.enabled:
-        table.add_row("tuning", f"{cfg.tuning.strategy}, {cfg.tuning.max_jobs} jobs, {cfg.tuning.max_parallel_jobs} parallel")
+        table.add_row(
+            "tuning", f"{cfg.tuning.strategy}, {cfg.tuning.max_jobs} jobs, {cfg.tuning.max_parallel_jobs} parallel"
+        )
     gate = cfg.quality_gate
     table.add_row("quality gate", f"{gate.metric} {gate.operator} {gate.threshold:g}")
     table.add_row("model package group", cfg.registration.model_package_group)
@@ -117,7 +117,9 @@ def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         tags=cfg.pipeline.tags,
     )
     err = _console(stderr=True)
-    err.print(f"code bundle {bundle.digest}: {written} object(s) uploaded, {len(bundle.objects()) - written} already there")
+    err.print(
+        f"code bundle {bundle.digest}: {written} object(s) uploaded, {len(bundle.objects()) - written} already there"
+    )
     err.print(f"{'created' if created else 'updated'} pipeline {cfg.pipeline.name}")
     print(arn)
     return 0
@@ -173,7 +175,9 @@ def _status_table(execution: dict[str, Any], steps: list[Any] | None, order: lis
     table.add_column("duration", justify="right")
     table.add_column("reason")
     if steps is None:
-        table.add_row("(all)", execution["PipelineExecutionStatus"], "", "step listing not available from this endpoint")
+        table.add_row(
+            "(all)", execution["PipelineExecutionStatus"], "", "step listing not available from this endpoint"
+        )
         return table
     by_name = {s.name: s for s in steps}
     for name in order:
@@ -196,7 +200,9 @@ def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         definition = json.loads(service.definition(cfg.pipeline.name))
         from pipeline.graph import step_graph, topological_order
 
-        out.print(_status_table(execution, service.execution_steps(args.execution), topological_order(step_graph(definition))))
+        out.print(
+            _status_table(execution, service.execution_steps(args.execution), topological_order(step_graph(definition)))
+        )
         params = execution.get("PipelineParameters") or []
         for p in params:
             out.print(f"  {p['Name']} = {p['Value']}")

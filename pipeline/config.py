@@ -52,9 +52,7 @@ _ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 HyperparameterValue = int | float | bool | str
 
-ComparisonOperator = Literal[
-    "LessThan", "LessThanOrEqualTo", "GreaterThan", "GreaterThanOrEqualTo", "Equals"
-]
+ComparisonOperator = Literal["LessThan", "LessThanOrEqualTo", "GreaterThan", "GreaterThanOrEqualTo", "Equals"]
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 
 
@@ -174,8 +172,8 @@ class ObjectiveSettings(_Strict):
 
 class TrainingSettings(_Strict):
     algorithm: Literal["random_forest", "gradient_boosting", "ridge"] = "random_forest"
-    hyperparameters: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], HyperparameterValue] = (
-        Field(default_factory=dict)
+    hyperparameters: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], HyperparameterValue] = Field(
+        default_factory=dict
     )
     objective: ObjectiveSettings
 

@@ -47,7 +47,9 @@ def _parameters(cfg: PipelineConfig) -> Parameters:
     steps = cfg.steps
     return Parameters(
         input_data_uri=ParameterString("InputDataUri", default_value=cfg.data.input_uri),
-        preprocess_instance_type=ParameterString("PreprocessInstanceType", default_value=steps.preprocess.instance_type),
+        preprocess_instance_type=ParameterString(
+            "PreprocessInstanceType", default_value=steps.preprocess.instance_type
+        ),
         train_instance_type=ParameterString("TrainInstanceType", default_value=steps.train.instance_type),
         evaluate_instance_type=ParameterString("EvaluateInstanceType", default_value=steps.evaluate.instance_type),
         approval_status=ParameterString("ModelApprovalStatus", default_value=cfg.registration.approval_status),
@@ -123,7 +125,11 @@ def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def definition_dict(pipeline: Any) -> dict[str, Any]:
-    return _strip_build_noise(json.loads(pipeline.definition()))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+        return _strip_build_noise(json.loads(pipeline.definition()))
 
 
 def render_definition(cfg: PipelineConfig, session: Any = None) -> str:

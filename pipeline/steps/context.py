@@ -13,7 +13,11 @@ __all__ = ["BuildContext", "Parameters", "StepNames"]
 
 class StepNames:
     """Step names as they appear in the definition and the Studio graph (stable API: the
-    local runner, the bridge and the tests refer to them)."""
+    local runner, the bridge and the tests refer to them).
+
+    Display names follow the definition schema's pattern `^[A-Za-z0-9\\-_]{1,64}$`
+    (no spaces: "Evaluate-Model"); the readable prose goes into each step's description.
+    """
 
     PREPROCESS = "Preprocess"
     TRAIN = "Train"
@@ -85,4 +89,6 @@ class BuildContext:
         from sagemaker.workflow.execution_variables import ExecutionVariables
         from sagemaker.workflow.functions import Join
 
-        return Join(on="/", values=[self.cfg.s3_base, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, step, name])
+        return Join(
+            on="/", values=[self.cfg.s3_base, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, step, name]
+        )

@@ -39,7 +39,7 @@ def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple
             )
         ],
         arguments=["--target", data.target, "--features", ",".join(data.features)],
-        display_name="Evaluate model",
+        display_name="Evaluate-Model",
         description=(
             "Scores the selected model on the held-out test split (RMSE, MAE, R2, absolute-error percentiles), "
             f"writes {REPORT_FILE} and logs metrics and plots to the model's MLflow run."

@@ -31,8 +31,11 @@ def retry_policies(cfg: PipelineConfig) -> list[Any]:
         "interval_seconds": retry.interval_seconds,
         "backoff_rate": retry.backoff_rate,
     }
-    step_types = [StepExceptionTypeEnum(name) for name in retry.on if name.startswith("Step.")]
-    job_types = [SageMakerJobExceptionTypeEnum(name) for name in retry.on if name.startswith("SageMaker.")]
+    # By value through a dict: the SDK's enum metaclass maps Enum(value) to its default member.
+    step_enum = {member.value: member for member in StepExceptionTypeEnum}
+    job_enum = {member.value: member for member in SageMakerJobExceptionTypeEnum}
+    step_types = [step_enum[name] for name in retry.on if name in step_enum]
+    job_types = [job_enum[name] for name in retry.on if name in job_enum]
     policies: list[Any] = []
     if step_types:
         policies.append(StepRetryPolicy(exception_types=step_types, **common))

@@ -43,7 +43,7 @@ def preprocess_step(ctx: BuildContext) -> Any:
         inputs=[ProcessingInput(source=ctx.params.input_data_uri, destination=INPUT_MOUNT, input_name="raw")],
         outputs=outputs,
         arguments=arguments,
-        display_name="Preprocess data",
+        display_name="Preprocess-Data",
         description=(
             f"Checks that target {data.target!r} and {len(data.features)} feature columns exist, then splits "
             f"the data {data.split.train:g}/{data.split.validation:g}/{data.split.test:g} "

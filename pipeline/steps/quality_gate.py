@@ -36,16 +36,21 @@ def quality_gate_step(ctx: BuildContext, evaluate: Any, report: Any, if_steps: l
     symbol = OPERATOR_SYMBOLS[gate.operator]
     fail = FailStep(
         name=StepNames.GATE_FAILED,
-        display_name="Quality gate failed",
+        display_name="Quality-Gate-Failed",
         description="Stops the execution without registering a model.",
         error_message=Join(
             on=" ",
-            values=[f"Quality gate failed: {gate.metric} =", metric, f"but the gate requires {symbol}", ctx.params.gate_threshold],
+            values=[
+                f"Quality gate failed: {gate.metric} =",
+                metric,
+                f"but the gate requires {symbol}",
+                ctx.params.gate_threshold,
+            ],
         ),
     )
     return ConditionStep(
         name=StepNames.QUALITY_GATE,
-        display_name="Quality gate",
+        display_name="Quality-Gate",
         description=f"Registers the model only if {gate.metric} {symbol} the QualityGateThreshold parameter.",
         conditions=[condition_class(left=metric, right=ctx.params.gate_threshold)],
         if_steps=if_steps,

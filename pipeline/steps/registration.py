@@ -37,9 +37,7 @@ def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any)
         },
         sagemaker_session=ctx.session,
     )
-    metrics = ModelMetrics(
-        model_statistics=MetricsSource(s3_uri=report_uri(evaluate), content_type="application/json")
-    )
+    metrics = ModelMetrics(model_statistics=MetricsSource(s3_uri=report_uri(evaluate), content_type="application/json"))
     step_args = model.register(
         content_types=reg.content_types,
         response_types=reg.response_types,
@@ -60,7 +58,7 @@ def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any)
     return ModelStep(
         name=StepNames.REGISTER_COLLECTION,
         step_args=step_args,
-        display_name="Register model",
+        display_name="Register-Model",
         description=(
             f"Registers the model in package group {reg.model_package_group} with status from the "
             "ModelApprovalStatus parameter; approval syncs it to MLflow and deploys it."

@@ -71,7 +71,7 @@ def training_step(ctx: BuildContext, preprocess: Any) -> Any:
     return TrainingStep(
         name=StepNames.TRAIN,
         step_args=estimator(ctx, dict(hyperparameters)).fit(inputs=training_inputs(ctx, preprocess)),
-        display_name="Train model",
+        display_name="Train-Model",
         description=f"Trains a scikit-learn {ctx.cfg.training.algorithm} regressor ({listed}) and logs it to MLflow.",
         cache_config=cache_config(ctx.cfg),
         retry_policies=retry_policies(ctx.cfg),

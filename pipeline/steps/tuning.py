@@ -45,7 +45,7 @@ def tuning_step(ctx: BuildContext, preprocess: Any) -> Any:
     return TuningStep(
         name=StepNames.TUNE,
         step_args=tuner.fit(inputs=training_inputs(ctx, preprocess)),
-        display_name="Tune hyperparameters",
+        display_name="Tune-Hyperparameters",
         description=(
             f"{tuning.strategy} search over {', '.join(sorted(tuning.ranges))}: up to {tuning.max_jobs} trials, "
             f"{tuning.max_parallel_jobs} at a time, {objective.type.lower()} {objective.metric}. "

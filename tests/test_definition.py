@@ -1,0 +1,199 @@
+"""The rendered definition: valid for the SageMaker API and the definition schema,
+deterministic, and built from the config alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pipeline.config_loader import load_config
+from pipeline.definition import render_definition
+from pipeline.steps.context import StepNames
+from tests.conftest import DEFAULT_CONFIG
+from tests.definition_checks import api_request, api_request_errors, extended_schema, job_steps, schema_errors
+
+VARIANTS = {
+    "default": [],
+    "tuning-on": ["tuning.enabled=true"],
+    "tuning-off": ["tuning.enabled=false"],
+    "vpc-secrets": [
+        "network.subnets=[subnet-0123456789abcdef0]",
+        "network.security_group_ids=[sg-0123456789abcdef0]",
+        "mlflow.credentials={source: secrets_manager, secret_arn: "
+        "'arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-bridge-AbCdEf'}",
+    ],
+}
+
+
+def render(overrides: list[str]) -> str:
+    return render_definition(load_config(DEFAULT_CONFIG, overrides=overrides))
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    return {name: render(overrides) for name, overrides in VARIANTS.items()}
+
+
+def steps_by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for step in definition["Steps"]:
+        out[step["Name"]] = step
+        if step["Type"] == "Condition":
+            for child in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                out[child["Name"]] = child
+    return out
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_job_step_is_a_valid_api_request(rendered: dict[str, str], variant: str) -> None:
+    definition = json.loads(rendered[variant])
+    assert len(job_steps(definition)) == 4  # preprocess, train|tune, evaluate, register
+    assert api_request_errors(definition) == {}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_structure_validates_against_the_extended_public_schema(rendered: dict[str, str], variant: str) -> None:
+    assert schema_errors(json.loads(rendered[variant])) == []
+
+
+def test_schema_extensions_are_each_explained() -> None:
+    _, reasons = extended_schema()
+    assert len(reasons) >= 8 and all(len(r) > 40 for r in reasons)
+
+
+def test_api_check_catches_an_integer_hyperparameter(rendered: dict[str, str]) -> None:
+    """The check must be able to fail: SDK v3 sends integer hyperparameters; the API wants strings."""
+    definition = json.loads(rendered["tuning-off"])
+    train = steps_by_name(definition)[StepNames.TRAIN]
+    train["Arguments"]["HyperParameters"]["n_estimators"] = 200
+    assert StepNames.TRAIN in api_request_errors(definition)
+
+
+def test_api_check_catches_a_float_parameter_where_a_string_is_required(rendered: dict[str, str]) -> None:
+    definition = json.loads(rendered["tuning-off"])
+    preprocess = steps_by_name(definition)[StepNames.PREPROCESS]
+    preprocess["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceType"] = {
+        "Get": "Parameters.QualityGateThreshold"
+    }
+    assert "Preprocess" in api_request_errors(definition)
+
+
+def test_schema_check_catches_an_unlisted_field(rendered: dict[str, str]) -> None:
+    definition = json.loads(rendered["default"])
+    definition["Steps"][0]["Bogus"] = 1
+    assert schema_errors(definition)
+
+
+def test_expressions_are_replaced_by_parameter_defaults(rendered: dict[str, str]) -> None:
+    definition = json.loads(rendered["tuning-off"])
+    request, _ = api_request(steps_by_name(definition)[StepNames.TRAIN], definition)
+    assert request["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"].startswith("s3://")
+
+
+def test_two_renders_are_byte_identical(rendered: dict[str, str]) -> None:
+    assert render([]) == rendered["default"]
+    assert render(["tuning.enabled=false"]) == rendered["tuning-off"]
+
+
+@pytest.mark.parametrize(("variant", "changed_step"), [("tuning-on", StepNames.TUNE), ("tuning-off", StepNames.TRAIN)])
+def test_changing_one_hyperparameter_changes_only_its_step(
+    rendered: dict[str, str], variant: str, changed_step: str
+) -> None:
+    before = steps_by_name(json.loads(rendered[variant]))
+    # min_samples_leaf is tuned in the default config; change a fixed one that is not tuned.
+    after = steps_by_name(json.loads(render([*VARIANTS[variant], "training.hyperparameters.max_features=0.8"])))
+    changed = sorted(name for name in before if before[name] != after[name])
+    # The condition step embeds its branches, so compare it without them.
+    assert changed in ([changed_step], sorted([changed_step]))
+
+
+def test_definition_is_built_from_the_config(rendered: dict[str, str]) -> None:
+    other = render(
+        [
+            "pipeline.name=churn",
+            "data.target=churned",
+            "data.features=[tenure, plan]",
+            "registration.model_package_group=churn-models",
+            "quality_gate.metric=regression_metrics.mae.value",
+            "quality_gate.threshold=3.5",
+            "training.objective.metric=validation:mae",
+            "training.objective.regex='validation:mae=([0-9.]+)'",
+            "aws.prefix=churn",
+            "data.input_uri=s3://mlops-artifacts-123456789012/churn/data.csv",
+            "mlflow.experiment=churn",
+            "mlflow.registered_model=churn",
+        ]
+    )
+    for literal in ("diabetes", "age,sex", "rmse"):
+        assert literal not in other, f"{literal!r} leaked from the default config into another config's definition"
+    definition = json.loads(other)
+    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert params["QualityGateThreshold"] == 3.5
+    register = steps_by_name(definition)[StepNames.REGISTER]
+    assert register["Arguments"]["ModelPackageGroupName"] == "churn-models"
+
+
+def test_steps_parameters_and_graph_are_readable(rendered: dict[str, str]) -> None:
+    definition = json.loads(rendered["default"])
+    steps = steps_by_name(definition)
+    assert set(steps) == {
+        StepNames.PREPROCESS, StepNames.TUNE, StepNames.EVALUATE,
+        StepNames.QUALITY_GATE, StepNames.REGISTER, StepNames.GATE_FAILED,
+    }  # fmt: skip
+    for step in steps.values():
+        assert step["DisplayName"] and len(step["Description"]) > 30, step["Name"]
+    assert {p["Name"] for p in definition["Parameters"]} == {
+        "InputDataUri", "PreprocessInstanceType", "TrainInstanceType",
+        "EvaluateInstanceType", "ModelApprovalStatus", "QualityGateThreshold",
+    }  # fmt: skip
+
+
+def test_register_carries_the_mlflow_run_id_and_metrics(rendered: dict[str, str]) -> None:
+    register = steps_by_name(json.loads(rendered["default"]))[StepNames.REGISTER]["Arguments"]
+    run_id = register["CustomerMetadataProperties"]["mlflow_run_id"]["Std:JsonGet"]
+    assert run_id["Path"] == "mlflow.run_id"
+    assert run_id["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["ContentType"] == "application/json"
+
+
+def test_gate_compares_the_configured_metric_with_the_threshold_parameter(rendered: dict[str, str]) -> None:
+    gate = steps_by_name(json.loads(rendered["default"]))[StepNames.QUALITY_GATE]["Arguments"]
+    (condition,) = gate["Conditions"]
+    assert condition["Type"] == "LessThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "regression_metrics.rmse.value"
+    assert condition["RightValue"] == {"Get": "Parameters.QualityGateThreshold"}
+    assert [s["Name"] for s in gate["ElseSteps"]] == [StepNames.GATE_FAILED]
+
+
+def test_retry_policies_follow_the_config(rendered: dict[str, str]) -> None:
+    definition = json.loads(render(["retry.on=[Step.THROTTLING, SageMaker.RESOURCE_LIMIT]", "retry.max_attempts=5"]))
+    policies = steps_by_name(definition)[StepNames.PREPROCESS]["RetryPolicies"]
+    assert [p["ExceptionType"] for p in policies] == [["Step.THROTTLING"], ["SageMaker.RESOURCE_LIMIT"]]
+    assert {p["MaxAttempts"] for p in policies} == {5}
+
+
+def test_no_secret_and_no_tracking_uri_in_hyperparameters(rendered: dict[str, str]) -> None:
+    text = rendered["vpc-secrets"]
+    definition = json.loads(text)
+    train_args = steps_by_name(definition)[StepNames.TUNE]["Arguments"]["TrainingJobDefinition"]
+    assert not any("mlflow" in k.lower() or "tracking" in k.lower() for k in train_args["StaticHyperParameters"])
+    assert train_args["Environment"]["MLOPS_TRACKING_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert train_args["VpcConfig"] == {
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "Subnets": ["subnet-0123456789abcdef0"],
+    }
+    assert "password" not in text.lower()
+
+
+def test_code_is_referenced_by_content_address(rendered: dict[str, str]) -> None:
+    from pipeline.definition import code_bundle
+
+    cfg = load_config(DEFAULT_CONFIG)
+    bundle = code_bundle(cfg)
+    assert bundle.sourcedir_uri in rendered["default"]
+    assert f"/code/{bundle.digest}/" in bundle.sourcedir_uri
+    assert bundle.tarball() == code_bundle(cfg).tarball()
