@@ -161,7 +161,7 @@ def _watch(service: Any, arn: str, definition: dict[str, Any], *, poll_seconds: 
                 return status
             time.sleep(poll_seconds)
     if execution.get("FailureReason"):
-        err.print(f"[red]{execution['FailureReason']}[/red]")
+        err.print(execution["FailureReason"], style="red", markup=False)
     err.print(f"execution {status}")
     return status
 
@@ -193,33 +193,35 @@ def _status_table(execution: dict[str, Any], steps: list[Any] | None, order: lis
 def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from pipeline.graph import step_graph, topological_order
+
     service = _service(cfg)
     out = _console()
     if args.execution:
-        execution = service.describe_execution(args.execution)
+        arn = service.execution_arn(cfg.pipeline.name, args.execution)
+        execution = service.describe_execution(arn)
         definition = json.loads(service.definition(cfg.pipeline.name))
-        from pipeline.graph import step_graph, topological_order
-
-        out.print(
-            _status_table(execution, service.execution_steps(args.execution), topological_order(step_graph(definition)))
-        )
-        params = execution.get("PipelineParameters") or []
-        for p in params:
+        order = topological_order(step_graph(definition))
+        out.print(_status_table(execution, service.execution_steps(arn), order))
+        for p in execution.get("PipelineParameters") or service.execution_parameters(arn):
             out.print(f"  {p['Name']} = {p['Value']}")
         return 0
     executions = service.recent_executions(cfg.pipeline.name, limit=args.limit)
-    table = Table(title=f"recent executions of {cfg.pipeline.name}")
-    for column in ("started", "status", "name", "arn"):
-        table.add_column(column)
+    if not executions:
+        out.print(f"no executions of {cfg.pipeline.name} yet")
+        return 0
+    table = Table(title=f"recent executions of {cfg.pipeline.name} (describe ID for details)")
+    for column in ("started", "status", "id", "display name"):
+        table.add_column(column, no_wrap=True)
     for summary in executions:
         started = summary.get("StartTime")
         table.add_row(
             started.strftime("%Y-%m-%d %H:%M:%S") if started else "",
             summary.get("PipelineExecutionStatus", ""),
+            summary["PipelineExecutionArn"].rsplit("/", 1)[-1],
             summary.get("PipelineExecutionDisplayName", ""),
-            summary["PipelineExecutionArn"],
         )
-    out.print(table if executions else f"no executions of {cfg.pipeline.name} yet")
+    out.print(table)
     return 0
 
 
@@ -287,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     start.add_argument("--timeout", type=float, default=6 * 3600, help="stop watching after this many seconds")
     describe = verb("describe", cmd_describe, "Recent executions, or one execution's steps.", aliases=["status"])
-    describe.add_argument("execution", nargs="?", help="execution ARN (default: list recent executions)")
+    describe.add_argument("execution", nargs="?", help="execution ARN or id (default: list recent executions)")
     describe.add_argument("--limit", type=int, default=10)
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")
     graph.add_argument("--out", help="write to FILE (.mmd, or .png/.svg with mmdc)")
@@ -297,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    from rich.markup import escape
+
     err = _console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
@@ -306,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             err.print_exception()
         for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {line}", markup=True)
+            err.print(f"[red]error:[/red] {escape(line)}")
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -315,5 +319,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             err.print_exception()
         else:
-            err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)")
+            err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for details)")
         return 1

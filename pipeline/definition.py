@@ -11,8 +11,9 @@ import json
 import os
 from typing import Any
 
-from pipeline.code_bundle import CodeBundle, build_bundle
+from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle
 from pipeline.config import PipelineConfig
+from pipeline.errors import ConfigError
 from pipeline.steps.context import BuildContext, Parameters, StepNames
 
 __all__ = ["StepNames", "build_pipeline", "code_bundle", "pipeline_session", "render_definition"]
@@ -24,7 +25,20 @@ _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"
 
 
 def code_bundle(cfg: PipelineConfig) -> CodeBundle:
-    return build_bundle(cfg.s3_base, install_requirements=cfg.runtime.install_requirements)
+    """The scripts bundle; every script the config names must be in it."""
+    bundle = build_bundle(cfg.s3_base, install_requirements=cfg.runtime.install_requirements)
+    missing = [
+        (f"steps.{key}.script", f"{script!r} is not in {SCRIPTS_DIR.relative_to(SCRIPTS_DIR.parents[2])}")
+        for key, script in (
+            ("preprocess", cfg.steps.preprocess.script),
+            ("train", cfg.steps.train.script),
+            ("evaluate", cfg.steps.evaluate.script),
+        )
+        if script not in bundle.files
+    ]
+    if missing:
+        raise ConfigError(missing)
+    return bundle
 
 
 def pipeline_session(cfg: PipelineConfig, boto_session: Any = None) -> Any:
@@ -124,17 +138,14 @@ def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-def definition_dict(pipeline: Any) -> dict[str, Any]:
+def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
+    """The definition JSON, canonical: equal configs give byte-identical text."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-        return _strip_build_noise(json.loads(pipeline.definition()))
-
-
-def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
-    """The definition JSON, canonical: equal configs give byte-identical text."""
-    return json.dumps(definition_dict(build_pipeline(cfg, session)), indent=2, sort_keys=True) + "\n"
+        definition = _strip_build_noise(json.loads(build_pipeline(cfg, session).definition()))
+    return json.dumps(definition, indent=2, sort_keys=True) + "\n"
 
 
 if __name__ == "__main__":

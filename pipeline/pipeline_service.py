@@ -29,6 +29,15 @@ def aws_errors(action: str) -> Iterator[None]:
         raise AwsError(f"{action} failed: {exc}") from exc
 
 
+def _is_not_found(exc: Any) -> bool:
+    """SageMaker says ResourceNotFound; some endpoints (moto) say ValidationException."""
+    error = exc.response.get("Error", {})
+    message = error.get("Message", "").lower()
+    return error.get("Code") == "ResourceNotFound" or (
+        error.get("Code") == "ValidationException" and ("could not find" in message or "does not exist" in message)
+    )
+
+
 @dataclass(frozen=True)
 class StepStatus:
     name: str
@@ -44,12 +53,16 @@ class PipelineService:
         self.s3 = s3_client
 
     def exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
         with aws_errors("DescribePipeline"):
             try:
                 self.sm.describe_pipeline(PipelineName=name)
                 return True
-            except self.sm.exceptions.ResourceNotFound:
-                return False
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    return False
+                raise
 
     def upsert(
         self, *, name: str, definition: str, role_arn: str, description: str, tags: dict[str, str]
@@ -90,6 +103,19 @@ class PipelineService:
                 PipelineName=name, SortBy="CreationTime", SortOrder="Descending", MaxResults=limit
             )
         return response.get("PipelineExecutionSummaries", [])
+
+    def execution_arn(self, pipeline_name: str, execution: str) -> str:
+        """Accept an execution ARN or just its id (what `describe` lists)."""
+        if execution.startswith("arn:"):
+            return execution
+        with aws_errors("DescribePipeline"):
+            pipeline_arn = self.sm.describe_pipeline(PipelineName=pipeline_name)["PipelineArn"]
+        return f"{pipeline_arn}/execution/{execution}"
+
+    def execution_parameters(self, arn: str) -> list[dict[str, str]]:
+        with aws_errors("ListPipelineParametersForExecution"):
+            response = self.sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+        return response.get("PipelineParameters", [])
 
     def describe_execution(self, arn: str) -> dict[str, Any]:
         with aws_errors("DescribePipelineExecution"):

@@ -1,0 +1,138 @@
+"""The AWS verbs against a moto server on loopback; every other address is blocked."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import boto3
+import pytest
+
+from pipeline.cli import main
+from pipeline.config_loader import load_config
+from pipeline.definition import code_bundle
+from tests.conftest import DEFAULT_CONFIG
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_real_aws_is_unreachable_from_tests() -> None:
+    with pytest.raises(OSError):
+        socket.create_connection(("sagemaker.us-east-1.amazonaws.com", 443), timeout=2)
+
+
+def test_upsert_twice_start_and_describe(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "upsert")
+    assert code == 0, err
+    arn = out.strip()
+    assert arn.startswith("arn:aws:sagemaker:us-east-1:") and arn.endswith(":pipeline/diabetes-regression")
+    assert "created pipeline diabetes-regression" in err
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    stored = sm.describe_pipeline(PipelineName="diabetes-regression")
+    assert stored["RoleArn"] == "arn:aws:iam::123456789012:role/mlops-sagemaker-pipeline"
+    code, rendered, _ = run(capsys, "render")
+    assert json.loads(stored["PipelineDefinition"]) == json.loads(rendered)
+
+    # The code bundle is in S3 at its content address, byte for byte.
+    bundle = code_bundle(load_config(DEFAULT_CONFIG))
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket, key = bundle.sourcedir_uri.removeprefix("s3://").split("/", 1)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == bundle.tarball()
+
+    code, out2, err2 = run(capsys, "upsert", "--set", "quality_gate.threshold=60")
+    assert code == 0, err2
+    assert out2.strip() == arn
+    assert "updated pipeline" in err2 and "0 object(s) uploaded" in err2
+    definition = json.loads(sm.describe_pipeline(PipelineName="diabetes-regression")["PipelineDefinition"])
+    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["QualityGateThreshold"] == 60.0
+    tags = sm.list_tags(ResourceArn=arn)["Tags"]
+    assert {"Key": "team", "Value": "ml-platform"} in tags
+
+    code, out, err = run(
+        capsys, "start", "--param", "QualityGateThreshold=55.5", "--param", "ModelApprovalStatus=Approved"
+    )
+    assert code == 0, err
+    execution_arn = out.strip()
+    described = sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    assert described["PipelineArn"] == arn
+    params = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution_arn)["PipelineParameters"]
+    }
+    assert params == {"QualityGateThreshold": "55.5", "ModelApprovalStatus": "Approved"}
+
+    code, out, err = run(capsys, "describe")
+    assert code == 0, err
+    execution_id = execution_arn.rsplit("/", 1)[-1]
+    assert execution_id in out
+
+    for reference in (execution_arn, execution_id):
+        code, out, err = run(capsys, "status", reference)
+        assert code == 0, err
+        assert "QualityGateThreshold = 55.5" in out
+
+
+def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "upsert")[0] == 0
+    code, out, err = run(capsys, "start", "--wait", "--poll-seconds", "0.1", "--timeout", "30")
+    assert code == 0, err
+    assert "execution Succeeded" in err
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("Nope=1", "--param Nope: unknown parameter"),
+        ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
+        ("missing-equals", "--param expects Name=value"),
+    ],
+)
+def test_start_rejects_bad_parameters(aws: str, capsys: pytest.CaptureFixture[str], param: str, message: str) -> None:
+    assert run(capsys, "upsert")[0] == 0
+    code, _, err = run(capsys, "start", "--param", param)
+    assert code == 2
+    assert message in err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_pipeline_executions(PipelineName="diabetes-regression")["PipelineExecutionSummaries"] == []
+
+
+def test_aws_errors_exit_1_with_the_aws_message(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "start")  # never upserted
+    assert code == 1
+    assert "DescribePipeline failed" in err and "Traceback" not in err
+
+
+def test_upsert_into_a_missing_bucket_fails_cleanly(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "upsert", "--set", "aws.default_bucket=no-such-bucket-here")
+    assert code == 1
+    assert "NoSuchBucket" in err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_pipelines()["PipelineSummaries"] == []  # nothing half-created
+
+
+def test_render_out_and_graph(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "def" / "definition.json"
+    assert run(capsys, "render", "--out", str(out_file))[0] == 0
+    definition = json.loads(out_file.read_text())
+    assert definition["Version"] == "2020-12-01"
+    code, out, _ = run(capsys, "graph")
+    assert code == 0
+    assert out.startswith("flowchart TD")
+    assert "QualityGate -->|if| Register_RegisterModel" in out
+    assert "QualityGate -->|else| QualityGateFailed" in out
+    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.png"))
+    assert code == 0
+    assert (tmp_path / "g.mmd").read_text().startswith("flowchart TD") or (tmp_path / "g.png").exists()
+
+
+def test_help_for_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    for verb in ("validate", "render", "upsert", "start", "describe", "graph"):
+        with pytest.raises(SystemExit) as info:
+            main([verb, "--help"])
+        assert info.value.code == 0
+        assert "--config" in capsys.readouterr().out

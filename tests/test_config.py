@@ -1,0 +1,210 @@
+"""Config validation: every broken config exits 2 with a message naming the key; no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config_loader import apply_overrides, interpolate, load_config, parse_config
+from pipeline.errors import ConfigError
+from tests.conftest import DEFAULT_CONFIG, REPO, default_raw_config
+
+
+def setting(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(tree: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = tree
+        for part in parents:
+            node = node[part]
+        node[last] = value
+
+    return mutate
+
+
+def deleting(path: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(tree: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = tree
+        for part in parents:
+            node = node[part]
+        del node[last]
+
+    return mutate
+
+
+BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("unknown top-level key", setting("bogus", 1), "bogus: unknown key"),
+    ("unknown nested key (typo)", setting("pipeline.nmae", "x"), "pipeline.nmae: unknown key"),
+    ("wrong type", setting("steps.train.instance_count", "many"), "steps.train.instance_count"),
+    ("missing required section", deleting("quality_gate"), "quality_gate: required key is missing"),
+    ("missing required key", deleting("registration.model_package_group"), "registration.model_package_group"),
+    ("range min > max", setting("tuning.ranges.n_estimators.min", 500), "tuning.ranges.n_estimators: min must be <= max"),
+    ("threshold not a number", setting("quality_gate.threshold", "low"), "quality_gate.threshold"),
+    ("threshold not finite", setting("quality_gate.threshold", float("nan")), "quality_gate.threshold"),
+    ("empty feature list", setting("data.features", []), "data.features"),
+    ("instance type format", setting("steps.preprocess.instance_type", "m5.large"), r"steps.preprocess.instance_type: 'm5.large' does not match the expected format ^ml\.[a-z0-9]+\.[a-z0-9]+$"),
+    ("unresolvable ${VAR}", setting("aws.role_arn", "${MLOPS_TEST_UNSET_VAR}"), "aws.role_arn: environment variable MLOPS_TEST_UNSET_VAR is not set"),
+    ("malformed ${", setting("aws.region", "${1BAD}"), "aws.region: malformed"),
+    ("split does not sum to 1", setting("data.split.test", 0.5), "data.split: train + validation + test must sum to 1"),
+    ("target also a feature", setting("data.target", "age"), "data: target column 'age' is also listed in features"),
+    ("duplicate feature", setting("data.features", ["age", "age"]), "data: features lists age more than once"),
+    ("role ARN format", setting("aws.role_arn", "SageMakerRole"), "aws.role_arn"),
+    ("input URI not S3", setting("data.input_uri", "http://example.com/x.csv"), "data.input_uri"),
+    ("inline MLflow password", setting("mlflow.credentials", {"source": "env", "password": "hunter2"}), "mlflow.credentials: password must not be written in the config"),
+    ("secrets_manager without ARN", setting("mlflow.credentials", {"source": "secrets_manager"}), "mlflow.credentials: source secrets_manager needs secret_arn"),
+    ("categorical range without values", setting("tuning.ranges.min_samples_leaf", {"type": "categorical"}), "tuning.ranges.min_samples_leaf"),
+    ("integer range with fractions", setting("tuning.ranges.max_depth", {"type": "integer", "min": 1.5, "max": 3}), "tuning.ranges.max_depth: an integer range needs whole-number"),
+    ("log scaling from zero", setting("tuning.ranges.max_depth", {"type": "continuous", "min": 0, "max": 3, "scaling": "Logarithmic"}), "tuning.ranges.max_depth: Logarithmic scaling needs min > 0"),
+    ("parallel > max jobs", setting("tuning.max_parallel_jobs", 10), "tuning: max_parallel_jobs (10) must be <= max_jobs (4)"),
+    ("tuning on without ranges", setting("tuning.ranges", {}), "tuning: tuning is enabled but no ranges are given"),
+    ("unknown gate operator", setting("quality_gate.operator", "Smaller"), "quality_gate.operator"),
+    ("gate metric path", setting("quality_gate.metric", "rmse..value"), "quality_gate.metric"),
+    ("approval status", setting("registration.approval_status", "Maybe"), "registration.approval_status"),
+    ("cache expiry not ISO 8601", setting("caching.expire_after", "30 days"), "caching.expire_after"),
+    ("subnets without security groups", setting("network.subnets", ["subnet-0123456789abcdef0"]), "network: subnets and security_group_ids must be given together"),
+    ("objective regex without a group", setting("training.objective.regex", "rmse=[0-9.]+"), "training.objective.regex: must have exactly one capture group"),
+    ("pipeline name characters", setting("pipeline.name", "my pipeline!"), "pipeline.name"),
+    ("unknown retry exception", setting("retry.on", ["Step.EVERYTHING"]), "retry.on[0]"),
+    ("reserved hyperparameter name", setting("training.hyperparameters.algorithm", "x"), "hyperparameter name 'algorithm' is reserved"),
+    ("empty content types", setting("registration.content_types", []), "registration.content_types"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BROKEN], ids=[i for i, _, _ in BROKEN])
+def test_broken_config_exits_2_naming_the_key(
+    mutate: Callable[[dict[str, Any]], None], expected: str, write_config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = default_raw_config()
+    mutate(tree)
+    path = write_config(tree)
+    assert main(["validate", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert expected in err, err
+    assert str(path) in err
+    assert "Traceback" not in out + err
+
+
+def test_there_are_at_least_twenty_broken_configs() -> None:
+    assert len(BROKEN) >= 20
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pipeline: [unclosed", "invalid YAML"),
+        ("- just\n- a list\n", "the top level must be a mapping"),
+        ("", "the top level must be a mapping"),
+    ],
+    ids=["yaml syntax", "top-level list", "empty file"],
+)
+def test_unparseable_files(text: str, expected: str, write_config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--config", str(write_config(text))]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_missing_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: config file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("pipeline.name.deeper=1", "pipeline.name: is a str, so --set pipeline.name.deeper cannot descend"),
+        ("no-equals-sign", "--set: expected KEY.PATH=VALUE"),
+        ("tuning.max_jobs=[1", "is not valid YAML"),
+        ("tuning.max_jobs=zero", "tuning.max_jobs"),
+        ("a..b=1", "empty key segment"),
+    ],
+)
+def test_bad_overrides(override: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--config", str(DEFAULT_CONFIG), "--set", override]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_all_problems_are_reported_at_once(write_config, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = default_raw_config()
+    tree["bogus"] = 1
+    tree["steps"]["train"]["instance_count"] = 0
+    assert main(["validate", "--config", str(write_config(tree))]) == 2
+    err = capsys.readouterr().err
+    assert "bogus: unknown key" in err and "steps.train.instance_count" in err
+
+
+def test_unknown_cli_argument_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--frobnicate"]) == 2
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+
+
+# ---- the pieces, without I/O ----------------------------------------------------------
+
+
+def test_interpolation_uses_the_environment_and_defaults() -> None:
+    tree = {"a": "${X}", "b": ["pre-${Y:-dflt}-post"], "c": 3, "d": "${Z:-}"}
+    out, problems = interpolate(tree, {"X": "x-value"})
+    assert problems == []
+    assert out == {"a": "x-value", "b": ["pre-dflt-post"], "c": 3, "d": ""}
+    assert tree["a"] == "${X}"  # input untouched
+
+
+def test_interpolation_reports_every_missing_variable_with_its_path() -> None:
+    _, problems = interpolate({"a": {"b": "${ONE}"}, "l": ["${TWO}"]}, {})
+    assert [p for p, _ in problems] == ["a.b", "l[0]"]
+
+
+def test_overrides_parse_values_as_yaml_and_do_not_mutate_the_input() -> None:
+    tree = {"tuning": {"enabled": True, "max_jobs": 4}}
+    out = apply_overrides(tree, ["tuning.enabled=false", "tuning.max_jobs=8", "new.key=[a, b]"])
+    assert out == {"tuning": {"enabled": False, "max_jobs": 8}, "new": {"key": ["a", "b"]}}
+    assert tree["tuning"]["max_jobs"] == 4
+
+
+def test_environment_variables_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_BUCKET", "team-bucket-42")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.internal.example:443")
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.aws.default_bucket == "team-bucket-42"
+    assert cfg.data.input_uri.startswith("s3://team-bucket-42/")
+    assert cfg.mlflow.tracking_uri == "https://mlflow.internal.example:443"
+
+
+def test_default_config_is_valid_and_complete() -> None:
+    cfg = parse_config(default_raw_config(), env={})
+    assert cfg.tuning.enabled and cfg.caching.enabled
+    assert cfg.registration.approval_status == "PendingManualApproval"
+    assert cfg.mlflow.credentials.source == "env"
+
+
+def test_config_error_lists_problems() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"pipeline": {}}, env={})
+    paths = [p for p, _ in info.value.problems]
+    assert "pipeline.name" in paths and "aws" in paths
+
+
+def test_validate_is_fast_and_does_not_import_the_sdk() -> None:
+    """`validate` must not pay for the SageMaker SDK (seconds); checked in a fresh interpreter."""
+    code = (
+        "import sys; from pipeline.cli import main; rc = main(['validate']); "
+        "assert 'sagemaker' not in sys.modules and 'boto3' not in sys.modules, 'SDK imported'; sys.exit(rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_module_entry_point_exit_codes() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "pipeline.definition", "validate"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipeline.definition", "validate", "--set", "quality_gate.threshold=abc"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert bad.returncode == 2 and "quality_gate.threshold" in bad.stderr and "Traceback" not in bad.stderr
