@@ -319,5 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             err.print_exception()
         else:
-            err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for details)")
+            detail = f"unexpected {type(exc).__name__}: {escape(str(exc))}"
+            err.print(f"[red]error:[/red] {detail} (rerun with --debug for details)")
         return 1

@@ -79,7 +79,7 @@ def test_upsert_twice_start_and_describe(aws: str, capsys: pytest.CaptureFixture
 
 def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "upsert")[0] == 0
-    code, out, err = run(capsys, "start", "--wait", "--poll-seconds", "0.1", "--timeout", "30")
+    code, _, err = run(capsys, "start", "--wait", "--poll-seconds", "0.1", "--timeout", "30")
     assert code == 0, err
     assert "execution Succeeded" in err
 
@@ -125,7 +125,7 @@ def test_render_out_and_graph(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("flowchart TD")
     assert "QualityGate -->|if| Register_RegisterModel" in out
     assert "QualityGate -->|else| QualityGateFailed" in out
-    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.png"))
+    code, _, _ = run(capsys, "graph", "--out", str(tmp_path / "g.png"))
     assert code == 0
     assert (tmp_path / "g.mmd").read_text().startswith("flowchart TD") or (tmp_path / "g.png").exists()
 
