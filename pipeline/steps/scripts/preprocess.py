@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     with tracking.run(
         run_name=f"preprocess {job_name()}",
         tags={**job_tags(), "sagemaker.job_name": job_name(), "mlops.step": "preprocess"},
+        resume_key="sagemaker.job_name",
     ):
         tracking.call(
             "log_params",

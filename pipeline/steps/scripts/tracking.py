@@ -101,11 +101,29 @@ class Tracking:
             self.enabled = False
             return None
 
-    @contextmanager
-    def run(self, *, run_name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[str | None]:
-        """Start (or resume) a run; yields its id, or None when tracking is off."""
+    def existing_run(self, key: str, value: str) -> str | None:
+        """The id of a run already tagged key=value in this experiment (a rerun of the same job)."""
         import mlflow
 
+        def search() -> str | None:
+            experiment = mlflow.get_experiment_by_name(self.experiment) if self.experiment else None
+            ids = [experiment.experiment_id] if experiment else ["0"]
+            runs = mlflow.MlflowClient().search_runs(ids, filter_string=f"tags.`{key}` = '{value}'", max_results=1)
+            return runs[0].info.run_id if runs else None
+
+        return self.call("search_runs", search)
+
+    @contextmanager
+    def run(
+        self, *, run_name: str, tags: dict[str, str], run_id: str | None = None, resume_key: str | None = None
+    ) -> Iterator[str | None]:
+        """Start a run, or resume one: by id, or the run already tagged `resume_key` with
+        this job's value, so a job run twice leaves one MLflow run. Yields the run id, or
+        None when tracking is off."""
+        import mlflow
+
+        if run_id is None and resume_key and tags.get(resume_key):
+            run_id = self.existing_run(resume_key, tags[resume_key])
         active = self.call(
             "start_run",
             lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags),

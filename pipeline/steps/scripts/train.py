@@ -123,7 +123,7 @@ def log_to_mlflow(
     import sklearn
     from mlflow.models import infer_signature
 
-    with tracking.run(run_name=tags["sagemaker.job_name"], tags=tags) as run_id:
+    with tracking.run(run_name=tags["sagemaker.job_name"], tags=tags, resume_key="sagemaker.job_name") as run_id:
         if run_id is None:
             return None
         tracking.call("log_params", lambda: mlflow.log_params(params))

@@ -1,0 +1,110 @@
+"""Start and stop a local `mlflow server` (the local mode's tracking server, and the tests').
+
+A thin edge over subprocess: the server is the real MLflow server, with the settings
+that matter on small machines (job execution off, one worker) and its artifacts proxied,
+so clients never need direct access to the artifact store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["TrackingServer", "TrackingServerError", "free_port", "wait_healthy"]
+
+
+class TrackingServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_healthy(uri: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise TrackingServerError(f"mlflow server exited with code {process.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise TrackingServerError(f"mlflow server at {uri} not healthy after {timeout:g}s")
+
+
+@dataclass
+class TrackingServer:
+    """`mlflow server` on 127.0.0.1 with a given backend store and a local artifact root."""
+
+    backend_store_uri: str
+    artifacts_dir: Path
+    port: int = field(default_factory=free_port)
+    log_file: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        return [
+            mlflow, "server",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+            "--backend-store-uri", self.backend_store_uri,
+            "--artifacts-destination", str(self.artifacts_dir),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 120) -> TrackingServer:
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.extra_env}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            wait_healthy(self.uri, timeout, self.process)
+        except TrackingServerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and its workers (they share the process group)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> TrackingServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
