@@ -120,20 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tracking = connect()
         if run.get("run_id") and tracking.enabled:
-            import mlflow
-
-            with tracking.run(run_name="", tags={}, run_id=run["run_id"]):
+            # The model's own run: metrics, plots and the report land beside the model.
+            with tempfile.TemporaryDirectory() as figures:
+                plots(y_test, predictions, Path(figures))
+                (Path(figures) / REPORT_FILE).write_text(json.dumps(report, indent=2))
                 values = {f"test_{k}": v["value"] for k, v in report["regression_metrics"].items()}
-                tracking.call("log_metrics", lambda: mlflow.log_metrics(values))
-                with tempfile.TemporaryDirectory() as figures:
-                    images = plots(y_test, predictions, Path(figures))
-                    for image in images:
-                        tracking.call("log_artifact", lambda image=image: mlflow.log_artifact(str(image), "evaluation"))
-                    (Path(figures) / REPORT_FILE).write_text(json.dumps(report, indent=2))
-                    tracking.call(
-                        "log_artifact",
-                        lambda: mlflow.log_artifact(str(Path(figures) / REPORT_FILE), "evaluation"),
-                    )
+                tracking.log(run["run_id"], metrics=values)
+                tracking.log_artifacts(run["run_id"], figures, "evaluation")
         elif not run.get("run_id"):
             warn("the model carries no MLflow run id: evaluation metrics are not tracked")
     except TrackingUnavailable as exc:

@@ -80,17 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         **{f"rows_{k}": v for k, v in counts.items()},
     }
     print(json.dumps(summary))
-    import mlflow
-
     with tracking.run(
         run_name=f"preprocess {job_name()}",
         tags={**job_tags(), "sagemaker.job_name": job_name(), "mlops.step": "preprocess"},
         resume_key="sagemaker.job_name",
-    ):
-        tracking.call(
-            "log_params",
-            lambda: mlflow.log_params({**summary, "seed": args.seed, "target": args.target, "input": args.input}),
-        )
+    ) as run_id:
+        tracking.log(run_id, params={**summary, "seed": args.seed, "target": args.target, "input": args.input})
     return 0
 
 

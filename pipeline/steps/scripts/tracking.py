@@ -81,13 +81,20 @@ def _reachable(uri: str, attempts: int, first_delay: float) -> str | None:
 
 
 class Tracking:
-    """MLflow, or nothing: every call is skipped when tracking is off, and in "continue"
-    mode a failing call becomes a warning, so a tracking outage never loses the model."""
+    """MLflow through one MlflowClient, or nothing.
 
-    def __init__(self, enabled: bool, on_unavailable: str, experiment: str | None) -> None:
-        self.enabled = enabled
+    The client API is used instead of the fluent one because every fluent call fetches
+    state first (runs/get, metric history): one training job stays at about a dozen
+    requests. Every call is skipped when tracking is off, and in "continue" mode a failing
+    call turns tracking off with a warning, so a tracking outage never loses the model.
+    """
+
+    def __init__(self, client: Any, on_unavailable: str, experiment_id: str | None = None) -> None:
+        self.client = client
+        self.enabled = client is not None
         self.on_unavailable = on_unavailable
-        self.experiment = experiment
+        self.experiment_id = experiment_id
+        self.experiment_name: str | None = None
 
     def call(self, what: str, fn: Callable[[], T]) -> T | None:
         if not self.enabled:
@@ -101,41 +108,81 @@ class Tracking:
             self.enabled = False
             return None
 
+    def use_experiment(self, name: str) -> None:
+        def get_or_create() -> str:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment:
+                return experiment.experiment_id
+            try:
+                return self.client.create_experiment(name)
+            except Exception:  # a parallel trial created it first
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+                return experiment.experiment_id
+
+        self.experiment_name = name
+        self.experiment_id = self.call("get_experiment_by_name", get_or_create)
+
     def existing_run(self, key: str, value: str) -> str | None:
         """The id of a run already tagged key=value in this experiment (a rerun of the same job)."""
-        import mlflow
 
         def search() -> str | None:
-            experiment = mlflow.get_experiment_by_name(self.experiment) if self.experiment else None
-            ids = [experiment.experiment_id] if experiment else ["0"]
-            runs = mlflow.MlflowClient().search_runs(ids, filter_string=f"tags.`{key}` = '{value}'", max_results=1)
+            runs = self.client.search_runs(
+                [self.experiment_id or "0"], filter_string=f"tags.`{key}` = '{value}'", max_results=1
+            )
             return runs[0].info.run_id if runs else None
 
         return self.call("search_runs", search)
 
     @contextmanager
-    def run(
-        self, *, run_name: str, tags: dict[str, str], run_id: str | None = None, resume_key: str | None = None
-    ) -> Iterator[str | None]:
-        """Start a run, or resume one: by id, or the run already tagged `resume_key` with
-        this job's value, so a job run twice leaves one MLflow run. Yields the run id, or
-        None when tracking is off."""
-        import mlflow
-
-        if run_id is None and resume_key and tags.get(resume_key):
-            run_id = self.existing_run(resume_key, tags[resume_key])
-        active = self.call(
-            "start_run",
-            lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags),
-        )
+    def run(self, *, run_name: str, tags: dict[str, str], resume_key: str | None = None) -> Iterator[str | None]:
+        """Create a run, or resume the one already tagged `resume_key` with this job's
+        value, so a job run twice leaves one MLflow run. Yields the run id (None when
+        tracking is off) and marks the run FINISHED or FAILED at the end."""
+        run_id = self.existing_run(resume_key, tags[resume_key]) if resume_key and tags.get(resume_key) else None
+        if run_id is None:
+            created = self.call(
+                "create_run",
+                lambda: self.client.create_run(self.experiment_id or "0", run_name=run_name, tags=tags),
+            )
+            run_id = created.info.run_id if created is not None else None
         try:
-            yield active.info.run_id if active is not None else None
+            yield run_id
         except BaseException:
-            if active is not None and self.enabled:
-                self.call("end_run", lambda: mlflow.end_run(status="FAILED"))
+            if run_id and self.enabled:
+                self.call("set_terminated", lambda: self.client.set_terminated(run_id, "FAILED"))
             raise
-        if active is not None and self.enabled:
-            self.call("end_run", lambda: mlflow.end_run())
+        if run_id and self.enabled:
+            self.call("set_terminated", lambda: self.client.set_terminated(run_id, "FINISHED"))
+
+    def log(
+        self,
+        run_id: str | None,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Params, metrics and tags in one log-batch request."""
+        if not run_id:
+            return
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.call(
+            "log_batch",
+            lambda: self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+                params=[Param(k, str(v)) for k, v in (params or {}).items()],
+                tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            ),
+        )
+
+    def log_artifacts(self, run_id: str | None, local_dir: str, artifact_path: str) -> None:
+        if run_id:
+            self.call("log_artifacts", lambda: self.client.log_artifacts(run_id, local_dir, artifact_path))
 
 
 def connect(env: dict[str, str] | None = None) -> Tracking:
@@ -148,7 +195,7 @@ def connect(env: dict[str, str] | None = None) -> Tracking:
     experiment = env.get("MLFLOW_EXPERIMENT_NAME")
     if not uri:
         warn("MLFLOW_TRACKING_URI is not set: running without tracking")
-        return Tracking(False, on_unavailable, experiment)
+        return Tracking(None, on_unavailable)
     for key, value in _CLIENT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     _load_credentials(
@@ -164,13 +211,12 @@ def connect(env: dict[str, str] | None = None) -> Tracking:
         if on_unavailable == "fail":
             raise TrackingUnavailable(f"{message}; set mlflow.on_unavailable: continue to train without tracking")
         warn(f"{message}: continuing without tracking (mlflow.on_unavailable: continue)")
-        return Tracking(False, on_unavailable, experiment)
-    import mlflow
+        return Tracking(None, on_unavailable)
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(uri)
-    tracking = Tracking(True, on_unavailable, experiment)
+    tracking = Tracking(MlflowClient(uri), on_unavailable)
     if experiment:
-        tracking.call("set_experiment", lambda: mlflow.set_experiment(experiment))
+        tracking.use_experiment(experiment)
     return tracking
 
 

@@ -23,6 +23,7 @@ from dataset import DataError, features_and_target, read_table
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
 MODEL_FILE = "model.joblib"
+MLFLOW_MODEL_DIR = "mlflow-model"  # the same model as an MLflow model, inside model.tar.gz too
 RUN_FILE = "mlflow_run.json"
 SCRIPT_ARGS = {"algorithm", "target", "features", "objective_metric"}
 _TRIAL_SUFFIX = re.compile(r"-\d{3}-[0-9a-f]{8}$")  # tuning trials are <tuning job>-NNN-xxxxxxxx
@@ -107,46 +108,51 @@ def job_identity(env: dict[str, str]) -> dict[str, str]:
     return identity
 
 
+def save_mlflow_model(model: Any, example: Any, into: Path) -> None:
+    """The MLflow model, written locally (no server involved) with an explicit environment:
+    requirement inference costs seconds and guesses wrong."""
+    import shutil
+
+    import mlflow
+    import pandas
+    import sklearn
+    from mlflow.models import infer_signature
+
+    if into.exists():
+        shutil.rmtree(into)  # a rerun of the same job
+    mlflow.sklearn.save_model(
+        model,
+        str(into),
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=[
+            f"scikit-learn=={sklearn.__version__}",
+            f"numpy=={np.__version__}",
+            f"pandas=={pandas.__version__}",
+        ],
+        serialization_format="cloudpickle",
+    )
+
+
 def log_to_mlflow(
     tracking: Tracking,
     *,
-    model: Any,
-    x_example: Any,
     params: dict[str, Any],
     metrics: dict[str, float],
     tags: dict[str, str],
     model_dir: Path,
 ) -> str | None:
-    """One run: params and metrics in one batch each, the model with an explicit
-    environment (no requirement inference: it costs seconds and guesses wrong)."""
-    import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
-
+    """One run: params and metrics in one batch, then the MLflow model's files."""
     with tracking.run(run_name=tags["sagemaker.job_name"], tags=tags, resume_key="sagemaker.job_name") as run_id:
-        if run_id is None:
+        tracking.log(run_id, params=params, metrics=metrics)
+        tracking.log_artifacts(run_id, str(model_dir / MLFLOW_MODEL_DIR), "model")
+        if not (run_id and tracking.enabled):
             return None
-        tracking.call("log_params", lambda: mlflow.log_params(params))
-        tracking.call("log_metrics", lambda: mlflow.log_metrics(metrics))
-        example = x_example.head(5)
-        tracking.call(
-            "log_model",
-            lambda: mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example, model.predict(example)),
-                input_example=example,
-                pip_requirements=[
-                    f"scikit-learn=={sklearn.__version__}",
-                    f"numpy=={np.__version__}",
-                    f"pandas=={__import__('pandas').__version__}",
-                ],
-                serialization_format="cloudpickle",
-            ),
-        )
-        if not tracking.enabled:
-            return None
-        record = {"run_id": run_id, "tracking_uri": mlflow.get_tracking_uri(), "experiment": tracking.experiment}
+        record = {
+            "run_id": run_id,
+            "tracking_uri": tracking.client.tracking_uri,
+            "experiment": tracking.experiment_name,
+        }
         (model_dir / RUN_FILE).write_text(json.dumps(record))
         return run_id
 
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
+    save_mlflow_model(model, x_train.head(5), model_dir / MLFLOW_MODEL_DIR)
 
     # The tuner reads this line with the configured regex; keep its format stable.
     objective_key = args.objective_metric.split(":", 1)[-1]
@@ -181,8 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train"}
         run_id = log_to_mlflow(
             tracking,
-            model=model,
-            x_example=x_train,
             params={"algorithm": args.algorithm, **model.get_params(), "n_train": len(x_train)},
             metrics=metrics,
             tags=tags,
