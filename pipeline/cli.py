@@ -252,6 +252,33 @@ def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    if not args.local:
+        raise UsageError("run executes locally and needs --local; on SageMaker use upsert, then start")
+    from pipeline.execution_parameters import parse_execution_parameters
+    from pipeline.local.driver import LocalRunOptions, run_local
+
+    definition = json.loads(_render(cfg))
+    options = LocalRunOptions(
+        parameters=parse_execution_parameters(args.param, definition),
+        use_cache=not args.no_cache,
+        keep_services=args.keep_services,
+        example_data=args.example_data,
+        workspace=Path(args.workspace),
+    )
+    record = run_local(cfg, definition, options, _console(stderr=True))
+    print(record.arn)
+    return 0 if record.status == "Succeeded" else 1
+
+
+def cmd_local_down(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.local.services import stop_services
+
+    stopped = stop_services(Path(args.workspace))
+    _console(stderr=True).print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
 # ---- parsing -------------------------------------------------------------------------
 
 
@@ -291,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     describe = verb("describe", cmd_describe, "Recent executions, or one execution's steps.", aliases=["status"])
     describe.add_argument("execution", nargs="?", help="execution ARN or id (default: list recent executions)")
     describe.add_argument("--limit", type=int, default=10)
+    run = verb("run", cmd_run, "Execute the definition locally (--local): no AWS account, no Docker.")
+    run.add_argument("--local", action="store_true", help="run on this machine (the only mode of this verb)")
+    run.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")
+    run.add_argument("--no-cache", action="store_true", help="rerun every step even if its inputs are unchanged")
+    run.add_argument("--keep-services", action="store_true", help="leave MLflow and the registry running")
+    run.add_argument("--example-data", action="store_true", help="write the bundled dataset to InputDataUri if absent")
+    run.add_argument("--workspace", default=".local", help="local state: S3 objects, registry, MLflow (default .local)")
+    down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
+    down.add_argument("--workspace", default=".local")
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")
     graph.add_argument("--out", help="write to FILE (.mmd, or .png/.svg with mmdc)")
     return parser

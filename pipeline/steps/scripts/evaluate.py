@@ -19,6 +19,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from container_paths import opt_ml
 from dataset import DataError, features_and_target, read_table
 from tracking import TrackingUnavailable, connect, warn
 
@@ -30,9 +31,9 @@ UNTRACKED = "untracked"  # customer metadata values may not be empty
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="/opt/ml/processing/input/model")
-    parser.add_argument("--test", default="/opt/ml/processing/input/test")
-    parser.add_argument("--output-dir", default="/opt/ml/processing/output/evaluation")
+    parser.add_argument("--model", default=opt_ml("processing", "input", "model"))
+    parser.add_argument("--test", default=opt_ml("processing", "input", "test"))
+    parser.add_argument("--output-dir", default=opt_ml("processing", "output", "evaluation"))
     parser.add_argument("--target", required=True)
     parser.add_argument("--features", required=True)
     return parser.parse_args(argv)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from container_paths import opt_ml
 from dataset import DataError, dataset_hash, features_and_target, read_table
 from tracking import TrackingUnavailable, connect, job_tags
 
@@ -21,8 +22,8 @@ SPLITS = ("train", "validation", "test")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", default="/opt/ml/processing/input/data")
-    parser.add_argument("--output-dir", default="/opt/ml/processing/output")
+    parser.add_argument("--input", default=opt_ml("processing", "input", "data"))
+    parser.add_argument("--output-dir", default=opt_ml("processing", "output"))
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
     parser.add_argument("--target", required=True)
     parser.add_argument("--features", required=True, help="comma-separated")
@@ -48,7 +49,7 @@ def job_name() -> str:
 
     if os.environ.get("MLOPS_JOB_NAME"):
         return os.environ["MLOPS_JOB_NAME"]
-    config = Path("/opt/ml/config/processingjobconfig.json")
+    config = Path(opt_ml("config", "processingjobconfig.json"))
     if config.exists():
         return json.loads(config.read_text()).get("ProcessingJobName", "")
     return "local-preprocess"

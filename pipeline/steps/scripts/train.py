@@ -19,6 +19,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from container_paths import opt_ml
 from dataset import DataError, features_and_target, read_table
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
@@ -50,11 +51,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--target", required=True)
     parser.add_argument("--features", required=True)
     parser.add_argument("--objective_metric", default="validation:rmse")
-    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", opt_ml("input", "data", "train")))
     parser.add_argument(
-        "--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation")
+        "--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", opt_ml("input", "data", "validation"))
     )
-    parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", opt_ml("model")))
     args, rest = parser.parse_known_args(argv)
     if len(rest) % 2:
         parser.error(f"hyperparameters must come as --name value pairs, got {rest}")

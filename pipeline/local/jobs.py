@@ -1,0 +1,191 @@
+"""Run SageMaker jobs as local subprocesses under the container contract.
+
+Processing: inputs downloaded to their LocalPath, `ContainerEntrypoint + ContainerArguments`
+run with the job's Environment, outputs uploaded from their LocalPath. Training: the
+training toolkit's contract (code from `sagemaker_submit_directory`, `sagemaker_program`,
+hyperparameters JSON-decoded into `--name value` arguments, SM_* variables, the model dir
+packed into `<S3OutputPath>/<job>/output/model.tar.gz`), metrics read with the job's
+MetricDefinitions from its log, as SageMaker does.
+
+Container paths (`/opt/ml/...`) are mapped below the job's folder; the scripts find that
+root in MLOPS_OPT_ML.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.local.workspace import Workspace
+
+__all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "map_container_paths"]
+
+OPT_ML = "/opt/ml"
+
+
+class JobFailed(RuntimeError):
+    def __init__(self, job_name: str, exit_code: int, log_path: Path, tail: str) -> None:
+        self.job_name, self.exit_code, self.log_path, self.tail = job_name, exit_code, log_path, tail
+        super().__init__(f"job {job_name} exited with code {exit_code} (log: {log_path})")
+
+
+@dataclass
+class JobResult:
+    job_name: str
+    log_path: Path
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def map_container_paths(value: Any, opt_ml: Path) -> Any:
+    """Every string that is a container path under /opt/ml, moved below `opt_ml`."""
+    if isinstance(value, str) and (value == OPT_ML or value.startswith(OPT_ML + "/")):
+        return str(opt_ml) + value[len(OPT_ML) :]
+    if isinstance(value, list):
+        return [map_container_paths(v, opt_ml) for v in value]
+    if isinstance(value, dict):
+        return {k: map_container_paths(v, opt_ml) for k, v in value.items()}
+    return value
+
+
+def final_metrics(log_text: str, definitions: list[Mapping[str, str]]) -> dict[str, float]:
+    """The last value each MetricDefinition regex captures in the log (SageMaker's rule)."""
+    metrics: dict[str, float] = {}
+    for definition in definitions:
+        values = re.findall(definition["Regex"], log_text)
+        if values:
+            last = values[-1]
+            try:
+                metrics[definition["Name"]] = float(last[0] if isinstance(last, tuple) else last)
+            except ValueError:
+                continue
+    return metrics
+
+
+def _decode_hyperparameter(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class LocalJobRunner:
+    """Runs jobs for one execution. `env_overrides` maps service endpoints (the tracking
+    URI) the way S3 URIs are mapped to the workspace."""
+
+    workspace: Workspace
+    jobs_root: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+
+    def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))}
+        env.update({k: str(v) for k, v in map_container_paths(dict(job_env), opt_ml).items()})
+        env.update(self.env_overrides)
+        env["MLOPS_OPT_ML"] = str(opt_ml)
+        env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # this environment already has them
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> float:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with log_path.open("w") as log:
+            code = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            raise JobFailed(job_name, code, log_path, _tail(log_path))
+        return time.perf_counter() - start
+
+    def processing(self, job_name: str, arguments: Mapping[str, Any]) -> JobResult:
+        job_dir = self.jobs_root / job_name
+        opt_ml = job_dir / "opt" / "ml"
+        for item in arguments.get("ProcessingInputs", []):
+            s3 = item["S3Input"]
+            self.workspace.download(s3["S3Uri"], Path(map_container_paths(s3["LocalPath"], opt_ml)))
+        outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for item in outputs:
+            Path(map_container_paths(item["S3Output"]["LocalPath"], opt_ml)).mkdir(parents=True, exist_ok=True)
+        (opt_ml / "config").mkdir(parents=True, exist_ok=True)
+        (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": job_name}))
+        app = arguments["AppSpecification"]
+        command = map_container_paths([*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])], opt_ml)
+        env = self._base_env(opt_ml, arguments.get("Environment", {}))
+        seconds = self._run(command, env, job_dir, job_name, job_dir / "job.log")
+        for item in outputs:
+            s3 = item["S3Output"]
+            self.workspace.upload_dir(Path(map_container_paths(s3["LocalPath"], opt_ml)), s3["S3Uri"])
+        return JobResult(job_name, job_dir / "job.log", seconds)
+
+    def training(
+        self,
+        job_name: str,
+        definition: Mapping[str, Any],
+        hyperparameters: Mapping[str, str],
+        extra_env: Mapping[str, str] | None = None,
+    ) -> JobResult:
+        """`definition` is a CreateTrainingJob request or a tuning job's TrainingJobDefinition."""
+        job_dir = self.jobs_root / job_name
+        opt_ml = job_dir / "opt" / "ml"
+        decoded = {k: _decode_hyperparameter(v) for k, v in hyperparameters.items()}
+        code_dir = opt_ml / "code"
+        code_dir.mkdir(parents=True, exist_ok=True)
+        source = self.workspace.path(decoded["sagemaker_submit_directory"])
+        with tarfile.open(fileobj=io.BytesIO(source.read_bytes())) as tar:
+            tar.extractall(code_dir, filter="data")
+        channels = {}
+        for channel in definition.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            target = opt_ml / "input" / "data" / name
+            self.workspace.download(channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+            channels[name] = target
+        model_dir, output_dir = opt_ml / "model", opt_ml / "output" / "data"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        user_hps = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
+        env = self._base_env(opt_ml, definition.get("Environment", {}))
+        env.update(
+            {
+                "TRAINING_JOB_NAME": job_name,
+                "SM_MODEL_DIR": str(model_dir),
+                "SM_OUTPUT_DATA_DIR": str(output_dir),
+                "SM_CHANNELS": json.dumps(sorted(channels)),
+                "SM_HPS": json.dumps(user_hps),
+                "SM_CURRENT_HOST": "algo-1",
+                "SM_HOSTS": json.dumps(["algo-1"]),
+                "SM_TRAINING_ENV": json.dumps({"job_name": job_name, "hyperparameters": user_hps}),
+                **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+                **(extra_env or {}),
+            }
+        )
+        command = [sys.executable, str(code_dir / decoded["sagemaker_program"])]
+        for key, value in user_hps.items():
+            command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+        log_path = job_dir / "job.log"
+        seconds = self._run(command, env, code_dir, job_name, log_path)
+        metrics = final_metrics(
+            log_path.read_text(errors="replace"), definition["AlgorithmSpecification"].get("MetricDefinitions", [])
+        )
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            for item in sorted(model_dir.iterdir()):
+                tar.add(item, arcname=item.name)
+        output_path = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        self.workspace.put(f"{output_path}/{job_name}/output/model.tar.gz", archive.getvalue())
+        return JobResult(job_name, log_path, seconds, metrics)

@@ -1,0 +1,371 @@
+"""Execute a pipeline definition JSON locally, step by step in dependency order.
+
+Each step's `Arguments` are resolved (parameters, step properties, Join, JsonGet) exactly
+as SageMaker resolves them, then: Processing/Training/Tuning run as local jobs, Condition
+chooses a branch, Fail ends the execution with its message, RegisterModel creates a model
+package in the local registry. The execution's state is written to
+`<workspace>/executions/<id>/execution.json` after every change.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.graph import StepNode, step_graph, topological_order
+from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
+from pipeline.local.expressions import Scope, evaluate_condition, resolve
+from pipeline.local.jobs import JobFailed, LocalJobRunner
+from pipeline.local.registry import LocalRegistry
+from pipeline.local.tuning import Trial, TuningFailed, best_first, run_trials, sample_candidates, trial_job_name
+from pipeline.local.workspace import Workspace
+
+__all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "load_execution"]
+
+CACHEABLE = {"Processing", "Training", "Tuning", "RegisterModel"}
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    display_name: str = ""
+    status: str = "Pending"  # Pending, Executing, Succeeded, Cached, Failed, Skipped
+    started: float | None = None
+    ended: float | None = None
+    job_name: str = ""
+    log: str = ""
+    detail: str = ""
+    failure: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.started is None or self.ended is None else self.ended - self.started
+
+
+@dataclass
+class ExecutionRecord:
+    id: str
+    arn: str
+    pipeline: str
+    parameters: dict[str, Any]
+    steps: dict[str, StepRecord]
+    status: str = "Executing"
+    failure_reason: str = ""
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
+        tmp.replace(path)
+
+
+def load_execution(path: Path) -> ExecutionRecord:
+    raw = json.loads(path.read_text())
+    raw["steps"] = {name: StepRecord(**step) for name, step in raw["steps"].items()}
+    return ExecutionRecord(**raw)
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def _typed_parameters(definition: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    casts: dict[str, Callable[[str], Any]] = {
+        "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true", "String": str,
+    }  # fmt: skip
+    values = {}
+    for parameter in definition.get("Parameters", []):
+        name, kind = parameter["Name"], parameter.get("Type", "String")
+        raw = overrides.get(name, parameter.get("DefaultValue"))
+        values[name] = casts[kind](raw) if raw is not None else None
+    return values
+
+
+def _new_execution_id() -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
+
+
+class LocalExecution:
+    """One execution of a definition. Collaborators are passed in (workspace, job runner,
+    registry), so tests and the CLI wire them to real local services."""
+
+    def __init__(
+        self,
+        definition: dict[str, Any],
+        *,
+        workspace: Workspace,
+        jobs: LocalJobRunner,
+        registry: LocalRegistry,
+        parameters: dict[str, str] | None = None,
+        pipeline_name: str = "local-pipeline",
+        use_cache: bool = True,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        on_change: Callable[[ExecutionRecord, StepRecord], None] | None = None,
+    ) -> None:
+        self.definition = definition
+        self.workspace = workspace
+        self.jobs = jobs
+        self.registry = registry
+        self.use_cache = use_cache
+        self.on_change = on_change or (lambda record, step: None)
+        self.nodes: dict[str, StepNode] = step_graph(definition)
+        self.order = topological_order(self.nodes)
+        self.cache = CacheStore(workspace.root / "cache")
+        pipeline = pipeline_name
+        execution_id = _new_execution_id()
+        arn = f"arn:aws:sagemaker:{region}:{account}:pipeline/{pipeline}/execution/{execution_id}"
+        self.record = ExecutionRecord(
+            id=execution_id,
+            arn=arn,
+            pipeline=pipeline,
+            parameters=_typed_parameters(definition, parameters or {}),
+            steps={n: StepRecord(n, self.nodes[n].type, self.nodes[n].display_name) for n in self.order},
+        )
+        self.scope = Scope(
+            parameters=self.record.parameters,
+            execution={
+                "PipelineExecutionId": execution_id,
+                "PipelineExecutionArn": arn,
+                "PipelineName": pipeline,
+                "StartDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "CurrentDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        self.path = workspace.root / "executions" / execution_id / "execution.json"
+        self._lock = threading.Lock()
+        self.jobs.env_overrides = {**self.jobs.env_overrides, "MLOPS_PIPELINE_EXECUTION_ARN": arn}
+
+    # ---- bookkeeping ---------------------------------------------------------------
+
+    def _update(self, step: StepRecord, **changes: Any) -> None:
+        with self._lock:  # tuning trials report from worker threads
+            for key, value in changes.items():
+                setattr(step, key, value)
+            self.record.save(self.path)
+            self.on_change(self.record, step)
+
+    def _branch_taken(self, node: StepNode) -> bool:
+        """A step inside a condition's branch runs only if the condition chose that branch."""
+        if not node.branch:
+            return True
+        parents = [p for p in node.depends_on if self.nodes.get(p) and self.nodes[p].type == "Condition"]
+        for parent in parents:
+            outcome = self.record.steps[parent].properties.get("Outcome")
+            if outcome is None or (outcome == "True") != (node.branch == "if"):
+                return False
+        return True
+
+    # ---- the run ---------------------------------------------------------------------
+
+    def run(self) -> ExecutionRecord:
+        self.record.save(self.path)
+        for name in self.order:
+            node, step = self.nodes[name], self.record.steps[name]
+            if not self._branch_taken(node):
+                self._update(step, status="Skipped")
+                continue
+            self._update(step, status="Executing", started=time.time())
+            try:
+                self._execute(node, step)
+            except (StepFailed, JobFailed, TuningFailed) as exc:
+                failure = str(exc)
+                self._update(step, status="Failed", ended=time.time(), failure=failure)
+                self._finish("Failed", f"Step {name} failed: {failure}")
+                return self.record
+            except Exception as exc:  # an expression or registry error: still a step failure
+                failure = f"{type(exc).__name__}: {exc}"
+                self._update(step, status="Failed", ended=time.time(), failure=failure)
+                self._finish("Failed", f"Step {name} failed: {failure}")
+                return self.record
+            if step.type == "Fail":
+                self._finish("Failed", step.properties["ErrorMessage"])
+                return self.record
+        self._finish("Succeeded", "")
+        return self.record
+
+    def _finish(self, status: str, reason: str) -> None:
+        self.record.status, self.record.failure_reason, self.record.ended = status, reason, time.time()
+        self.record.save(self.path)
+
+    def _execute(self, node: StepNode, step: StepRecord) -> None:
+        arguments = resolve(node.raw.get("Arguments", {}), self.scope)
+        if node.type == "Condition":
+            outcome = all(evaluate_condition(c, self.scope) for c in arguments["Conditions"])
+            step.properties = {"Outcome": str(outcome)}
+            self._update(step, status="Succeeded", ended=time.time(), detail=f"outcome: {outcome}")
+            return
+        if node.type == "Fail":
+            step.properties = {"ErrorMessage": arguments.get("ErrorMessage", "")}
+            self._update(step, status="Succeeded", ended=time.time(), detail=step.properties["ErrorMessage"])
+            return
+        if node.type not in CACHEABLE:
+            raise StepFailed(f"step type {node.type} is not supported in local mode")
+        cached = self._from_cache(node, step, arguments) if self.use_cache and self._cacheable(node) else None
+        if cached is not None:
+            self._apply(node, step, cached)
+            self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
+            return
+        result = {
+            "Processing": self._processing,
+            "Training": self._training,
+            "Tuning": self._tuning,
+            "RegisterModel": self._register,
+        }[node.type](node, step, arguments)
+        self._apply(node, step, result)
+        if self._cacheable(node):
+            self.cache.put(node.name, self._key(node, arguments), result)
+        self._update(step, status="Succeeded", ended=time.time())
+
+    def _cacheable(self, node: StepNode) -> bool:
+        """Job steps with caching on, and RegisterModel always: an identical package is not
+        registered twice (SageMaker would add a version; see the README)."""
+        return node.type == "RegisterModel" or bool(node.raw.get("CacheConfig", {}).get("Enabled"))
+
+    def _key(self, node: StepNode, arguments: dict[str, Any]) -> str:
+        hashes = {uri: self.workspace.content_hash(uri) for uri in input_uris(node.type, arguments)}
+        return cache_key(node.type, arguments, hashes)
+
+    def _from_cache(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        expire = node.raw.get("CacheConfig", {}).get("ExpireAfter")
+        max_age = expiry_seconds(expire) if expire else float("inf")
+        entry = self.cache.get(node.name, self._key(node, arguments), max_age)
+        if entry is None or not self._outputs_exist(node.type, entry):
+            return None
+        return entry
+
+    def _outputs_exist(self, step_type: str, entry: dict[str, Any]) -> bool:
+        properties = entry["properties"]
+        if step_type == "Processing":
+            outputs = properties["ProcessingOutputConfig"]["Outputs"].values()
+            return all(self.workspace.path(o["S3Output"]["S3Uri"]).exists() for o in outputs)
+        if step_type == "Training":
+            return self.workspace.path(properties["ModelArtifacts"]["S3ModelArtifacts"]).exists()
+        if step_type == "RegisterModel":
+            return self.registry.exists(properties["ModelPackageArn"])
+        return True
+
+    def _apply(self, node: StepNode, step: StepRecord, result: dict[str, Any]) -> None:
+        step.properties = result["properties"]
+        step.job_name = result.get("job_name", "")
+        step.log = result.get("log", "")
+        step.detail = result.get("detail", "")
+        self.scope.steps[node.name] = result["properties"]
+        for name, content in result.get("property_files", {}).items():
+            self.scope.property_files[(node.name, name)] = content
+
+    # ---- step kinds --------------------------------------------------------------------
+
+    def _job_name(self, node: StepNode) -> str:
+        return f"pipelines-{self.record.id}-{node.name}".lower()[:63].rstrip("-")
+
+    def _processing(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+        job_name = self._job_name(node)
+        self._update(step, job_name=job_name, log=str(self.jobs.jobs_root / job_name / "job.log"))
+        result = self.jobs.processing(job_name, arguments)
+        outputs = {o["OutputName"]: o for o in arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])}
+        property_files = {}
+        for spec in node.raw.get("PropertyFiles", []):
+            location = self.workspace.path(outputs[spec["OutputName"]]["S3Output"]["S3Uri"]) / spec["FilePath"]
+            try:
+                property_files[spec["PropertyFileName"]] = json.loads(location.read_text())
+            except (OSError, ValueError) as exc:
+                raise StepFailed(f"property file {spec['PropertyFileName']} ({location}) is unreadable: {exc}") from exc
+        return {
+            "job_name": job_name,
+            "log": str(result.log_path),
+            "properties": {
+                "ProcessingJobName": job_name,
+                "ProcessingJobStatus": "Completed",
+                "ProcessingOutputConfig": {"Outputs": outputs},
+            },
+            "property_files": property_files,
+        }
+
+    def _training(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+        job_name = self._job_name(node)
+        self._update(step, job_name=job_name, log=str(self.jobs.jobs_root / job_name / "job.log"))
+        result = self.jobs.training(job_name, arguments, arguments.get("HyperParameters", {}))
+        output_path = arguments["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        return {
+            "job_name": job_name,
+            "log": str(result.log_path),
+            "detail": ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()),
+            "properties": {
+                "TrainingJobName": job_name,
+                "TrainingJobStatus": "Completed",
+                "ModelArtifacts": {"S3ModelArtifacts": f"{output_path}/{job_name}/output/model.tar.gz"},
+                "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in result.metrics.items()],
+            },
+        }
+
+    def _tuning(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+        config = arguments["HyperParameterTuningJobConfig"]
+        definition = arguments["TrainingJobDefinition"]
+        objective = config["HyperParameterTuningJobObjective"]
+        limits = config["ResourceLimits"]
+        tuning_job = f"pipelines-{self.record.id}"[:32]
+        candidates = sample_candidates(
+            config.get("ParameterRanges", {}), config.get("Strategy", "Bayesian"), limits["MaxNumberOfTrainingJobs"],
+        )  # fmt: skip
+        trials = [Trial(trial_job_name(tuning_job, i + 1, c), c) for i, c in enumerate(candidates)]
+        done: list[Trial] = []
+        self._update(step, job_name=tuning_job, detail=f"0/{len(trials)} trials")
+
+        def run_one(trial: Trial) -> float | None:
+            hyperparameters = {**definition.get("StaticHyperParameters", {}), **trial.hyperparameters}
+            result = self.jobs.training(
+                trial.job_name, definition, hyperparameters, extra_env={"MLOPS_TUNING_JOB_NAME": tuning_job}
+            )
+            return result.metrics.get(objective["MetricName"])
+
+        def on_done(trial: Trial) -> None:
+            done.append(trial)
+            self._update(step, detail=f"{len(done)}/{len(trials)} trials")
+
+        run_trials(trials, run_one, limits.get("MaxParallelTrainingJobs", 1), on_done)
+        ranked = best_first(trials, objective["Type"])
+        if not ranked:
+            reasons = "; ".join(f"{t.job_name}: {t.error}" for t in trials)
+            raise TuningFailed(f"no trial produced the objective {objective['MetricName']} ({reasons})")
+        summaries = [
+            {
+                "TrainingJobName": t.job_name,
+                "TrainingJobStatus": "Completed",
+                "TunedHyperParameters": t.hyperparameters,
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "MetricName": objective["MetricName"],
+                    "Value": t.objective,
+                },
+            }
+            for t in ranked
+        ]
+        failed = len(trials) - len(ranked)
+        best = ranked[0]
+        return {
+            "job_name": tuning_job,
+            "log": str(self.jobs.jobs_root / best.job_name / "job.log"),
+            "detail": f"{len(trials)} trials ({failed} failed), best {objective['MetricName']}={best.objective:.4g}",
+            "properties": {
+                "HyperParameterTuningJobName": tuning_job,
+                "HyperParameterTuningJobStatus": "Completed",
+                "TrainingJobSummaries": summaries,
+                "BestTrainingJob": summaries[0],
+                "TrainingJobStatusCounters": {"Completed": len(ranked), "Failed": failed},
+            },
+        }
+
+    def _register(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+        arn = self.registry.register(arguments)
+        return {"detail": arn, "properties": {"ModelPackageArn": arn}}

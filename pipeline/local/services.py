@@ -1,0 +1,139 @@
+"""The local services: a moto server (SageMaker registry, S3 calls) and an MLflow server.
+
+They run as child processes whose addresses are recorded in `<workspace>/services.json`,
+so `run --local --keep-services` leaves them up for the next command (`approve`, `mlflow
+ui` users) and a later command reuses them instead of starting new ones. When
+MLFLOW_TRACKING_URI is set, that server is used and none is started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.tracking_server import TrackingServer, TrackingServerError, free_port, wait_healthy
+
+__all__ = ["LocalServices", "local_services", "stop_services"]
+
+
+@dataclass
+class LocalServices:
+    moto_endpoint: str
+    tracking_uri: str
+    started: list[int]  # pids this command started
+
+
+def _healthy(url: str) -> bool:
+    try:
+        wait_healthy(url, timeout=1)
+        return True
+    except TrackingServerError:
+        return False
+
+
+def _moto_healthy(endpoint: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _start_moto(log: Path) -> tuple[str, int]:
+    port = free_port()
+    binary = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    import time
+
+    deadline = time.monotonic() + 30
+    while not _moto_healthy(endpoint):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise TrackingServerError(f"moto server did not start (see {log})")
+        time.sleep(0.1)
+    return endpoint, process.pid
+
+
+def _record_path(root: Path) -> Path:
+    return root / "services.json"
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextmanager
+def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    record = json.loads(_record_path(root).read_text()) if _record_path(root).exists() else {}
+    started: list[int] = []
+    moto = record.get("moto_endpoint")
+    if not (moto and _moto_healthy(moto)):
+        moto, pid = _start_moto(root / "logs" / "moto.log")
+        started.append(pid)
+        record.update(moto_endpoint=moto, moto_pid=pid)
+    external = os.environ.get("MLFLOW_TRACKING_URI")
+    if external and not _healthy(external):
+        for pid in started:
+            _kill(pid)
+        raise TrackingServerError(f"MLFLOW_TRACKING_URI={external} does not answer /health")
+    tracking = external or record.get("tracking_uri")
+    if not (tracking and _healthy(tracking)):
+        server = TrackingServer(
+            backend_store_uri=f"sqlite:///{(root / 'mlflow' / 'mlflow.db').resolve()}",
+            artifacts_dir=(root / "mlflow" / "artifacts").resolve(),
+            log_file=root / "logs" / "mlflow.log",
+        )
+        (root / "mlflow").mkdir(exist_ok=True)
+        try:
+            server.start(timeout=180)
+        except TrackingServerError:
+            for pid in started:
+                _kill(pid)
+            raise
+        assert server.process is not None
+        started.append(server.process.pid)
+        tracking = server.uri
+        record.update(tracking_uri=tracking, tracking_pid=server.process.pid)
+    if keep:
+        _record_path(root).write_text(json.dumps(record, indent=2))
+    try:
+        yield LocalServices(moto_endpoint=moto, tracking_uri=tracking, started=started)
+    finally:
+        if not keep:
+            for pid in started:
+                _kill(pid)
+
+
+def stop_services(root: Path) -> list[str]:
+    """Stop services a `--keep-services` run left running; returns what was stopped."""
+    path = _record_path(root)
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    stopped = []
+    for name in ("moto", "tracking"):
+        pid = record.get(f"{name}_pid")
+        if pid:
+            _kill(pid)
+            stopped.append(name)
+    path.unlink()
+    return stopped

@@ -1,0 +1,87 @@
+"""S3 as a folder: `s3://bucket/key` lives at `<root>/s3/bucket/key`.
+
+Prefix semantics follow S3 (and SageMaker's S3Prefix inputs): a URI names every object
+whose key starts with it, and an exact object key names that one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Workspace"]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def s3_root(self) -> Path:
+        return self.root / "s3"
+
+    def path(self, uri: str) -> Path:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an S3 URI: {uri!r}")
+        bucket_key = uri.removeprefix("s3://").rstrip("/")
+        if not bucket_key or ".." in bucket_key.split("/"):
+            raise ValueError(f"unsupported S3 URI: {uri!r}")
+        return self.s3_root / bucket_key
+
+    def objects(self, uri: str) -> list[tuple[Path, str]]:
+        """(local file, path relative to the prefix) for every object under a URI: an
+        exact key gives that file under its base name, a folder prefix every file below."""
+        target = self.path(uri)
+        if target.is_file():
+            return [(target, target.name)]
+        found: list[tuple[Path, str]] = []
+        if target.is_dir():
+            found += [(p, p.relative_to(target).as_posix()) for p in sorted(target.rglob("*")) if p.is_file()]
+        return found
+
+    def download(self, uri: str, destination: Path) -> int:
+        """Copy what a processing input or training channel receives; returns the file count."""
+        files = self.objects(uri)
+        destination.mkdir(parents=True, exist_ok=True)
+        for source, relative in files:
+            out = destination / relative
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, out)
+        return len(files)
+
+    def upload_dir(self, source: Path, uri: str) -> int:
+        """Write a job's output folder to a prefix (replacing what was there)."""
+        target = self.path(uri)
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        target.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                out = target / path.relative_to(source)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out)
+                count += 1
+        return count
+
+    def put(self, uri: str, body: bytes) -> Path:
+        target = self.path(uri)
+        if target.is_file() and target.read_bytes() == body:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(body)
+        tmp.replace(target)
+        return target
+
+    def content_hash(self, uri: str) -> str:
+        """SHA-256 over the names and bytes of everything under a URI (for cache keys)."""
+        digest = hashlib.sha256()
+        for path, relative in self.objects(uri):
+            digest.update(relative.encode() + b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
