@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ __all__ = ["LocalRegistry"]
 class LocalRegistry:
     client: Any  # boto3 SageMaker client (moto endpoint locally)
     journal: Path
-    _lock: threading.Lock = threading.Lock()
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _entries(self) -> list[dict[str, Any]]:
         if not self.journal.exists():
