@@ -82,26 +82,24 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 def summary(record: ExecutionRecord, tracking_uri: str, report: dict[str, Any] | None) -> Group:
-    """The end-of-run summary."""
-    parts: list[Any] = []
-    table = Table(title="summary", show_header=False)
-    table.add_row("execution", f"{record.arn}")
-    table.add_row("status", Text(record.status, style=_STYLE.get(record.status, "")))
+    """The end-of-run summary, as plain `key: value` lines so ARNs and links copy whole."""
+    rows: list[tuple[str, str]] = [("execution", record.arn), ("status", record.status)]
     cached = sum(1 for s in record.steps.values() if s.status == "Cached")
-    table.add_row("steps", f"{len(record.steps)} ({cached} cached)")
+    rows.append(("steps", f"{len(record.steps)} ({cached} cached)"))
     if report:
         metrics = report.get("regression_metrics", {})
-        table.add_row("test metrics", ", ".join(f"{k}={v['value']:.4g}" for k, v in metrics.items()))
+        rows.append(("test metrics", ", ".join(f"{k}={v['value']:.4g}" for k, v in metrics.items())))
         run_id = report.get("mlflow", {}).get("run_id")
         if run_id and run_id != "untracked":
-            table.add_row("MLflow run", f"{tracking_uri}/#/experiments/-/runs/{run_id}")
+            rows.append(("MLflow run", f"{run_id} ({tracking_uri}/#/runs/{run_id})"))
     for step in record.steps.values():
         if step.type == "Condition" and step.properties:
-            table.add_row("quality gate", "passed" if step.properties.get("Outcome") == "True" else "failed")
+            rows.append(("quality gate", "passed" if step.properties.get("Outcome") == "True" else "failed"))
         if step.type == "RegisterModel" and step.properties.get("ModelPackageArn"):
-            table.add_row("model package", step.properties["ModelPackageArn"])
-    table.add_row("MLflow UI", tracking_uri)
-    parts.append(table)
+            rows.append(("model package", step.properties["ModelPackageArn"]))
+    rows.append(("MLflow UI", tracking_uri))
+    width = max(len(key) for key, _ in rows)
+    parts: list[Any] = [Text(f"{key:<{width}}  {value}", style=_STYLE.get(value, "")) for key, value in rows]
     if record.failure_reason:
         parts.append(Text(record.failure_reason, style="bold red"))
     for step in record.steps.values():

@@ -181,7 +181,8 @@ class LocalExecution:
                 self._execute(node, step)
             except (StepFailed, JobFailed, TuningFailed) as exc:
                 failure = str(exc)
-                self._update(step, status="Failed", ended=time.time(), failure=failure)
+                log = str(getattr(exc, "log_path", "") or step.log)
+                self._update(step, status="Failed", ended=time.time(), failure=failure, log=log)
                 self._finish("Failed", f"Step {name} failed: {failure}")
                 return self.record
             except Exception as exc:  # an expression or registry error: still a step failure
@@ -196,6 +197,11 @@ class LocalExecution:
         return self.record
 
     def _finish(self, status: str, reason: str) -> None:
+        for name, step in self.record.steps.items():  # branches the condition decided against
+            node = self.nodes[name]
+            decided = any("Outcome" in self.record.steps[p].properties for p in node.depends_on if p in self.nodes)
+            if step.status == "Pending" and node.branch and decided and not self._branch_taken(node):
+                step.status = "Skipped"
         self.record.status, self.record.failure_reason, self.record.ended = status, reason, time.time()
         self.record.save(self.path)
 
@@ -338,7 +344,10 @@ class LocalExecution:
         ranked = best_first(trials, objective["Type"])
         if not ranked:
             reasons = "; ".join(f"{t.job_name}: {t.error}" for t in trials)
-            raise TuningFailed(f"no trial produced the objective {objective['MetricName']} ({reasons})")
+            raise TuningFailed(
+                f"no trial produced the objective {objective['MetricName']} ({reasons})",
+                log_path=str(self.jobs.jobs_root / trials[0].job_name / "job.log") if trials else "",
+            )
         summaries = [
             {
                 "TrainingJobName": t.job_name,

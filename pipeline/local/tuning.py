@@ -23,7 +23,9 @@ __all__ = ["Trial", "TuningFailed", "best_first", "run_trials", "sample_candidat
 
 
 class TuningFailed(RuntimeError):
-    pass
+    def __init__(self, message: str, log_path: str = "") -> None:
+        super().__init__(message)
+        self.log_path = log_path
 
 
 @dataclass

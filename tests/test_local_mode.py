@@ -1,0 +1,148 @@
+"""`run --local` end to end: the rendered definition executed on this machine against a
+real MLflow server and a moto registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.local.runner import ExecutionRecord, load_execution
+from pipeline.tracking_server import TrackingServer
+from tests.conftest import DEFAULT_CONFIG
+
+FAST = ["--set", "tuning.max_jobs=2", "--set", "tuning.max_parallel_jobs=2"]
+
+
+@pytest.fixture(scope="module")
+def shared_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("local-mlflow")
+    with TrackingServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", log_file=root / "log") as server:
+        yield server.uri
+
+
+def run_local(capsys: pytest.CaptureFixture[str], workspace: Path, *extra: str) -> tuple[int, ExecutionRecord, str]:
+    code = main(["run", "--local", "--example-data", "--config", str(DEFAULT_CONFIG),
+                 "--workspace", str(workspace), *FAST, *extra])  # fmt: skip
+    out, err = capsys.readouterr()
+    execution_id = out.strip().rsplit("/", 1)[-1]
+    return code, load_execution(workspace / "executions" / execution_id / "execution.json"), err
+
+
+def statuses(record: ExecutionRecord) -> dict[str, str]:
+    return {name: step.status for name, step in record.steps.items()}
+
+
+def registered(workspace: Path) -> list[dict]:
+    journal = workspace / "registry.json"
+    return json.loads(journal.read_text()) if journal.exists() else []
+
+
+def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.local.driver import sagemaker_client
+    from pipeline.local.services import stop_services
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the run starts its own server
+    workspace = tmp_path / ".local"
+    code, record, err = run_local(capsys, workspace, "--keep-services")
+    try:
+        assert code == 0, err
+        assert record.status == "Succeeded"
+        assert statuses(record) == {
+            "Preprocess": "Succeeded", "Tune": "Succeeded", "Evaluate": "Succeeded", "QualityGate": "Succeeded",
+            "QualityGateFailed": "Skipped", "Register-RegisterModel": "Succeeded",
+        }  # fmt: skip
+        services = json.loads((workspace / "services.json").read_text())
+        arn = record.steps["Register-RegisterModel"].properties["ModelPackageArn"]
+        package = sagemaker_client(services["moto_endpoint"], "us-east-1").describe_model_package(ModelPackageName=arn)
+        assert package["ModelApprovalStatus"] == "PendingManualApproval"
+        run_id = package["CustomerMetadataProperties"]["mlflow_run_id"]
+        model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        best = record.steps["Tune"].properties["BestTrainingJob"]["TrainingJobName"]
+        assert model_url.endswith(f"/models/{best}/output/model.tar.gz")
+
+        client = MlflowClient(services["tracking_uri"])
+        run = client.get_run(run_id)
+        assert run.data.tags["sagemaker.job_name"] == best
+        assert run.data.tags["sagemaker.pipeline_execution_arn"] == record.arn
+        assert {a.path for a in client.list_artifacts(run_id, "model")} >= {"model/MLmodel", "model/model.pkl"}
+        assert "test_rmse" in run.data.metrics
+        experiment = client.get_experiment_by_name("diabetes-regression")
+        steps = [r.data.tags.get("mlops.step") for r in client.search_runs([experiment.experiment_id])]
+        assert sorted(steps) == ["preprocess", "train", "train"]
+        assert "quality gate" in err and "passed" in err and arn in err
+    finally:
+        stop_services(workspace)
+
+
+def test_gate_that_cannot_be_met_ends_in_the_fail_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
+    workspace = tmp_path / ".local"
+    code, record, err = run_local(capsys, workspace, "--param", "QualityGateThreshold=1")
+    assert code == 1
+    assert record.status == "Failed"
+    assert record.steps["QualityGate"].properties == {"Outcome": "False"}
+    assert record.steps["Register-RegisterModel"].status == "Skipped"
+    assert record.failure_reason.startswith("Quality gate failed: regression_metrics.rmse.value = ")
+    assert record.failure_reason.endswith("but the gate requires <= 1.0")
+    assert "Quality gate failed" in err
+    assert registered(workspace) == []
+
+
+def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
+    workspace = tmp_path / ".local"
+    code, first, err = run_local(capsys, workspace)
+    assert code == 0, err
+    code, second, err = run_local(capsys, workspace)
+    assert code == 0, err
+    jobs = ["Preprocess", "Tune", "Evaluate", "Register-RegisterModel"]
+    assert {name: second.steps[name].status for name in jobs} == dict.fromkeys(jobs, "Cached")
+    assert len(registered(workspace)) == 1  # the identical package is not registered twice
+
+    code, third, err = run_local(capsys, workspace, "--set", "training.hyperparameters.max_features=0.8")
+    assert code == 0, err
+    assert {name: third.steps[name].status for name in jobs} == {
+        "Preprocess": "Cached", "Tune": "Succeeded", "Evaluate": "Succeeded", "Register-RegisterModel": "Succeeded",
+    }  # fmt: skip
+    assert len(registered(workspace)) == 2
+
+    code, forced, err = run_local(capsys, workspace, "--no-cache")
+    assert code == 0, err
+    assert forced.steps["Preprocess"].status == "Succeeded"
+
+
+def test_crashing_step_stops_the_run_and_the_fix_reuses_upstream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
+    workspace = tmp_path / ".local"
+    code, broken, err = run_local(capsys, workspace, "--set", "training.hyperparameters.n_trees=5")
+    assert code == 1
+    assert broken.status == "Failed" and broken.steps["Tune"].status == "Failed"
+    assert "random_forest has no hyperparameter(s) n_trees" in err  # the end of the trial's log
+    assert "job.log" in err  # where the full log is
+    assert broken.steps["Register-RegisterModel"].status == "Pending"
+    assert registered(workspace) == []
+
+    code, fixed, err = run_local(capsys, workspace)
+    assert code == 0, err
+    assert fixed.steps["Preprocess"].status == "Cached"
+    assert fixed.steps["Tune"].status == "Succeeded"
+    assert len(registered(workspace)) == 1
+
+
+def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert "needs --local" in capsys.readouterr().err
