@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m pipeline.definition validate
-	$(PY) -m pipeline.definition render --out .local/definition.json
-	$(PY) -m pipeline.definition graph --out .local/pipeline.mmd
+	$(PY) -m pipeline.definition run --local --example-data
+	$(PY) -m pipeline.definition graph --execution latest --out .local/pipeline.mmd
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

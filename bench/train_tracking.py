@@ -74,8 +74,14 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 def run_train(env: dict[str, str], work: Path, model_dir: Path, hyperparameters: dict[str, object]) -> float:
-    args = [sys.executable, str(SCRIPTS_DIR / "train.py"), "--target", "target",
-            "--features", "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"]  # fmt: skip
+    args = [
+        sys.executable,
+        str(SCRIPTS_DIR / "train.py"),
+        "--target",
+        "target",
+        "--features",
+        "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
+    ]
     for key, value in hyperparameters.items():
         args += [f"--{key}", str(value)]
     channels = {
@@ -97,16 +103,37 @@ def main() -> int:
         work = Path(tmp)
         write_diabetes_csv(work / "raw/diabetes.csv")
         subprocess.run(
-            [sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--input", str(work / "raw"), "--output-dir",
-             str(work / "splits"), "--target", "target", "--features", "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
-             "--train-ratio", "0.7", "--validation-ratio", "0.15", "--test-ratio", "0.15"],
-            env={**base_env, "MLFLOW_TRACKING_URI": ""}, check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(SCRIPTS_DIR / "preprocess.py"),
+                "--input",
+                str(work / "raw"),
+                "--output-dir",
+                str(work / "splits"),
+                "--target",
+                "target",
+                "--features",
+                "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
+                "--train-ratio",
+                "0.7",
+                "--validation-ratio",
+                "0.15",
+                "--test-ratio",
+                "0.15",
+            ],
+            env={**base_env, "MLFLOW_TRACKING_URI": ""},
+            check=True,
+            capture_output=True,
+        )
         with TrackingServer(f"sqlite:///{work / 'mlflow.db'}", work / "artifacts") as server:
             proxy = CountingProxy(server.port)
             threading.Thread(target=proxy.serve_forever, daemon=True).start()
-            tracked_env = {**base_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{proxy.server_address[1]}",
-                           "MLFLOW_EXPERIMENT_NAME": "bench", "MLOPS_TRACKING_CREDENTIALS": "none"}  # fmt: skip
+            tracked_env = {
+                **base_env,
+                "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{proxy.server_address[1]}",
+                "MLFLOW_EXPERIMENT_NAME": "bench",
+                "MLOPS_TRACKING_CREDENTIALS": "none",
+            }
             untracked_env = {**base_env, "MLFLOW_TRACKING_URI": ""}
             run_train(tracked_env, work, work / "warmup", hyperparameters)  # creates the experiment
             proxy.requests.clear()

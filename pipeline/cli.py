@@ -225,11 +225,29 @@ def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_states(workspace: Path, execution: str) -> dict[str, str]:
+    """Step states of a local execution (`latest` = the most recent one)."""
+    from pipeline.local.runner import load_execution
+
+    root = workspace / "executions"
+    if execution == "latest":
+        candidates = sorted(root.glob("*/execution.json"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise UsageError(f"no local executions under {root}")
+        path = candidates[-1]
+    else:
+        path = root / execution.rsplit("/", 1)[-1] / "execution.json"
+        if not path.exists():
+            raise UsageError(f"--execution {execution}: no local execution record at {path}")
+    return {name: step.status for name, step in load_execution(path).steps.items()}
+
+
 def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.graph import mermaid, step_graph
 
     definition = json.loads(_render(cfg))
-    text = mermaid(step_graph(definition))
+    states = _local_states(Path(args.workspace), args.execution) if args.execution else None
+    text = mermaid(step_graph(definition), states)
     err = _console(stderr=True)
     if not args.out:
         sys.stdout.write(text)
@@ -255,18 +273,31 @@ def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     if not args.local:
         raise UsageError("run executes locally and needs --local; on SageMaker use upsert, then start")
+    from pipeline.definition import render_definition_cached
     from pipeline.execution_parameters import parse_execution_parameters
     from pipeline.local.driver import LocalRunOptions, run_local
 
-    definition = json.loads(_render(cfg))
+    _quiet_sdk_logs()
+    workspace = Path(args.workspace)
+    parameters: dict[str, str] = {}
+
+    def check(definition: dict[str, Any]) -> None:
+        parameters.update(parse_execution_parameters(args.param, definition))
+
     options = LocalRunOptions(
-        parameters=parse_execution_parameters(args.param, definition),
+        parameters=parameters,  # filled by `check` once the definition is rendered
         use_cache=not args.no_cache,
         keep_services=args.keep_services,
         example_data=args.example_data,
-        workspace=Path(args.workspace),
+        workspace=workspace,
     )
-    record = run_local(cfg, definition, options, _console(stderr=True))
+    record = run_local(
+        cfg,
+        lambda: json.loads(render_definition_cached(cfg, workspace / "definitions")),
+        options,
+        _console(stderr=True),
+        check=check,
+    )
     print(record.arn)
     return 0 if record.status == "Succeeded" else 1
 
@@ -329,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--workspace", default=".local")
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")
     graph.add_argument("--out", help="write to FILE (.mmd, or .png/.svg with mmdc)")
+    graph.add_argument("--execution", help="mark each step with its state in this local execution (id or 'latest')")
+    graph.add_argument("--workspace", default=".local", help="local workspace holding executions")
     return parser
 
 

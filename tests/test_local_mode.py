@@ -103,7 +103,7 @@ def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
     workspace = tmp_path / ".local"
-    code, first, err = run_local(capsys, workspace)
+    code, _, err = run_local(capsys, workspace)
     assert code == 0, err
     code, second, err = run_local(capsys, workspace)
     assert code == 0, err

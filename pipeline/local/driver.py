@@ -5,6 +5,8 @@ the behaviour lives in the modules it wires."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from pipeline.config import PipelineConfig
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution
-from pipeline.local.services import local_services
+from pipeline.local.services import LocalServices, local_services
 from pipeline.local.workspace import Workspace
 
 __all__ = ["LocalRunOptions", "run_local", "sagemaker_client"]
@@ -66,35 +68,55 @@ def _evaluation_report(record: ExecutionRecord, workspace: Workspace) -> dict[st
 
 
 def run_local(
-    cfg: PipelineConfig, definition: dict[str, Any], options: LocalRunOptions, console: Console
+    cfg: PipelineConfig,
+    render: Callable[[], dict[str, Any]],
+    options: LocalRunOptions,
+    console: Console,
+    *,
+    check: Callable[[dict[str, Any]], None] = lambda definition: None,
+) -> ExecutionRecord:
+    """`render` runs in a thread while the services start: they are the two fixed costs of
+    a run and neither needs the other. `check` sees the definition before anything runs."""
+    workspace = Workspace(options.workspace.resolve())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rendering = pool.submit(render)
+        with local_services(workspace.root, keep=options.keep_services) as services:
+            definition = rendering.result()
+            check(definition)
+            stage(cfg, definition, workspace, options)
+            return _execute(cfg, definition, options, console, workspace, services)
+
+
+def _execute(
+    cfg: PipelineConfig,
+    definition: dict[str, Any],
+    options: LocalRunOptions,
+    console: Console,
+    workspace: Workspace,
+    services: LocalServices,
 ) -> ExecutionRecord:
     from pipeline.local.progress import LiveProgress, summary
 
-    workspace = Workspace(options.workspace.resolve())
-    stage(cfg, definition, workspace, options)
-    with local_services(workspace.root, keep=options.keep_services) as services:
-        registry = LocalRegistry(
-            sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json"
+    registry = LocalRegistry(sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json")
+    registry.restore()
+    jobs = LocalJobRunner(
+        workspace, workspace.root / "jobs", env_overrides={"MLFLOW_TRACKING_URI": services.tracking_uri}
+    )
+    with LiveProgress(console) as progress:
+        execution = LocalExecution(
+            definition,
+            workspace=workspace,
+            jobs=jobs,
+            registry=registry,
+            parameters=options.parameters,
+            pipeline_name=cfg.pipeline.name,
+            use_cache=options.use_cache,
+            region=cfg.aws.region,
+            account=cfg.aws.role_arn.split(":")[4],
+            on_change=progress,
         )
-        registry.restore()
-        jobs = LocalJobRunner(
-            workspace, workspace.root / "jobs", env_overrides={"MLFLOW_TRACKING_URI": services.tracking_uri}
-        )
-        with LiveProgress(console) as progress:
-            execution = LocalExecution(
-                definition,
-                workspace=workspace,
-                jobs=jobs,
-                registry=registry,
-                parameters=options.parameters,
-                pipeline_name=cfg.pipeline.name,
-                use_cache=options.use_cache,
-                region=cfg.aws.region,
-                account=cfg.aws.role_arn.split(":")[4],
-                on_change=progress,
-            )
-            record = execution.run()
-        console.print(summary(record, services.tracking_uri, _evaluation_report(record, workspace)))
-        if options.keep_services:
-            console.print(f"services left running: MLflow {services.tracking_uri}, registry {services.moto_endpoint}")
+        record = execution.run()
+    console.print(summary(record, services.tracking_uri, _evaluation_report(record, workspace)))
+    if options.keep_services:
+        console.print(f"services left running: MLflow {services.tracking_uri}, registry {services.moto_endpoint}")
     return record

@@ -1,0 +1,175 @@
+"""Local mode speed (issue #4 targets: orchestration overhead within 25% of the bare
+scripts; a fully cached rerun under 10% of the cold run).
+
+One MLflow server serves every measurement (its boot time, paid once per `run --local`
+without `--keep-services`, is printed separately). In one run this prints:
+  - cold: `run --local` in an empty workspace (render, moto, staging, every job);
+  - cached: the same command again;
+  - bare: the same scripts started directly one after another, trials with the same
+    parallelism, against the same server;
+and the ratios.
+
+    .venv/bin/python bench/local_run.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
+from pipeline.config_loader import load_config  # noqa: E402
+from pipeline.example_data import write_diabetes_csv  # noqa: E402
+from pipeline.tracking_server import TrackingServer  # noqa: E402
+
+FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], parallel: int) -> float:
+    """preprocess, the trials (`parallel` at a time), evaluate: what the pipeline's jobs do."""
+    python = sys.executable
+    write_diabetes_csv(work / "raw" / "data.csv")
+    start = time.perf_counter()
+    timed(
+        [
+            python,
+            str(SCRIPTS_DIR / "preprocess.py"),
+            "--input",
+            str(work / "raw"),
+            "--output-dir",
+            str(work / "splits"),
+            "--target",
+            "target",
+            "--features",
+            FEATURES,
+            "--train-ratio",
+            "0.7",
+            "--validation-ratio",
+            "0.15",
+            "--test-ratio",
+            "0.15",
+        ],
+        {**env, "MLOPS_JOB_NAME": "bare-pre"},
+        work,
+    )
+
+    def trial(index: int) -> float:
+        hyperparameters = [item for k, v in trials[index].items() for item in (f"--{k}", str(json.loads(v)))]
+        trial_env = {
+            **env,
+            "SM_CHANNEL_TRAIN": str(work / "splits/train"),
+            "SM_CHANNEL_VALIDATION": str(work / "splits/validation"),
+            "SM_MODEL_DIR": str(work / f"model-{index}"),
+            "TRAINING_JOB_NAME": f"bare-trial-{index}",
+        }
+        return timed(
+            [python, str(SCRIPTS_DIR / "train.py"), "--target", "target", "--features", FEATURES, *hyperparameters],
+            trial_env,
+            work,
+        )
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(trial, range(len(trials))))
+    model = work / "model-0"
+    subprocess.run(["tar", "czf", str(work / "model.tar.gz"), "-C", str(model), "."], check=True)
+    timed(
+        [
+            python,
+            str(SCRIPTS_DIR / "evaluate.py"),
+            "--model",
+            str(work / "model.tar.gz"),
+            "--test",
+            str(work / "splits/test"),
+            "--output-dir",
+            str(work / "eval"),
+            "--target",
+            "target",
+            "--features",
+            FEATURES,
+        ],
+        env,
+        work,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    cfg = load_config(REPO / "config" / "pipeline.yaml")
+    tuning = cfg.tuning
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_"))}
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        boot = time.perf_counter()
+        with TrackingServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts") as server:
+            boot = time.perf_counter() - boot
+            env = {**base, "MLFLOW_TRACKING_URI": server.uri, "PYTHONPATH": str(REPO)}
+            # The data is in place before the clock starts, as it is for the bare scripts.
+            bucket_key = cfg.data.input_uri.removeprefix("s3://")
+            write_diabetes_csv(root / "ws" / "s3" / bucket_key)
+            command = [
+                sys.executable,
+                "-m",
+                "pipeline.definition",
+                "run",
+                "--local",
+                "--config",
+                str(REPO / "config/pipeline.yaml"),
+                "--workspace",
+                str(root / "ws"),
+            ]
+            cold = timed(command, env, root)
+            cold_record = json.loads(next((root / "ws" / "executions").glob("*/execution.json")).read_text())
+            execution_seconds = cold_record["ended"] - cold_record["started"]
+            step_seconds = {
+                name: step["ended"] - step["started"]
+                for name, step in cold_record["steps"].items()
+                if step["started"] and step["ended"]
+            }
+            cached = timed(command, env, root)
+            record_path = max((root / "ws" / "executions").glob("*/execution.json"), key=lambda p: p.stat().st_mtime)
+            record = json.loads(record_path.read_text())
+            statuses = {name: step["status"] for name, step in record["steps"].items()}
+            tune = next(s for s in record["steps"].values() if s["type"] == "Tuning")
+            trials = [t["TunedHyperParameters"] for t in tune["properties"]["TrainingJobSummaries"]]
+            static = {k: json.dumps(v) for k, v in cfg.training.hyperparameters.items() if k not in tuning.ranges}
+            trial_sets = [{**static, **t} for t in trials]
+            bare_env = {
+                **base,
+                "MLFLOW_TRACKING_URI": server.uri,
+                "MLFLOW_EXPERIMENT_NAME": "bare",
+                "MLOPS_TRACKING_CREDENTIALS": "none",
+            }
+            bare = bare_scripts(root / "bare", bare_env, trial_sets, tuning.max_parallel_jobs)
+    print(f"trials: {len(trials)}, {tuning.max_parallel_jobs} in parallel; cached rerun statuses: {statuses}")
+    print(f"MLflow server boot (once per run without --keep-services): {boot:.1f} s")
+    print(
+        f"cold run --local:        {cold:6.2f} s  (executing the steps: {execution_seconds:.2f} s; "
+        f"render, services and staging: {cold - execution_seconds:.2f} s)"
+    )
+    print("  per step: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in step_seconds.items()))
+    print(f"fully cached rerun:      {cached:6.2f} s  ({cached / cold:.0%} of cold; target < 10%)")
+    print(f"bare scripts, same work: {bare:6.2f} s")
+    print(f"orchestration overhead:  {cold - bare:6.2f} s  ({(cold - bare) / bare:.0%} of bare; target <= 25%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The pure pieces of local mode: expressions, conditions, cache keys, sampling, paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
+from pipeline.local.expressions import ExpressionError, Scope, evaluate_condition, resolve
+from pipeline.local.jobs import final_metrics, map_container_paths
+from pipeline.local.tuning import Trial, best_first, sample_candidates, trial_job_name
+from pipeline.local.workspace import Workspace
+
+
+@pytest.fixture
+def scope() -> Scope:
+    return Scope(
+        parameters={"Threshold": 65.0, "Uri": "s3://b/in.csv"},
+        execution={"PipelineExecutionId": "abc123"},
+        steps={
+            "Pre": {"ProcessingOutputConfig": {"Outputs": {"train": {"S3Output": {"S3Uri": "s3://b/x/train"}}}}},
+            "Tune": {"TrainingJobSummaries": [{"TrainingJobName": "best-job"}, {"TrainingJobName": "other"}]},
+        },
+        property_files={("Eval", "Report"): {"regression_metrics": {"rmse": {"value": 50.5}}, "runs": [{"id": "r1"}]}},
+    )
+
+
+def test_get_join_and_json_get(scope: Scope) -> None:
+    value = {
+        "a": {"Get": "Parameters.Uri"},
+        "b": {"Get": "Steps.Pre.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"},
+        "c": {
+            "Std:Join": {
+                "On": "/",
+                "Values": [
+                    "s3:/",
+                    "b",
+                    {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                    "output/model.tar.gz",
+                ],
+            }
+        },
+        "d": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"}, "Path": "runs[0].id"}},
+        "e": {"Get": "Execution.PipelineExecutionId"},
+        "f": {"Get": "Steps.Pre.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri"},
+        "g": {"Std:Join": {"On": " ", "Values": ["t=", {"Get": "Parameters.Threshold"}]}},
+    }
+    assert resolve(value, scope) == {
+        "a": "s3://b/in.csv",
+        "b": "s3://b/x/train",
+        "c": "s3://b/best-job/output/model.tar.gz",
+        "d": "r1",
+        "e": "abc123",
+        "f": "s3://b/x/train",
+        "g": "t= 65.0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ({"Get": "Parameters.Nope"}, "unknown parameter 'Nope'"),
+        ({"Get": "Steps.Missing.X"}, "step 'Missing' has no properties yet"),
+        ({"Get": "Steps.Tune.TrainingJobSummaries[5].TrainingJobName"}, "no 'TrainingJobSummaries[5]'"),
+        ({"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Other"}, "Path": "a"}}, "not available"),
+    ],
+)
+def test_unresolvable_references_name_what_is_missing(scope: Scope, reference: dict, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        resolve(reference, scope)
+
+
+@pytest.mark.parametrize(
+    ("kind", "threshold", "expected"),
+    [
+        ("LessThanOrEqualTo", 65.0, True),
+        ("LessThanOrEqualTo", 50.0, False),
+        ("LessThan", 50.5, False),
+        ("GreaterThan", 10, True),
+        ("Equals", 50.5, True),
+        ("NotEquals", 50.5, False),
+    ],
+)
+def test_binary_conditions_compare_numbers(scope: Scope, kind: str, threshold: float, expected: bool) -> None:
+    scope.parameters["Threshold"] = threshold
+    condition = {
+        "Type": kind,
+        "LeftValue": {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"},
+                "Path": "regression_metrics.rmse.value",
+            }
+        },
+        "RightValue": {"Get": "Parameters.Threshold"},
+    }
+    assert evaluate_condition(condition, scope) is expected
+
+
+def test_composite_conditions(scope: Scope) -> None:
+    yes = {"Type": "Equals", "LeftValue": 1, "RightValue": 1}
+    no = {"Type": "Equals", "LeftValue": 1, "RightValue": 2}
+    assert evaluate_condition({"Type": "Or", "Conditions": [no, yes]}, scope)
+    assert evaluate_condition({"Type": "Not", "Condition": no}, scope)
+    assert evaluate_condition({"Type": "In", "QueryValue": 2, "Values": [1, 2]}, scope)
+    with pytest.raises(ExpressionError, match="unsupported condition type"):
+        evaluate_condition({"Type": "Maybe"}, scope)
+
+
+def processing_args(output_uri: str, env: str = "x") -> dict:
+    return {
+        "AppSpecification": {"ImageUri": "img"},
+        "Environment": {"E": env},
+        "ProcessingInputs": [{"S3Input": {"S3Uri": "s3://b/in", "LocalPath": "/opt/ml/processing/input"}}],
+        "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": output_uri}}]},
+    }
+
+
+def test_cache_key_ignores_outputs_but_not_environment_or_input_content() -> None:
+    base = cache_key("Processing", processing_args("s3://b/exec-1/out"), {"s3://b/in": "h1"})
+    assert cache_key("Processing", processing_args("s3://b/exec-2/out"), {"s3://b/in": "h1"}) == base
+    assert cache_key("Processing", processing_args("s3://b/exec-1/out", env="y"), {"s3://b/in": "h1"}) != base
+    assert cache_key("Processing", processing_args("s3://b/exec-1/out"), {"s3://b/in": "h2"}) != base
+
+
+def test_input_uris_include_code_for_training() -> None:
+    args = {
+        "InputDataConfig": [{"DataSource": {"S3DataSource": {"S3Uri": "s3://b/train"}}}],
+        "HyperParameters": {"sagemaker_submit_directory": json.dumps("s3://b/code/abc/sourcedir.tar.gz")},
+    }
+    assert input_uris("Training", args) == ["s3://b/code/abc/sourcedir.tar.gz", "s3://b/train"]
+    assert input_uris("Processing", processing_args("s3://b/o")) == ["s3://b/in"]
+
+
+def test_expiry_and_store(tmp_path: Path) -> None:
+    assert expiry_seconds("P30D") == 30 * 86400
+    assert expiry_seconds("PT1H30M") == 5400
+    with pytest.raises(ValueError, match="not an ISO 8601 duration"):
+        expiry_seconds("30 days")
+    store = CacheStore(tmp_path)
+    store.put("Step", "k", {"properties": {"a": 1}})
+    assert store.get("Step", "k", max_age=60)["properties"] == {"a": 1}
+    assert store.get("Step", "k", max_age=-1) is None  # expired
+    assert store.get("Step", "other", max_age=60) is None
+
+
+RANGES = {
+    "IntegerParameterRanges": [{"Name": "depth", "MinValue": "3", "MaxValue": "5", "ScalingType": "Auto"}],
+    "ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0.001", "MaxValue": "0.1", "ScalingType": "Logarithmic"}],
+    "CategoricalParameterRanges": [{"Name": "leaf", "Values": ['"1"', '"2"']}],
+}
+
+
+def test_random_sampling_is_seeded_distinct_and_in_range() -> None:
+    first = sample_candidates(RANGES, "Random", 6, seed=1)
+    assert first == sample_candidates(RANGES, "Bayesian", 6, seed=1)
+    assert len({json.dumps(c, sort_keys=True) for c in first}) == 6
+    for candidate in first:
+        assert 3 <= int(candidate["depth"]) <= 5
+        assert 0.001 <= float(candidate["lr"]) <= 0.1
+        assert candidate["leaf"] in {'"1"', '"2"'}
+
+
+def test_grid_enumerates_integer_and_categorical_axes() -> None:
+    ranges = {k: v for k, v in RANGES.items() if k != "ContinuousParameterRanges"}
+    grid = sample_candidates(ranges, "Grid", 100)
+    assert len(grid) == 6 and {"depth": "5", "leaf": '"2"'} in grid
+    assert len(sample_candidates(ranges, "Grid", 4)) == 4
+
+
+def test_best_first_and_trial_names() -> None:
+    trials = [Trial("a", {}, 3.0), Trial("b", {}, 1.0), Trial("c", {}, None, "crashed")]
+    assert [t.job_name for t in best_first(trials, "Minimize")] == ["b", "a"]
+    assert [t.job_name for t in best_first(trials, "Maximize")] == ["a", "b"]
+    name = trial_job_name("pipelines-abc", 7, {"depth": "3"})
+    assert name.startswith("pipelines-abc-007-") and len(name.rsplit("-", 1)[1]) == 8
+
+
+def test_metric_regexes_take_the_last_value_and_paths_map_below_the_job() -> None:
+    log = "epoch 1\nvalidation:rmse=70.5\nvalidation:rmse=60.25\n"
+    assert final_metrics(
+        log,
+        [
+            {"Name": "validation:rmse", "Regex": "validation:rmse=([0-9.]+)"},
+            {"Name": "absent", "Regex": "nothing=([0-9.]+)"},
+        ],
+    ) == {"validation:rmse": 60.25}
+    mapped = map_container_paths(
+        ["bash", "/opt/ml/processing/input/code/e.sh", "/opt/mlx", {"k": "/opt/ml"}], Path("/j")
+    )
+    assert mapped == ["bash", "/j/processing/input/code/e.sh", "/opt/mlx", {"k": "/j"}]
+
+
+def test_workspace_prefix_semantics(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.put("s3://b/code/x/scripts/a.py", b"a")
+    ws.put("s3://b/code/x/scripts/sub/b.py", b"b")
+    target = tmp_path / "dl"
+    assert ws.download("s3://b/code/x/scripts", target) == 2
+    assert (target / "sub" / "b.py").read_bytes() == b"b"
+    assert ws.download("s3://b/code/x/scripts/a.py", tmp_path / "one") == 1
+    assert (tmp_path / "one" / "a.py").exists()
+    before = ws.content_hash("s3://b/code/x/scripts")
+    ws.put("s3://b/code/x/scripts/a.py", b"changed")
+    assert ws.content_hash("s3://b/code/x/scripts") != before
+    with pytest.raises(ValueError, match="unsupported S3 URI"):
+        ws.path("s3://b/../../etc")
