@@ -1,0 +1,67 @@
+"""`python -m mlflow_bridge`: the bridge's actions by hand.
+
+    python -m mlflow_bridge handle EVENT.json     # process one event as the Lambda would
+    python -m mlflow_bridge sync [--group NAME] [--dry-run]
+
+Settings come from the same environment variables as the Lambda (see settings.py).
+Exit codes: 0 done, 2 bad input (malformed event, missing setting), 1 other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlflow_bridge.errors import BridgeError, MalformedEvent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlflow_bridge", description=__doc__.split("\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    handle = verbs.add_parser("handle", help="process one EventBridge event from a JSON file ('-' for stdin)")
+    handle.add_argument("event")
+    sync = verbs.add_parser("sync", help="repair MLflow to match every package of the groups")
+    sync.add_argument("--group", action="append", default=[], help="package group (default: the configured ones)")
+    sync.add_argument("--dry-run", action="store_true", help="print the repairs without making them")
+    args = parser.parse_args(argv)
+
+    from mlflow_bridge.service import Bridge
+    from mlflow_bridge.settings import BridgeSettings
+
+    settings = BridgeSettings.from_env()
+    if not settings.tracking_uri:
+        print("error: MLFLOW_TRACKING_URI is not set", file=sys.stderr)
+        return 2
+    try:
+        if args.verb == "handle":
+            text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
+            try:
+                event = json.loads(text)
+            except ValueError as exc:
+                raise MalformedEvent(f"{args.event} is not JSON: {exc}") from None
+            print(json.dumps(Bridge.from_settings(settings).handle(event), indent=2))
+            return 0
+        groups = args.group or settings.groups
+        if not groups:
+            print("error: name a --group or set BRIDGE_MODEL_PACKAGE_GROUPS", file=sys.stderr)
+            return 2
+        changes = Bridge.from_settings(settings).sync_groups(groups, dry_run=args.dry_run)
+        prefix = "would " if args.dry_run else ""
+        for change in changes:
+            print(f"{prefix}{change}")
+        state = "unchanged" if args.dry_run or not changes else "repaired"
+        print(f"{len(changes)} change(s){' planned' if args.dry_run else ''}; MLflow {state}")
+        return 0
+    except MalformedEvent as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BridgeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Structured JSON log lines, each carrying the package ARN it is about."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["PackageLogger", "configure"]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"level": record.levelname, "message": record.getMessage(), "logger": record.name}
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure(level: int = logging.INFO) -> logging.Logger:
+    logger = logging.getLogger("mlflow_bridge")
+    if not any(isinstance(h.formatter, _JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(_JsonFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+    return logger
+
+
+class PackageLogger(logging.LoggerAdapter):
+    """`log.info("...", key=value)` with the package ARN added to every line."""
+
+    def __init__(self, logger: logging.Logger, package_arn: str, **fields: Any) -> None:
+        super().__init__(logger, {"package_arn": package_arn, **fields})
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        fields = {**self.extra, **kwargs.pop("fields", {})}
+        kwargs["extra"] = {"fields": fields}
+        return msg, kwargs

@@ -1,0 +1,97 @@
+"""The MLflow edge: a few registry calls over an injectable MlflowClient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_bridge.decisions import Action, MlflowVersion, Tags
+
+__all__ = ["MlflowRegistry"]
+
+
+class MlflowRegistry:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, tracking_uri: str) -> MlflowRegistry:
+        from mlflow import MlflowClient
+
+        return cls(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
+
+    def ensure_model(self, name: str, description: str = "") -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name, description=description or None)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def versions(self, name: str) -> list[MlflowVersion]:
+        """Every version with its tags, aliases and stage (aliases come from the model:
+        search_model_versions leaves them empty)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted(
+            (
+                MlflowVersion(
+                    version=str(v.version),
+                    tags=dict(v.tags or {}),
+                    aliases=tuple(sorted(by_version.get(str(v.version), []))),
+                    stage=v.current_stage or "None",
+                )
+                for v in found
+            ),
+            key=lambda v: int(v.version),
+        )
+
+    def for_package(self, name: str, package_arn: str) -> list[MlflowVersion]:
+        return [v for v in self.versions(name) if v.package_arn == package_arn]
+
+    def model_source(self, run_id: str) -> str:
+        """Where the run logged its model (`<run artifact URI>/model`)."""
+        run = self.client.get_run(run_id)
+        return f"{run.info.artifact_uri.rstrip('/')}/model"
+
+    def create_version(self, name: str, run_id: str, tags: dict[str, str]) -> str:
+        version = self.client.create_model_version(
+            name, self.model_source(run_id), run_id=run_id, tags=tags, await_creation_for=0
+        )
+        return str(version.version)
+
+    def delete_version(self, name: str, version: str) -> None:
+        self.client.delete_model_version(name, version)
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def apply(self, name: str, alias: str, action: Action) -> None:
+        if action.kind == "set_alias":
+            self.client.set_registered_model_alias(name, alias, action.version)
+        elif action.kind == "delete_alias":
+            self.client.delete_registered_model_alias(name, alias)
+        elif action.kind == "transition":
+            import warnings
+
+            with warnings.catch_warnings():  # stages are deprecated, and still what many users read
+                warnings.simplefilter("ignore")
+                self.client.transition_model_version_stage(name, action.version, action.value)
+        elif action.kind == "set_tags":
+            self.set_tags(name, action.version, action.value)
+        else:
+            raise ValueError(f"unknown action {action.kind}")
+
+    def record_endpoint(self, name: str, version: str, endpoint: str) -> None:
+        self.client.set_model_version_tag(name, version, Tags.ENDPOINT, endpoint)

@@ -1,0 +1,52 @@
+"""The SageMaker Model Registry edge: the package's current state, read fresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_bridge.decisions import Package
+
+__all__ = ["SageMakerRegistry"]
+
+
+def _not_found(exc: Any) -> bool:
+    error = exc.response.get("Error", {})
+    message = error.get("Message", "").lower()
+    return error.get("Code") in {"ResourceNotFound", "ValidationException"} and (
+        "does not exist" in message or "not found" in message or "could not find" in message
+    )
+
+
+class SageMakerRegistry:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def describe(self, arn: str) -> Package | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            raw = self.client.describe_model_package(ModelPackageName=arn)
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        metadata = raw.get("CustomerMetadataProperties") or {}
+        modified = raw.get("LastModifiedTime") or raw.get("CreationTime")
+        modified_by = (raw.get("LastModifiedBy") or {}).get("UserProfileName", "")
+        return Package(
+            arn=raw["ModelPackageArn"],
+            group=raw.get("ModelPackageGroupName", ""),
+            version=int(raw.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
+            status=raw.get("ModelApprovalStatus", ""),
+            run_id=metadata.get("mlflow_run_id", "") if metadata.get("mlflow_run_id") != "untracked" else "",
+            registered_model=metadata.get("mlflow_registered_model", ""),
+            modified=modified.isoformat() if hasattr(modified, "isoformat") else str(modified or ""),
+            modified_by=modified_by,
+        )
+
+    def packages(self, group: str) -> list[Package]:
+        arns: list[str] = []
+        paginator = self.client.get_paginator("list_model_packages")
+        for page in paginator.paginate(ModelPackageGroupName=group, ModelPackageType="Versioned"):
+            arns += [p["ModelPackageArn"] for p in page["ModelPackageSummaryList"]]
+        return [p for p in (self.describe(arn) for arn in arns) if p is not None]
