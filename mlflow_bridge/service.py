@@ -15,6 +15,7 @@ from mlflow_bridge.decisions import (
     Action,
     MlflowVersion,
     Package,
+    Tags,
     ignore_reason,
     registry_actions,
     version_tags,
@@ -173,10 +174,11 @@ class Bridge:
             if target is None:
                 return []
         endpoint, outcome = self.deployer.deploy(target)
-        champion_version = next(v for v in versions if v.package_arn == target.arn)
-        self.mlflow.record_endpoint(name, champion_version.version, endpoint)
+        served = next(v for v in versions if v.package_arn == target.arn)
+        if served.tags.get(Tags.ENDPOINT) != endpoint:
+            self.mlflow.record_endpoint(name, served.version, endpoint)
         log.info("endpoint deployed", fields={"endpoint": endpoint, "outcome": outcome, "served": target.arn})
-        return [f"endpoint {endpoint} {outcome} with {target.arn}"]
+        return [] if outcome == "unchanged" else [f"endpoint {endpoint} {outcome} with {target.arn}"]
 
     # ---- reconcile ---------------------------------------------------------------------
 

@@ -66,6 +66,11 @@ class LocalRegistry:
     def set_approval(self, arn: str, status: str, description: str = "") -> None:
         with self._lock:
             request: dict[str, Any] = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
+            # moto drops CustomerMetadataProperties on an update that omits them; SageMaker keeps them,
+            # so sending the current ones is a no-op there and a fix here.
+            current = self.client.describe_model_package(ModelPackageName=arn)
+            if current.get("CustomerMetadataProperties"):
+                request["CustomerMetadataProperties"] = current["CustomerMetadataProperties"]
             if description:
                 request["ApprovalDescription"] = description
             self.client.update_model_package(**request)

@@ -1,0 +1,337 @@
+"""The bridge against a real MLflow server (sqlite and MariaDB) and moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from mlflow_bridge import handler
+from mlflow_bridge.decisions import Package, Tags
+from mlflow_bridge.deployment import EndpointDeployer, config_name, update_request
+from mlflow_bridge.errors import MalformedEvent
+from mlflow_bridge.mlflow_registry import MlflowRegistry
+from mlflow_bridge.sagemaker_registry import SageMakerRegistry
+from mlflow_bridge.service import Bridge
+from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
+from pipeline.tracking_server import TrackingServer
+from tests.tracking_fixtures import tracking_server  # noqa: F401 - fixture
+
+EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
+ROLE = "arn:aws:iam::123456789012:role/mlops-endpoint"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real MLflow model, logged into each test run."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    path = tmp_path_factory.mktemp("model") / "model"
+    mlflow.sklearn.save_model(LinearRegression().fit(x, x.sum(axis=1)), str(path), pip_requirements=["scikit-learn"])
+    return path
+
+
+class World:
+    """One test's group, registered model, SageMaker client and MLflow client."""
+
+    def __init__(self, uri: str, model_dir: Path) -> None:
+        from mlflow import MlflowClient
+
+        self.group = f"g-{uuid.uuid4().hex[:8]}"
+        self.model = f"m-{self.group}"
+        self.uri = uri
+        self.model_dir = model_dir
+        self.sm = boto3.client("sagemaker", region_name="us-east-1")
+        self.mlflow = MlflowClient(uri)
+        self.sm.create_model_package_group(ModelPackageGroupName=self.group)
+        self.experiment = self.mlflow.create_experiment(f"exp-{self.group}")
+
+    def settings(self, **changes: Any) -> BridgeSettings:
+        base = BridgeSettings(tracking_uri=self.uri, groups=[self.group], deployment=DeploymentSettings(role_arn=ROLE))
+        return base.model_copy(update=changes)
+
+    def bridge(self, **changes: Any) -> Bridge:
+        settings = self.settings(**changes)
+        return Bridge(
+            settings,
+            SageMakerRegistry(self.sm),
+            MlflowRegistry.connect(self.uri),
+            EndpointDeployer(self.sm, settings.deployment),
+        )
+
+    def package(self, status: str = "PendingManualApproval", group: str | None = None) -> str:
+        run = self.mlflow.create_run(self.experiment)
+        self.mlflow.log_artifacts(run.info.run_id, str(self.model_dir), "model")
+        return self.sm.create_model_package(
+            ModelPackageGroupName=group or self.group,
+            ModelApprovalStatus=status,
+            InferenceSpecification={
+                "Containers": [
+                    {"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m.tar.gz"}
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            CustomerMetadataProperties={"mlflow_run_id": run.info.run_id, "mlflow_registered_model": self.model},
+        )["ModelPackageArn"]
+
+    def set_status(self, arn: str, status: str) -> None:
+        # moto 5.2.5 drops CustomerMetadataProperties on any update that omits them (SageMaker keeps them)
+        metadata = self.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+        self.sm.update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus=status, CustomerMetadataProperties=metadata
+        )
+
+    def event(self, arn: str, status: str = "Approved") -> dict[str, Any]:
+        event = json.loads(json.dumps(EVENT))
+        event["detail"].update(ModelPackageArn=arn, ModelPackageGroupName=self.group, ModelApprovalStatus=status)
+        return event
+
+    def versions(self) -> list[Any]:
+        return sorted(self.mlflow.search_model_versions(f"name = '{self.model}'"), key=lambda v: int(v.version))
+
+    def alias_target(self, alias: str = "champion") -> str | None:
+        return self.mlflow.get_registered_model(self.model).aliases.get(alias)
+
+    def version_of(self, arn: str) -> Any:
+        (found,) = [v for v in self.versions() if v.tags.get(Tags.PACKAGE_ARN) == arn]
+        return found
+
+
+@pytest.fixture
+def world(aws: str, tracking_server: TrackingServer, model_dir: Path) -> World:  # noqa: F811
+    return World(tracking_server.uri, model_dir)
+
+
+def test_approval_syncs_version_alias_stage_and_deploys(world: World) -> None:
+    import mlflow.pyfunc
+
+    arn = world.package()
+    world.set_status(arn, "Approved")
+    result = world.bridge().handle(world.event(arn))
+    assert result["status"] == "synced"
+    version = world.version_of(arn)
+    assert version.tags[Tags.APPROVAL] == "Approved" and version.tags[Tags.PACKAGE_VERSION] == "1"
+    assert version.tags[Tags.GROUP] == world.group
+    assert world.alias_target() == version.version
+    assert version.current_stage == "Production"
+    endpoint = world.sm.describe_endpoint(EndpointName=world.group)
+    assert endpoint["EndpointStatus"] == "InService"
+    assert version.tags[Tags.ENDPOINT] == world.group
+    mlflow.set_tracking_uri(world.uri)
+    model = mlflow.pyfunc.load_model(f"models:/{world.model}@champion")
+    assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
+
+
+def test_duplicate_deliveries_change_nothing_further(world: World) -> None:
+    arn = world.package("Approved")
+    bridge = world.bridge()
+    results = [bridge.handle(world.event(arn)) for _ in range(5)]
+    assert len(world.versions()) == 1
+    assert all(r["changes"] == [] for r in results[1:])
+    assert "endpoint" in " ".join(results[0]["changes"])
+
+
+def test_rejection_removes_alias_and_archives(world: World) -> None:
+    arn = world.package("Approved")
+    bridge = world.bridge()
+    bridge.handle(world.event(arn))
+    world.set_status(arn, "Rejected")
+    bridge.handle(world.event(arn, "Rejected"))
+    version = world.version_of(arn)
+    assert version.tags[Tags.APPROVAL] == "Rejected"
+    assert world.alias_target() is None
+    assert version.current_stage == "Archived"
+    assert world.sm.describe_endpoint(EndpointName=world.group)["EndpointStatus"] == "InService"  # not torn down
+
+
+def test_rejecting_the_champion_falls_back_to_the_newest_remaining_approved(world: World) -> None:
+    first, second = world.package("Approved"), world.package("Approved")
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    bridge.handle(world.event(first))
+    bridge.handle(world.event(second))
+    assert world.alias_target() == world.version_of(second).version
+    world.set_status(second, "Rejected")
+    bridge.handle(world.event(second, "Rejected"))
+    assert world.alias_target() == world.version_of(first).version
+    assert world.version_of(first).current_stage == "Production"
+    assert world.version_of(second).current_stage == "Archived"
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["v1-then-v2", "v2-then-v1"])
+def test_either_order_leaves_the_alias_on_the_highest_version(world: World, order: tuple[int, int]) -> None:
+    arns = [world.package("Approved"), world.package("Approved")]
+    # moto cannot update an endpoint: the update after v1-then-v2 is covered with a Stubber below
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    for index in order:
+        bridge.handle(world.event(arns[index]))
+    assert world.alias_target() == world.version_of(arns[1]).version
+    assert world.version_of(arns[1]).current_stage == "Production"
+    assert world.version_of(arns[0]).current_stage != "Production"
+
+
+def test_late_approval_of_an_older_version_does_not_redeploy(world: World) -> None:
+    arns = [world.package("Approved"), world.package("Approved")]
+    bridge = world.bridge()
+    bridge.handle(world.event(arns[1]))
+    served = world.sm.describe_endpoint(EndpointName=world.group)["EndpointConfigName"]
+    result = bridge.handle(world.event(arns[0]))
+    assert not any("endpoint" in change for change in result["changes"])
+    assert world.sm.describe_endpoint(EndpointName=world.group)["EndpointConfigName"] == served
+    assert served == config_name(Package(arns[1], world.group, 2, "Approved"), DeploymentSettings(role_arn=ROLE))
+
+
+def test_concurrent_approvals_converge(world: World) -> None:
+    arns = [world.package("Approved"), world.package("Approved")]
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    errors: list[BaseException] = []
+
+    def deliver(arn: str) -> None:
+        try:
+            bridge.handle(world.event(arn))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(arn,)) for arn in arns * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(v.tags[Tags.PACKAGE_ARN] for v in world.versions()) == sorted(arns)
+    assert world.alias_target() == world.version_of(arns[1]).version
+    assert [v.current_stage for v in world.versions()].count("Production") == 1
+
+
+def test_other_groups_pending_and_vanished_packages_are_ignored(world: World) -> None:
+    other = f"other-{world.group}"
+    world.sm.create_model_package_group(ModelPackageGroupName=other)
+    bridge = world.bridge()
+    foreign = world.package("Approved", group=other)
+    assert bridge.handle(world.event(foreign))["reason"].startswith(f"package group {other} is not synced")
+    pending = world.package()
+    assert "PendingManualApproval" in bridge.handle(world.event(pending, "PendingManualApproval"))["reason"]
+    missing = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{world.group}/99"
+    assert bridge.handle(world.event(missing))["reason"] == "the model package no longer exists"
+    assert world.versions() == []
+
+
+def test_malformed_events_are_rejected_not_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handler, "_bridge", world.bridge())
+    for event in ({"source": "aws.sagemaker"}, {**EVENT, "detail": {"ModelPackageArn": 7}}, "nonsense"):
+        result = handler.lambda_handler(event)
+        assert result["status"] == "rejected"
+    with pytest.raises(MalformedEvent):
+        world.bridge().handle({"detail-type": "x"})
+
+
+def test_tracking_outage_raises_and_redelivery_converges(
+    aws: str, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("bridge-outage")
+    server = TrackingServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts").start()
+    try:
+        world = World(server.uri, model_dir)
+        arn = world.package("Approved")
+        server.stop()
+        bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+        with pytest.raises(Exception):  # noqa: B017 - whatever the client raises, Lambda must retry
+            bridge.handle(world.event(arn))
+        server.start()
+        bridge.handle(world.event(arn))
+        bridge.handle(world.event(arn))
+        assert len(world.versions()) == 1
+        assert world.alias_target() == world.versions()[0].version
+    finally:
+        server.stop()
+
+
+def test_existing_endpoint_gets_a_blue_green_update_with_rollback_alarms() -> None:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    settings = DeploymentSettings(role_arn=ROLE, rollback_alarms=["diabetes-p99-latency", "diabetes-5xx"])
+    package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes/2", "diabetes", 2, "Approved")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": "diabetes-v2",
+                "ExecutionRoleArn": ROLE,
+                "CreationTime": "2026-11-27",
+                "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/diabetes-v2",
+            },
+            {"ModelName": "diabetes-v2"},
+        )
+        stub.add_client_error(
+            "describe_endpoint_config", "ValidationException", "Could not find endpoint configuration"
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+        )
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "diabetes",
+                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/diabetes",
+                "EndpointConfigName": "diabetes-v1-00000000",
+                "EndpointStatus": "InService",
+                "CreationTime": "2026-11-27",
+                "LastModifiedTime": "2026-11-27",
+            },
+            {"EndpointName": "diabetes"},
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/diabetes"},
+            update_request(package, settings),
+        )
+        assert EndpointDeployer(client, settings).deploy(package) == ("diabetes", "updated")
+        stub.assert_no_pending_responses()
+    request = update_request(package, settings)
+    assert request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
+
+
+def test_endpoint_busy_is_a_retryable_error() -> None:
+    from mlflow_bridge.errors import DeploymentError
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/d/1", "d", 1, "Approved")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "d",
+                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/d",
+                "EndpointStatus": "Updating",
+                "CreationTime": "2026-11-27",
+                "LastModifiedTime": "2026-11-27",
+            },
+        )
+        with pytest.raises(DeploymentError, match="Updating"):
+            EndpointDeployer(client, DeploymentSettings(role_arn=ROLE)).current_config(package)
+
+
+def test_sync_dry_run_lists_the_repairs_and_sync_applies_them(world: World) -> None:
+    first, second = world.package("Approved"), world.package("Approved")
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    bridge.handle(world.event(first))
+    world.set_status(first, "Rejected")  # the rejection event was missed, as was second's approval
+    planned = bridge.sync_groups([world.group], dry_run=True)
+    text = "\n".join(planned)
+    assert f"create a version for {second}" in text
+    assert "sagemaker_approval_status" in text and "Rejected" in text
+    assert len(world.versions()) == 1 and world.alias_target() == world.version_of(first).version  # untouched
+    applied = bridge.sync_groups([world.group], dry_run=False)
+    assert applied
+    assert world.alias_target() == world.version_of(second).version
+    assert world.version_of(first).tags[Tags.APPROVAL] == "Rejected"
+    assert bridge.sync_groups([world.group], dry_run=False) == []

@@ -1,0 +1,118 @@
+"""The bridge's decisions, event parsing and deployment requests, without I/O."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlflow_bridge.decisions import MlflowVersion, Package, Tags, choose_champion, ignore_reason, registry_actions
+from mlflow_bridge.deployment import config_name, update_request
+from mlflow_bridge.errors import MalformedEvent
+from mlflow_bridge.events import parse_event
+from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
+
+EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
+
+
+def version(number: int, package: int, status: str = "Approved", aliases=(), stage: str = "None", time: str = ""):
+    tags = {Tags.PACKAGE_ARN: f"arn:p/{package}", Tags.PACKAGE_VERSION: str(package), Tags.APPROVAL: status}
+    if time:
+        tags[Tags.APPROVAL_TIME] = time
+    return MlflowVersion(str(number), tags, tuple(aliases), stage)
+
+
+def test_sample_event_parses() -> None:
+    event = parse_event(EVENT)
+    assert event.detail.model_package_arn.endswith("/diabetes-regression/1")
+    assert event.detail.model_approval_status == "Approved"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e: e.pop("detail"), "detail"),
+        (lambda e: e["detail"].update(ModelPackageArn=42), "ModelPackageArn"),
+        (lambda e: e["detail"].update(ModelPackageArn="arn:aws:s3:::bucket"), "ModelPackageArn"),
+        (lambda e: e.update(source="aws.s3"), "unexpected event"),
+        (lambda e: e.update({"detail-type": "Something Else"}), "unexpected event"),
+    ],
+)
+def test_malformed_events_are_rejected_with_the_field(mutate, message: str) -> None:
+    event = json.loads(json.dumps(EVENT))
+    mutate(event)
+    with pytest.raises(MalformedEvent, match=message):
+        parse_event(event)
+    with pytest.raises(MalformedEvent, match="JSON object"):
+        parse_event(["not", "an", "event"])
+
+
+@pytest.mark.parametrize(
+    ("package", "groups", "expected"),
+    [
+        (None, [], "no longer exists"),
+        (Package("a", "other", 1, "Approved", "r"), ["mine"], "is not synced"),
+        (Package("a", "mine", 1, "PendingManualApproval", "r"), ["mine"], "only Approved and Rejected"),
+        (Package("a", "mine", 1, "Approved", ""), [], "no mlflow_run_id"),
+        (Package("a", "mine", 1, "Approved", "r"), ["mine"], None),
+        (Package("a", "mine", 1, "Rejected", ""), [], None),
+    ],
+)
+def test_what_is_ignored(package, groups, expected) -> None:
+    reason = ignore_reason(package, groups)
+    assert (reason is None) if expected is None else (expected in reason)
+
+
+def test_champion_is_the_highest_approved_package_version_or_latest_approval() -> None:
+    versions = [version(1, 1, time="2026-01-03"), version(2, 3, time="2026-01-01"), version(3, 2, "Rejected")]
+    assert choose_champion(versions, "highest_version").version == "2"
+    assert choose_champion(versions, "latest_approval").version == "1"
+    assert choose_champion([version(1, 1, "Rejected")], "highest_version") is None
+
+
+def test_actions_move_alias_and_stages_to_the_champion() -> None:
+    versions = [version(1, 1, aliases=["champion"], stage="Production"), version(2, 2)]
+    champion, actions = registry_actions(versions, alias="champion", manage_stages=True, order="highest_version")
+    assert champion.version == "2"
+    assert [(a.kind, a.version, a.value) for a in actions] == [
+        ("set_alias", "2", None),
+        ("transition", "1", "Archived"),
+        ("transition", "2", "Production"),
+    ]
+    settled = [version(1, 1, stage="Archived"), version(2, 2, aliases=["champion"], stage="Production")]
+    assert registry_actions(settled, alias="champion", manage_stages=True, order="highest_version")[1] == []
+
+
+def test_rejecting_the_only_approved_version_removes_alias_and_production() -> None:
+    versions = [version(1, 1, "Rejected", aliases=["champion"], stage="Production")]
+    _, actions = registry_actions(versions, alias="champion", manage_stages=True, order="highest_version")
+    assert [(a.kind, a.value) for a in actions] == [("delete_alias", None), ("transition", "Archived")]
+    _, without_stages = registry_actions(versions, alias="champion", manage_stages=False, order="highest_version")
+    assert [a.kind for a in without_stages] == ["delete_alias"]
+
+
+def test_deployment_names_are_stable_and_update_uses_blue_green_with_rollback() -> None:
+    package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/g/3", "g", 3, "Approved", "r")
+    settings = DeploymentSettings(role_arn="arn:aws:iam::123456789012:role/e", rollback_alarms=["p99-latency"])
+    assert config_name(package, settings) == config_name(package, settings)
+    assert config_name(package, settings) != config_name(package, settings.model_copy(update={"instance_count": 2}))
+    request = update_request(package, settings)
+    assert request["EndpointName"] == "g"
+    assert request["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "p99-latency"}]}
+    serverless = update_request(package, settings.model_copy(update={"serverless_memory_mb": 2048}))
+    assert "DeploymentConfig" not in serverless
+
+
+def test_settings_from_environment() -> None:
+    settings = BridgeSettings.from_env(
+        {
+            "MLFLOW_TRACKING_URI": "http://m",
+            "BRIDGE_MODEL_PACKAGE_GROUPS": "a, b",
+            "BRIDGE_MANAGE_STAGES": "false",
+            "BRIDGE_ROLLBACK_ALARMS": "x,y",
+            "BRIDGE_CHAMPION_ORDER": "latest_approval",
+        }
+    )
+    assert settings.groups == ["a", "b"] and not settings.manage_stages
+    assert settings.deployment.rollback_alarms == ["x", "y"] and settings.champion_order == "latest_approval"
