@@ -23,7 +23,8 @@ def _load_credentials(secret_arn: str) -> None:
     """MLflow credentials of the bridge's own (non-admin) MLflow user, for the client only."""
     import boto3
 
-    secret = json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
+    client = boto3.client("secretsmanager", region_name=os.environ.get("AWS_REGION") or None)
+    secret = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
     os.environ["MLFLOW_TRACKING_USERNAME"] = secret["username"]
     os.environ["MLFLOW_TRACKING_PASSWORD"] = secret["password"]
 

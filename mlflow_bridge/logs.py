@@ -19,10 +19,12 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure(level: int = logging.INFO) -> logging.Logger:
-    logger = logging.getLogger("mlflow_bridge")
+def configure(level: int = logging.INFO, *, file: str | None = None) -> logging.Logger:
+    """JSON lines to stdout (Lambda sends them to CloudWatch), or to a file (local mode,
+    where stdout belongs to the command's result)."""
+    logger = logging.getLogger("mlflow_bridge" if file is None else f"mlflow_bridge.file.{file}")
     if not any(isinstance(h.formatter, _JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler: logging.Handler = logging.StreamHandler(sys.stdout) if file is None else logging.FileHandler(file)
         handler.setFormatter(_JsonFormatter())
         logger.addHandler(handler)
         logger.propagate = False

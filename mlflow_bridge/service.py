@@ -49,9 +49,12 @@ class Bridge:
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings, sagemaker_client: Any = None) -> Bridge:
+        import os
+
         import boto3
 
-        client = sagemaker_client or boto3.client("sagemaker")
+        # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION
+        client = sagemaker_client or boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
         return cls(
             settings,
             SageMakerRegistry(client),

@@ -289,6 +289,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         keep_services=args.keep_services,
         example_data=args.example_data,
+        approve=args.approve,
         workspace=workspace,
     )
     record = run_local(
@@ -300,6 +301,38 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     )
     print(record.arn)
     return 0 if record.status == "Succeeded" else 1
+
+
+def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.local.approval import approve_locally
+    from pipeline.local.driver import registry_for
+    from pipeline.local.services import local_services, remember_process
+    from pipeline.local.workspace import Workspace
+
+    workspace = Workspace(Path(args.workspace).resolve())
+    arn = args.package
+    if arn.isdigit():
+        account = cfg.aws.role_arn.split(":")[4]
+        arn = f"arn:aws:sagemaker:{cfg.aws.region}:{account}:model-package/{cfg.registration.model_package_group}/{arn}"
+    err = _console(stderr=True)
+    with local_services(workspace.root, keep=args.keep_services) as services:
+        registry = registry_for(cfg, workspace, services)
+        if not registry.exists(arn):
+            raise UsageError(f"no model package {arn} in the local registry ({workspace.root / 'registry.json'})")
+        result = approve_locally(
+            cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace,
+            status="Rejected" if args.reject else "Approved", serve=not args.no_serve,
+        )  # fmt: skip
+        for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
+            err.print(f"bridge: {change}")
+        if result.server is not None:
+            if args.keep_services and result.server.process is not None:
+                remember_process(workspace.root, "serving", result.server.process.pid, result.server.url)
+                err.print(f"model server running at {result.server.url}")
+            else:
+                result.server.stop()
+    print(json.dumps(result.bridge_result))
+    return 0
 
 
 def cmd_local_down(cfg: PipelineConfig, args: argparse.Namespace) -> int:
@@ -356,6 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-services", action="store_true", help="leave MLflow and the registry running")
     run.add_argument("--example-data", action="store_true", help="write the bundled dataset to InputDataUri if absent")
     run.add_argument("--workspace", default=".local", help="local state: S3 objects, registry, MLflow (default .local)")
+    run.add_argument(
+        "--approve", action="store_true", help="then approve the package, sync MLflow and serve the model locally"
+    )
+    approve = verb("approve", cmd_approve, "Approve a locally registered package and deliver the event to the bridge.")
+    approve.add_argument("package", help="model package ARN, or its version number in the configured group")
+    approve.add_argument("--reject", action="store_true", help="reject (or revoke approval) instead")
+    approve.add_argument("--no-serve", action="store_true", help="do not start a local model server")
+    approve.add_argument("--keep-services", action="store_true", help="leave the services and model server running")
+    approve.add_argument("--workspace", default=".local")
     down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
     down.add_argument("--workspace", default=".local")
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")

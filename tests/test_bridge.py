@@ -335,3 +335,20 @@ def test_sync_dry_run_lists_the_repairs_and_sync_applies_them(world: World) -> N
     assert world.alias_target() == world.version_of(second).version
     assert world.version_of(first).tags[Tags.APPROVAL] == "Rejected"
     assert bridge.sync_groups([world.group], dry_run=False) == []
+
+
+def test_sync_command_line(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow_bridge.__main__ import main as bridge_main
+
+    arn = world.package("Approved")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world.uri)
+    monkeypatch.setenv("BRIDGE_DEPLOY", "false")
+    assert bridge_main(["sync", "--group", world.group, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would {world.model}: create a version for {arn}" in out and "MLflow unchanged" in out
+    assert world.versions() == []
+    assert bridge_main(["sync", "--group", world.group]) == 0
+    assert "MLflow repaired" in capsys.readouterr().out
+    assert world.alias_target() == "1"
+    monkeypatch.delenv("BRIDGE_MODEL_PACKAGE_GROUPS", raising=False)
+    assert bridge_main(["sync"]) == 2

@@ -146,3 +146,35 @@ def test_crashing_step_stops_the_run_and_the_fix_reuses_upstream(
 def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
     assert "needs --local" in capsys.readouterr().err
+
+
+def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
+    workspace = tmp_path / ".local"
+    model = f"local-approve-{tmp_path.name}"[-60:]
+    code, record, err = run_local(capsys, workspace, "--approve", "--set", f"mlflow.registered_model={model}")
+    assert code == 0, err
+    assert "point alias 'champion' at version 1" in err
+    predictions = [line for line in err.splitlines() if line.startswith("served model http://127.0.0.1:")]
+    assert len(predictions) == 3 and all("predicted" in line and "actual" in line for line in predictions)
+    client = MlflowClient(shared_tracking)
+    version = client.get_model_version(model, "1")
+    arn = record.steps["Register-RegisterModel"].properties["ModelPackageArn"]
+    assert version.tags["sagemaker_model_package_arn"] == arn
+    assert version.tags["sagemaker_endpoint"].startswith("http://127.0.0.1:")
+    assert json.loads((workspace / "registry.json").read_text())[0]["approval_status"] == "Approved"
+
+    # a separate command, as on another day: the registry comes back from the journal
+    code = main(["approve", "1", "--reject", "--no-serve", "--config", str(DEFAULT_CONFIG),
+                 "--workspace", str(workspace), "--set", f"mlflow.registered_model={model}"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["status"] == "synced"
+    assert client.get_model_version(model, "1").tags["sagemaker_approval_status"] == "Rejected"
+    assert "champion" not in client.get_registered_model(model).aliases
+    assert main(["approve", "7", "--config", str(DEFAULT_CONFIG), "--workspace", str(workspace)]) == 2
+    assert "no model package" in capsys.readouterr().err

@@ -31,6 +31,7 @@ class LocalRunOptions:
     use_cache: bool = True
     keep_services: bool = False
     example_data: bool = False
+    approve: bool = False
     workspace: Path = DEFAULT_WORKSPACE
 
 
@@ -84,7 +85,66 @@ def run_local(
             definition = rendering.result()
             check(definition)
             stage(cfg, definition, workspace, options)
-            return _execute(cfg, definition, options, console, workspace, services)
+            record = _execute(cfg, definition, options, console, workspace, services)
+            if options.approve and record.status == "Succeeded":
+                approve_and_serve(cfg, record, workspace, services, console, keep=options.keep_services)
+            return record
+
+
+def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:
+    registry = LocalRegistry(sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json")
+    registry.restore()
+    return registry
+
+
+def sample_rows(cfg: PipelineConfig, record: ExecutionRecord, workspace: Workspace, n: int = 3) -> Any:
+    """A few rows of this execution's test split, for a prediction."""
+    import pandas as pd
+
+    for step in record.steps.values():
+        outputs = step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {})
+        if "test" in outputs:
+            folder = workspace.path(outputs["test"]["S3Output"]["S3Uri"])
+            return pd.concat(pd.read_csv(f) for f in sorted(folder.glob("*.csv"))).head(n)
+    raise ValueError("no test split in this execution")
+
+
+def approve_and_serve(
+    cfg: PipelineConfig,
+    record: ExecutionRecord,
+    workspace: Workspace,
+    services: LocalServices,
+    console: Console,
+    *,
+    keep: bool,
+) -> None:
+    """`run --local --approve`: approve the new package, let the bridge sync MLflow and
+    "deploy" (serve the alias locally), then ask the served model for a prediction."""
+    from pipeline.local.approval import approve_locally
+    from pipeline.local.services import remember_process
+
+    arn = next(
+        (s.properties["ModelPackageArn"] for s in record.steps.values() if "ModelPackageArn" in s.properties), None
+    )
+    if arn is None:
+        console.print("nothing was registered: nothing to approve")
+        return
+    result = approve_locally(
+        cfg, registry_for(cfg, workspace, services), arn, tracking_uri=services.tracking_uri, workspace=workspace
+    )
+    for change in result.bridge_result.get("changes", []):
+        console.print(f"bridge: {change}")
+    if result.server is None:
+        return
+    rows = sample_rows(cfg, record, workspace)
+    predictions = result.server.predict(rows[cfg.data.features].to_dict(orient="records"))
+    for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
+        console.print(f"served model {result.server.url}: predicted {predicted:.1f}, actual {actual:.1f}")
+    if keep and result.server.process is not None:
+        remember_process(workspace.root, "serving", result.server.process.pid, result.server.url)
+        console.print(f"model server left running at {result.server.url}")
+    else:
+        result.server.stop()
 
 
 def _execute(
@@ -97,8 +157,7 @@ def _execute(
 ) -> ExecutionRecord:
     from pipeline.local.progress import LiveProgress, summary
 
-    registry = LocalRegistry(sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json")
-    registry.restore()
+    registry = registry_for(cfg, workspace, services)
     jobs = LocalJobRunner(
         workspace, workspace.root / "jobs", env_overrides={"MLFLOW_TRACKING_URI": services.tracking_uri}
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline.tracking_server import TrackingServer, TrackingServerError, free_port, wait_healthy
 
-__all__ = ["LocalServices", "local_services", "stop_services"]
+__all__ = ["LocalServices", "local_services", "remember_process", "stop_services"]
 
 
 @dataclass
@@ -92,7 +92,11 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             started.append(pid)
             record.update(moto_endpoint=moto, moto_pid=pid)
         else:  # in this process: starts in a fraction of the time
+            import logging
+
             from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
             port = free_port()
             in_process = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -137,6 +141,14 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
                 _kill(pid)
 
 
+def remember_process(root: Path, name: str, pid: int, url: str) -> None:
+    """Record another long-running child (the local model server) for `local-down`."""
+    path = _record_path(root)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.update({f"{name}_pid": pid, f"{name}_url": url})
+    path.write_text(json.dumps(record, indent=2))
+
+
 def stop_services(root: Path) -> list[str]:
     """Stop services a `--keep-services` run left running; returns what was stopped."""
     path = _record_path(root)
@@ -144,7 +156,7 @@ def stop_services(root: Path) -> list[str]:
         return []
     record = json.loads(path.read_text())
     stopped = []
-    for name in ("moto", "tracking"):
+    for name in ("moto", "tracking", "serving"):
         pid = record.get(f"{name}_pid")
         if pid:
             _kill(pid)
