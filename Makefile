@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m pipeline.definition validate
-	$(PY) -m pipeline.definition run --local --example-data
+	$(PY) -m pipeline.definition run --local --example-data --approve
 	$(PY) -m pipeline.definition graph --execution latest --out .local/pipeline.mmd
 
 lint: $(STAMP)
