@@ -19,6 +19,7 @@ __all__ = [
     "AwsSettings",
     "CachingSettings",
     "DataSettings",
+    "InfraSettings",
     "MlflowCredentials",
     "MlflowSettings",
     "NetworkSettings",
@@ -318,6 +319,37 @@ class RetrySettings(_Strict):
     )
 
 
+class InfraSettings(_Strict):
+    """The `infra` section: what the CDK app deploys (infra/app.py reads it)."""
+
+    account: Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+    region: Region | None = None  # default: aws.region
+    name: SageMakerName = "mlops"
+    nat_gateways: int = Field(default=0, ge=0, le=3, description="0: VPC endpoints only, no internet egress")
+    max_azs: int = Field(default=2, ge=2, le=3)
+    database_instance_type: str = "t4g.small"
+    database_multi_az: bool = False
+    database_allocated_storage_gb: int = Field(default=20, ge=20, le=1000)
+    server_cpu: int = Field(default=1024, ge=256)
+    server_memory_mb: int = Field(default=2048, ge=512)
+    server_min_tasks: int = Field(default=1, ge=1, le=10)
+    server_max_tasks: int = Field(default=3, ge=1, le=20)
+    server_workers: int = Field(default=2, ge=1, le=16)
+    public_load_balancer: bool = False
+    certificate_arn: str | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)
+    endpoint_instance_type: InstanceType = "ml.m5.large"
+    rollback_alarms: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _https_when_public(self) -> InfraSettings:
+        if self.public_load_balancer and not self.certificate_arn:
+            raise ValueError("a public load balancer needs certificate_arn (HTTPS only)")
+        if self.server_min_tasks > self.server_max_tasks:
+            raise ValueError("server_min_tasks must be <= server_max_tasks")
+        return self
+
+
 class PipelineConfig(_Strict):
     pipeline: PipelineSettings
     aws: AwsSettings
@@ -332,6 +364,7 @@ class PipelineConfig(_Strict):
     mlflow: MlflowSettings
     caching: CachingSettings = Field(default_factory=CachingSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    infra: InfraSettings | None = None
 
     @model_validator(mode="after")
     def _tuned_parameters_are_not_also_fixed_elsewhere(self) -> PipelineConfig:

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Start the MLflow server with basic auth. Credentials arrive as environment variables
+# (ECS secrets) and are assembled here into environment variables and a config file:
+# never a command-line argument, so `ps` and the task definition show none of them.
+#
+# Required: DB_HOST, DB_NAME, DB_USERNAME, DB_PASSWORD, ARTIFACTS_DESTINATION,
+#           MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY
+# Optional: DB_PORT (3306), PORT (5000), WORKERS (2), ALLOWED_HOSTS,
+#           MLFLOW_USER_SECRET_<NAME> (non-admin users: {"username": ..., "password": ...})
+set -euo pipefail
+
+for name in DB_HOST DB_NAME DB_USERNAME DB_PASSWORD ARTIFACTS_DESTINATION \
+            MLFLOW_AUTH_ADMIN_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY; do
+  if [ -z "${!name:-}" ]; then
+    echo "entrypoint: $name is not set" >&2
+    exit 2
+  fi
+done
+
+here="$(cd "$(dirname "$0")" && pwd)"
+export MLFLOW_AUTH_CONFIG_PATH="${MLFLOW_AUTH_CONFIG_PATH:-$HOME/basic_auth.ini}"
+# prepare.py creates the auth database, writes the auth config and the non-admin users,
+# and prints the backend store URI (with the password) for this shell only.
+MLFLOW_BACKEND_STORE_URI="$(python "$here/prepare.py")"
+export MLFLOW_BACKEND_STORE_URI
+export MLFLOW_ARTIFACTS_DESTINATION="$ARTIFACTS_DESTINATION"
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+unset DB_PASSWORD
+for name in $(compgen -v MLFLOW_USER_SECRET_ || true); do unset "$name"; done
+
+allowed_hosts=()
+if [ -n "${ALLOWED_HOSTS:-}" ]; then
+  allowed_hosts=(--allowed-hosts "$ALLOWED_HOSTS")
+fi
+exec mlflow server \
+  --app-name basic-auth \
+  --host "${HOST:-0.0.0.0}" \
+  --port "${PORT:-5000}" \
+  --workers "${WORKERS:-2}" \
+  "${allowed_hosts[@]}"

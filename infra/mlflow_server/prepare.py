@@ -1,0 +1,105 @@
+"""Runs before the MLflow server in its container (see entrypoint.sh).
+
+Creates the auth database beside the tracking database (utf8mb4), writes the basic-auth
+config, creates a non-admin user for every MLFLOW_USER_SECRET_* variable (each the JSON of
+a Secrets Manager secret: {"username": ..., "password": ...}), and prints the backend
+store URI on stdout for the entrypoint to export. Nothing secret is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from urllib.parse import quote_plus
+
+
+def database_uri(database: str) -> str:
+    user = quote_plus(os.environ["DB_USERNAME"])
+    password = quote_plus(os.environ["DB_PASSWORD"])
+    host, port = os.environ["DB_HOST"], os.environ.get("DB_PORT", "3306")
+    return f"mysql+pymysql://{user}:{password}@{host}:{port}/{database}?charset=utf8mb4"
+
+
+def ensure_database(name: str) -> None:
+    import pymysql
+
+    connection = pymysql.connect(
+        host=os.environ["DB_HOST"],
+        port=int(os.environ.get("DB_PORT", "3306")),
+        user=os.environ["DB_USERNAME"],
+        password=os.environ["DB_PASSWORD"],
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    finally:
+        connection.close()
+
+
+def write_auth_config(path: str, auth_uri: str) -> None:
+    text = (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {auth_uri}\n"
+        "admin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def unique_foreign_key_names() -> None:
+    """mlflow/mlflow#9642 (open): the first auth migration names the foreign keys of two
+    tables `fk_user_id`; MySQL and MariaDB need constraint names unique per database, so
+    the migration fails on them. While this script runs the migrations, each such key is
+    named after its table; the server then finds the schema at head and migrates nothing."""
+    from alembic.operations import Operations
+    from sqlalchemy import ForeignKeyConstraint
+
+    original = Operations.create_table
+    if getattr(original, "renames_fk_user_id", False):
+        return
+
+    def create_table(self: Operations, table_name: str, *columns: object, **kwargs: object) -> object:
+        for item in columns:
+            if isinstance(item, ForeignKeyConstraint) and item.name == "fk_user_id":
+                item.name = f"fk_{table_name}_user_id"
+        return original(self, table_name, *columns, **kwargs)
+
+    create_table.renames_fk_user_id = True  # type: ignore[attr-defined]
+    Operations.create_table = create_table  # type: ignore[method-assign]
+
+
+def migrate_and_create_users(auth_uri: str, users: dict[str, str]) -> None:
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    unique_foreign_key_names()
+    store = SqlAlchemyStore()
+    store.init_db(auth_uri)
+    for name, password in users.items():
+        if not store.has_user(name):
+            store.create_user(name, password, is_admin=False)
+            print(f"prepare: created MLflow user {name}", file=sys.stderr)
+
+
+def main() -> int:
+    tracking_db = os.environ["DB_NAME"]
+    auth_db = f"{tracking_db}_auth"
+    ensure_database(tracking_db)
+    ensure_database(auth_db)
+    auth_uri = database_uri(auth_db)
+    write_auth_config(os.environ["MLFLOW_AUTH_CONFIG_PATH"], auth_uri)
+    users = {}
+    for key, value in sorted(os.environ.items()):
+        if key.startswith("MLFLOW_USER_SECRET_"):
+            secret = json.loads(value)
+            users[secret["username"]] = secret["password"]
+    migrate_and_create_users(auth_uri, users)
+    print(database_uri(tracking_db))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The MLflow server container's entrypoint, run on the host (no Docker) against MariaDB
+and a moto S3 server: health, authentication, artifacts in S3, no secret on a command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipeline.tracking_server import free_port, wait_healthy
+from tests.conftest import REPO
+from tests.tracking_fixtures import MARIADB
+
+SERVER_DIR = REPO / "infra" / "mlflow_server"
+DB_PASSWORD = "db-pa55word-" + uuid.uuid4().hex[:8]
+ADMIN_PASSWORD = "admin-pa55word-" + uuid.uuid4().hex[:8]
+PIPELINE_PASSWORD = "pipeline-pa55word-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def mariadb_user() -> Iterator[tuple[str, str]]:
+    import pymysql
+
+    user, database = f"mlflow_{uuid.uuid4().hex[:6]}", f"mlflow_srv_{uuid.uuid4().hex[:8]}"
+    connection = pymysql.connect(**MARIADB, autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'")
+        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")
+        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}_auth`.* TO '{user}'@'127.0.0.1'")
+    try:
+        yield user, database
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}_auth`")
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+        connection.close()
+
+
+def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tracking"]
+    (pinned,) = [p for p in pins if p.startswith("mlflow")]
+    dockerfile = (SERVER_DIR / "Dockerfile").read_text()
+    version = pinned.split("==")[1]
+    assert f'"mlflow[auth]=={version}"' in dockerfile
+    requirements = (REPO / "pipeline" / "steps" / "scripts" / "requirements.txt").read_text()
+    assert f"mlflow-skinny=={version}" in requirements
+    lambda_dockerfile = (REPO / "infra" / "bridge_lambda" / "Dockerfile").read_text()
+    assert f"mlflow-skinny=={version}" in lambda_dockerfile
+
+
+def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
+    aws: str, mariadb_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir_for_server: Path
+) -> None:
+    user, database = mariadb_user
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": "3306",
+        "DB_NAME": database,
+        "DB_USERNAME": user,
+        "DB_PASSWORD": DB_PASSWORD,
+        "ARTIFACTS_DESTINATION": "s3://mlops-artifacts-123456789012/mlflow",
+        "MLFLOW_S3_ENDPOINT_URL": aws,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+        "MLFLOW_USER_SECRET_PIPELINE": json.dumps({"username": "pipeline", "password": PIPELINE_PASSWORD}),
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            ["bash", str(SERVER_DIR / "entrypoint.sh")], env=env, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(uri, timeout=180, process=process)
+
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        assert denied.value.code == 401
+
+        from mlflow import MlflowClient
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PIPELINE_PASSWORD)
+        client = MlflowClient(uri)
+        experiment = client.create_experiment(f"container-{uuid.uuid4().hex[:6]}")
+        run = client.create_run(experiment)
+        client.log_artifacts(run.info.run_id, str(model_dir_for_server), "model")
+        keys = [
+            o["Key"]
+            for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(
+                Bucket="mlops-artifacts-123456789012", Prefix="mlflow/"
+            )["Contents"]
+        ]
+        assert any(key.endswith(f"{run.info.run_id}/artifacts/model/MLmodel") for key in keys), keys
+
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
+        with pytest.raises(Exception, match="401|Unauthorized|credentials"):
+            MlflowClient(uri).search_experiments()
+
+        command_lines = _session_command_lines(process.pid)
+        assert command_lines and any("mlflow" in line for line in command_lines)
+        for secret in (DB_PASSWORD, ADMIN_PASSWORD, PIPELINE_PASSWORD):
+            assert not any(secret in line for line in command_lines)
+        assert DB_PASSWORD not in log.read_text() and ADMIN_PASSWORD not in log.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DB_HOST": "127.0.0.1"}
+    result = subprocess.run(["bash", str(SERVER_DIR / "entrypoint.sh")], env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "DB_NAME is not set" in result.stderr
+
+
+def _session_command_lines(session_leader: int) -> list[str]:
+    lines = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(proc.name)) != session_leader:
+                continue
+            lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ProcessLookupError):
+            continue
+    return lines
+
+
+@pytest.fixture(scope="module")
+def model_dir_for_server(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    x = np.arange(10, dtype=float).reshape(5, 2)
+    path = tmp_path_factory.mktemp("server-model") / "model"
+    mlflow.sklearn.save_model(LinearRegression().fit(x, x.sum(axis=1)), str(path), pip_requirements=["scikit-learn"])
+    return path
