@@ -114,7 +114,7 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
         assert any(key.endswith(f"{run.info.run_id}/artifacts/model/MLmodel") for key in keys), keys
 
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
-        with pytest.raises(Exception, match="401|Unauthorized|credentials"):
+        with pytest.raises(Exception, match=r"401|Unauthorized|credentials"):
             MlflowClient(uri).search_experiments()
 
         command_lines = _session_command_lines(process.pid)
