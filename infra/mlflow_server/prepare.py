@@ -18,7 +18,10 @@ def database_uri(database: str) -> str:
     user = quote_plus(os.environ["DB_USERNAME"])
     password = quote_plus(os.environ["DB_PASSWORD"])
     host, port = os.environ["DB_HOST"], os.environ.get("DB_PORT", "3306")
-    return f"mysql+pymysql://{user}:{password}@{host}:{port}/{database}?charset=utf8mb4"
+    uri = f"mysql+pymysql://{user}:{password}@{host}:{port}/{database}?charset=utf8mb4"
+    if os.environ.get("DB_SSL_CA"):  # RDS with require_secure_transport
+        uri += f"&ssl_ca={quote_plus(os.environ['DB_SSL_CA'])}"
+    return uri
 
 
 def ensure_database(name: str) -> None:
@@ -29,6 +32,7 @@ def ensure_database(name: str) -> None:
         port=int(os.environ.get("DB_PORT", "3306")),
         user=os.environ["DB_USERNAME"],
         password=os.environ["DB_PASSWORD"],
+        ssl={"ca": os.environ["DB_SSL_CA"]} if os.environ.get("DB_SSL_CA") else None,
     )
     try:
         with connection.cursor() as cursor:

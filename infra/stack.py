@@ -1,0 +1,81 @@
+"""The whole system in one stack: network, artifact store, database, tracking service,
+SageMaker roles, the bridge, and outputs the pipeline config consumes."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Fn, Stack, aws_ec2 as ec2
+from constructs import Construct
+
+from infra.artifact_store import ArtifactStore
+from infra.bridge import BridgeFunction
+from infra.database import Database
+from infra.network import Network
+from infra.roles import Roles
+from infra.tracking_service import TrackingService, service_user_secret
+from pipeline.config import InfraSettings, PipelineConfig
+
+__all__ = ["MlopsStack"]
+
+
+class MlopsStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, cfg: PipelineConfig, settings: InfraSettings, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        network = Network(self, "Network", settings)
+        store = ArtifactStore(self, "ArtifactStore")
+        database = Database(self, "Database", vpc=network.vpc, subnets=network.data_subnets, settings=settings)
+        pipeline_user = service_user_secret(self, "PipelineMlflowUser", "pipeline")
+        bridge_user = service_user_secret(self, "BridgeMlflowUser", "mlflow-bridge")
+        tracking = TrackingService(
+            self,
+            "Tracking",
+            network=network,
+            database=database,
+            store=store,
+            users={"pipeline": pipeline_user, "bridge": bridge_user},
+            settings=settings,
+        )
+        groups = [cfg.registration.model_package_group]
+        roles = Roles(
+            self,
+            "Roles",
+            bucket=store.bucket,
+            pipeline_prefix=cfg.aws.prefix,
+            pipeline_name=cfg.pipeline.name,
+            package_groups=groups,
+            pipeline_user_secret=pipeline_user,
+        )
+        jobs_security_group = ec2.SecurityGroup(
+            self, "JobsSecurityGroup", vpc=network.vpc, description="SageMaker jobs"
+        )
+        bridge = BridgeFunction(
+            self,
+            "Bridge",
+            network=network,
+            tracking_uri=tracking.url,
+            mlflow_user=bridge_user,
+            package_groups=groups,
+            registered_model=cfg.mlflow.registered_model,
+            endpoint_role=roles.endpoint_role,
+            settings=settings,
+        )
+        port = 443 if settings.public_load_balancer else 80
+        for peer, what in ((jobs_security_group, "SageMaker jobs"), (bridge.security_group, "the bridge")):
+            tracking.load_balancer.connections.allow_from(peer, ec2.Port.tcp(port), f"{what} to MLflow")
+
+        outputs = {
+            "TrackingUri": (tracking.url, "mlflow.tracking_uri"),
+            "ArtifactBucket": (store.bucket.bucket_name, "aws.default_bucket"),
+            "PipelineRoleArn": (roles.pipeline_role.role_arn, "aws.role_arn"),
+            "EndpointRoleArn": (roles.endpoint_role.role_arn, "bridge endpoint role"),
+            "PrivateSubnets": (
+                Fn.join(",", network.vpc.select_subnets(subnet_group_name="app").subnet_ids),
+                "network.subnets",
+            ),
+            "JobSecurityGroup": (jobs_security_group.security_group_id, "network.security_group_ids"),
+            "PipelineMlflowSecretArn": (pipeline_user.secret_arn, "mlflow.credentials.secret_arn"),
+            "BridgeDeadLetterQueue": (bridge.dead_letters.queue_url, "failed bridge events"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,153 @@
+"""The MLflow tracking server on ECS Fargate behind a load balancer (internal by default).
+
+Secrets reach the container as ECS secrets (resolved by the agent at start, never part of
+the task definition's environment) and the entrypoint assembles them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, aws_ec2 as ec2, aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2, aws_logs as logs, aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.artifact_store import ArtifactStore
+from infra.database import Database
+from infra.network import Network
+from pipeline.config import InfraSettings
+
+__all__ = ["TrackingService", "service_user_secret"]
+
+SERVER_DIR = Path(__file__).parent / "mlflow_server"
+PORT = 5000
+
+
+def service_user_secret(scope: Construct, construct_id: str, username: str) -> secretsmanager.Secret:
+    """A generated {"username", "password"} secret for a non-admin MLflow user."""
+    return secretsmanager.Secret(
+        scope,
+        construct_id,
+        description=f"MLflow user {username}",
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            secret_string_template=f'{{"username": "{username}"}}',
+            generate_string_key="password",
+            exclude_punctuation=True,
+            password_length=32,
+        ),
+    )
+
+
+class TrackingService(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        network: Network,
+        database: Database,
+        store: ArtifactStore,
+        users: dict[str, secretsmanager.ISecret],
+        settings: InfraSettings,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        vpc = network.vpc
+        self.admin_password = secretsmanager.Secret(
+            self,
+            "AdminPassword",
+            description="MLflow basic-auth admin password",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=32),
+        )
+        self.flask_secret = secretsmanager.Secret(
+            self,
+            "FlaskSecretKey",
+            description="MLflow server session signing key",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=48),
+        )
+        cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        task = ecs.FargateTaskDefinition(
+            self, "Task", cpu=settings.server_cpu, memory_limit_mib=settings.server_memory_mb
+        )
+        log_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
+        )
+        secrets = {
+            "DB_USERNAME": ecs.Secret.from_secrets_manager(database.secret, "username"),
+            "DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password"),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin_password),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_secret),
+            **{f"MLFLOW_USER_SECRET_{name.upper()}": ecs.Secret.from_secrets_manager(s) for name, s in users.items()},
+        }
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            internet_facing=settings.public_load_balancer,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+            if settings.public_load_balancer
+            else network.app_subnets,
+            drop_invalid_header_fields=True,
+        )
+        self.load_balancer.log_access_logs(store.access_logs, prefix="load-balancer")
+        hosts = [*settings.allowed_hosts, self.load_balancer.load_balancer_dns_name]
+        task.add_container(
+            "mlflow",
+            image=ecs.ContainerImage.from_asset(str(SERVER_DIR)),
+            port_mappings=[ecs.PortMapping(container_port=PORT)],
+            environment={
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_PORT": database.instance.db_instance_endpoint_port,
+                "DB_NAME": Database.NAME,
+                "ARTIFACTS_DESTINATION": store.mlflow_uri,
+                "WORKERS": str(settings.server_workers),
+                "ALLOWED_HOSTS": ",".join(hosts),
+                "PORT": str(PORT),
+            },
+            secrets=secrets,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="mlflow", log_group=log_group),
+        )
+        store.bucket.grant_read_write(task.task_role, f"{ArtifactStore.MLFLOW_PREFIX}/*")
+        self.service_security_group = ec2.SecurityGroup(
+            self, "ServiceSecurityGroup", vpc=vpc, description="MLflow server tasks"
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=task,
+            desired_count=settings.server_min_tasks,
+            vpc_subnets=network.app_subnets,
+            security_groups=[self.service_security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            health_check_grace_period=Duration.seconds(180),
+            min_healthy_percent=100,
+        )
+        database.security_group.add_ingress_rule(
+            self.service_security_group, ec2.Port.tcp(3306), "MLflow server to its database"
+        )
+        if settings.public_load_balancer:
+            listener = self.load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(settings.certificate_arn or "")],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=True,
+            )
+            self.url = f"https://{self.load_balancer.load_balancer_dns_name}"
+        else:
+            # Internal: only the security groups the stack allows (jobs, bridge) reach it.
+            listener = self.load_balancer.add_listener("Http", port=80, open=False)
+            self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
+        listener.add_targets(
+            "Mlflow",
+            port=PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service],
+            health_check=elbv2.HealthCheck(path="/health", healthy_http_codes="200"),
+            deregistration_delay=Duration.seconds(30),
+        )
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=settings.server_min_tasks, max_capacity=settings.server_max_tasks
+        )
+        scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
