@@ -9,7 +9,10 @@ from pipeline.config import InfraSettings, PipelineConfig
 
 __all__ = ["acknowledge", "acknowledgements"]
 
-_S3_GRANT_ACTIONS = "Abort* DeleteObject* GetBucket* GetObject* List*".split()
+_S3_GRANT_ACTIONS = ["Abort*", "DeleteObject*", "GetBucket*", "GetObject*", "List*"]
+_MANAGED = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
+_LAMBDA_BASIC = _MANAGED.format("AWSLambdaBasicExecutionRole")
+_LAMBDA_VPC = _MANAGED.format("AWSLambdaVPCAccessExecutionRole")
 
 
 def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, str]:
@@ -17,6 +20,7 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
     region, account = settings.region or cfg.aws.region, settings.account
     group, prefix = cfg.registration.model_package_group, cfg.aws.prefix.strip("/")
     sagemaker = f"arn:<AWS::Partition>:sagemaker:{region}:{account}"
+    logs = f"arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/sagemaker"
     found: dict[str, str] = {
         "AwsSolutions-ECS2": "The container environment holds only non-secret settings (host, port, names); every "
         "credential is an ECS secret (tests/test_infra.py asserts no secret in any environment map).",
@@ -25,8 +29,9 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
         "AwsSolutions-SMG4": "MLflow keeps basic-auth password hashes in its own store and the server reads the "
         "database password at task start, so automatic rotation would lock clients out; rotate by "
         "updating the secret and redeploying.",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": "The AWS-managed Lambda logging policy is the documented minimum for a function's own log group.",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]": "The AWS-managed VPC access policy is what Lambda needs to manage its network interfaces.",
+        _LAMBDA_BASIC: "The AWS-managed Lambda logging policy is the documented minimum for a function's own "
+        "log group.",
+        _LAMBDA_VPC: "The AWS-managed VPC access policy is what Lambda needs to manage its network interfaces.",
         "AwsSolutions-IAM5[Resource::*]": "Only actions AWS does not scope to a resource: ENI management for jobs "
         "in a VPC, ecr:GetAuthorizationToken, and cloudwatch:PutMetricData limited by a namespace condition.",
         f"AwsSolutions-IAM5[Resource::<ArtifactStoreArtifacts856EDEA9.Arn>/{prefix}/*]": "Jobs and endpoints read "
@@ -35,8 +40,10 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
         "artifacts under the mlflow/ prefix of the artifact bucket only.",
         f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:{region}:*:repository/sagemaker-scikit-learn]": "AWS "
         "publishes the scikit-learn framework image from a per-region account; the repository name is fixed.",
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/sagemaker/*]": "SageMaker jobs log to log groups it names per job type under /aws/sagemaker/.",
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/*]": "Endpoints log to /aws/sagemaker/Endpoints/<endpoint name>.",
+        f"AwsSolutions-IAM5[Resource::{logs}/*]": "SageMaker jobs log to log groups it names per job type "
+        "under /aws/sagemaker/.",
+        f"AwsSolutions-IAM5[Resource::{logs}/Endpoints/*]": "Endpoints log to their own group, "
+        "/aws/sagemaker/Endpoints/<endpoint name>.",
         f"AwsSolutions-IAM5[Resource::{sagemaker}:processing-job/pipelines-*]": "SageMaker Pipelines names every "
         "job it starts pipelines-<execution>-<step>; the role cannot touch other jobs.",
         f"AwsSolutions-IAM5[Resource::{sagemaker}:training-job/pipelines-*]": "As for processing jobs: only jobs "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, aws_s3 as s3
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 __all__ = ["ArtifactStore"]

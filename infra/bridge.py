@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, aws_ec2 as ec2, aws_events as events, aws_events_targets as targets
-from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_secretsmanager as secretsmanager, aws_sqs as sqs
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.network import Network

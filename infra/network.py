@@ -3,7 +3,9 @@ a gateway endpoint; the AWS APIs through interface endpoints or a NAT; flow logs
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, aws_ec2 as ec2, aws_logs as logs
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline.config import InfraSettings

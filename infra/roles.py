@@ -4,7 +4,10 @@ name prefixes; `*` stays only where AWS requires it (ECR tokens, ENIs in a VPC, 
 
 from __future__ import annotations
 
-from aws_cdk import Stack, aws_iam as iam, aws_s3 as s3, aws_secretsmanager as secretsmanager
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 __all__ = ["Roles", "bridge_statements"]

@@ -3,7 +3,8 @@ SageMaker roles, the bridge, and outputs the pipeline config consumes."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Fn, Stack, aws_ec2 as ec2
+from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from infra.artifact_store import ArtifactStore

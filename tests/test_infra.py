@@ -63,7 +63,7 @@ def test_database_is_encrypted_private_and_kept(synthesized) -> None:
     props = db["Properties"]
     assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
     assert props["DeletionProtection"] is True and db["DeletionPolicy"] == "Retain"
-    assert props["EngineVersion"].startswith("8.0.") and int(props["BackupRetentionPeriod"]) >= 7
+    assert props["EngineVersion"].startswith("8.") and int(props["BackupRetentionPeriod"]) >= 7
     (params,) = resources(template, "AWS::RDS::DBParameterGroup").values()
     assert params["Properties"]["Parameters"]["character_set_server"] == "utf8mb4"
 
@@ -192,17 +192,17 @@ def test_every_acknowledgement_has_a_reason_and_nag_still_bites(
         module, "acknowledgements", lambda c, s: {k: v for k, v in original(c, s).items() if k != "AwsSolutions-RDS11"}
     )
     app, _ = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)})
-    with pytest.raises(Exception, match="Validation failed|ValidationFailed"):
+    with pytest.raises(Exception, match=r"Validation failed|ValidationFailed"):
         app.synth()
 
 
 def test_cfn_lint_finds_no_errors(synthesized) -> None:
     _, path = synthesized
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", str(path)], capture_output=True, text=True
-    )
-    errors = [line for line in result.stdout.splitlines() if ":E" in line]
-    assert errors == [], result.stdout
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", str(path)], capture_output=True, text=True)
+    # exit status is a bit mask: 2 errors, 4 warnings, 8 informational; 1 means cfn-lint itself failed
+    assert result.returncode & 3 == 0, result.stdout + result.stderr
+    assert not [line for line in result.stdout.splitlines() if ":E" in line]
 
 
 def test_cdk_cli_synth_works_offline(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             in_process = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             in_process.start()
             moto = f"http://127.0.0.1:{port}"
+            # moto's state is per process, not per server: start from empty, as a new
+            # emulator process would, so the registry holds exactly what the journal restores.
+            urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset", method="POST"), timeout=10)
     external = os.environ.get("MLFLOW_TRACKING_URI")
     if external and not _healthy(external):
         for pid in started:
