@@ -48,6 +48,10 @@ def write_auth_config(path: str, auth_uri: str) -> None:
         f"database_uri = {auth_uri}\n"
         "admin_username = admin\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # PBKDF2 on every request costs more CPU than the request itself (p50 2.7 s under 16
+        # concurrent trials without it). A password change or revocation reaches the other
+        # workers within this TTL.
+        f"auth_cache_ttl_seconds = {int(os.environ.get('AUTH_CACHE_TTL_SECONDS', '60'))}\n"
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

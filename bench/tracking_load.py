@@ -1,0 +1,158 @@
+"""Tracking server under tuning load (issue #6 targets: zero errors, p99 < 250 ms).
+
+Starts the server exactly as the container does (infra/mlflow_server/entrypoint.sh:
+basic auth, 2 workers, MariaDB backend store, S3 artifacts through the proxy, here a moto
+S3 server), then 16 processes at once each act as a tuning trial: create a run, log
+params, 200 metric values in batches of 50, the model's files, end the run. Prints the
+throughput and the latency percentiles per call.
+
+    .venv/bin/python bench/tracking_load.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.tracking_server import free_port, wait_healthy  # noqa: E402
+
+TRIALS = 16
+METRIC_VALUES = 200
+BATCH = 50
+PASSWORD = "load-" + uuid.uuid4().hex
+
+
+def trial(uri: str, experiment_id: str, model_dir: str, index: int) -> list[tuple[str, float, str]]:
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "pipeline"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORD
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    client = MlflowClient(uri)
+    timings: list[tuple[str, float, str]] = []
+
+    def timed(name: str, fn) -> object:
+        start = time.perf_counter()
+        try:
+            result = fn()
+            timings.append((name, time.perf_counter() - start, ""))
+            return result
+        except Exception as exc:  # counted, not raised: the bench reports errors
+            timings.append((name, time.perf_counter() - start, str(exc)[:200]))
+            return None
+
+    run = timed("create_run", lambda: client.create_run(experiment_id, run_name=f"trial-{index}"))
+    if run is None:
+        return timings
+    run_id = run.info.run_id
+    params = [Param(k, str(v)) for k, v in {"n_estimators": 100 + index, "max_depth": 3 + index % 5}.items()]
+    timed("log_batch params", lambda: client.log_batch(run_id, params=params))
+    now = int(time.time() * 1000)
+    for start in range(0, METRIC_VALUES, BATCH):
+        metrics = [
+            Metric("validation_rmse", 60.0 - step * 0.01, now + step, step) for step in range(start, start + BATCH)
+        ]
+        timed("log_batch metrics", lambda metrics=metrics: client.log_batch(run_id, metrics=metrics))
+    for path in sorted(Path(model_dir).iterdir()):
+        timed("log_artifact", lambda path=path: client.log_artifact(run_id, str(path), "model"))
+    timed("set_terminated", lambda: client.set_terminated(run_id))
+    return timings
+
+
+def _warm(_: int) -> None:
+    import mlflow  # noqa: F401
+
+    time.sleep(1)  # keep every worker busy so each one imports
+
+
+def main() -> int:
+    import boto3
+    import mlflow.sklearn
+    import numpy as np
+    import pymysql
+    from moto.server import ThreadedMotoServer
+    from sklearn.linear_model import LinearRegression
+
+    user, database = f"load_{uuid.uuid4().hex[:6]}", f"mlflow_load_{uuid.uuid4().hex[:6]}"
+    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
+        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")
+        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}_auth`.* TO '{user}'@'127.0.0.1'")
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", **{
+        "aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"
+    }).create_bucket(Bucket="bench-artifacts")  # fmt: skip
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            **aws,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HOME": tmp, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2",
+            "DB_HOST": "127.0.0.1", "DB_NAME": database, "DB_USERNAME": user, "DB_PASSWORD": PASSWORD,
+            "ARTIFACTS_DESTINATION": "s3://bench-artifacts/mlflow",
+            "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-" + PASSWORD,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+            "MLFLOW_USER_SECRET_PIPELINE": json.dumps({"username": "pipeline", "password": PASSWORD}),
+        }  # fmt: skip
+        server = subprocess.Popen(
+            ["bash", str(REPO / "infra/mlflow_server/entrypoint.sh")], env=env, start_new_session=True,
+            stdout=open(Path(tmp) / "server.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )  # fmt: skip
+        uri = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(uri, timeout=180, process=server)
+            x = np.arange(20, dtype=float).reshape(10, 2)
+            model_dir = Path(tmp) / "model"
+            mlflow.sklearn.save_model(
+                LinearRegression().fit(x, x.sum(axis=1)), str(model_dir), pip_requirements=["scikit-learn"]
+            )
+            os.environ.update(MLFLOW_TRACKING_USERNAME="pipeline", MLFLOW_TRACKING_PASSWORD=PASSWORD)
+            from mlflow import MlflowClient
+
+            experiment_id = MlflowClient(uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
+            with ProcessPoolExecutor(TRIALS) as pool:
+                list(pool.map(_warm, range(TRIALS)))  # imports happen before the clock starts
+                start = time.perf_counter()
+                futures = [pool.submit(trial, uri, experiment_id, str(model_dir), i) for i in range(TRIALS)]
+                results = [item for f in futures for item in f.result()]
+            elapsed = time.perf_counter() - start
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            moto.stop()
+            with admin.cursor() as cursor:
+                for name in (database, f"{database}_auth"):
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+    latencies = sorted(seconds for _, seconds, _ in results)
+    errors = [(name, error) for name, _, error in results if error]
+    cuts = statistics.quantiles(latencies, n=100)
+    print(f"{TRIALS} concurrent trials, {len(results)} calls in {elapsed:.1f} s: {len(results) / elapsed:.0f} calls/s")
+    print(f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms (target < 250 ms)")
+    for name in sorted({n for n, _, _ in results}):
+        own = sorted(s for n, s, _ in results if n == name)
+        print(f"  {name:18s} n={len(own):4d} p50 {statistics.median(own) * 1000:6.0f} ms  max {own[-1] * 1000:6.0f} ms")
+    print(f"errors: {len(errors)} (target 0)" + (f"; first: {errors[0]}" if errors else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
