@@ -26,12 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.job_commands import FEATURES, preprocess_command, train_command  # noqa: E402
 from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
-
-FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -47,31 +46,10 @@ def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], 
     python = sys.executable
     write_diabetes_csv(work / "raw" / "data.csv")
     start = time.perf_counter()
-    timed(
-        [
-            python,
-            str(SCRIPTS_DIR / "preprocess.py"),
-            "--input",
-            str(work / "raw"),
-            "--output-dir",
-            str(work / "splits"),
-            "--target",
-            "target",
-            "--features",
-            FEATURES,
-            "--train-ratio",
-            "0.7",
-            "--validation-ratio",
-            "0.15",
-            "--test-ratio",
-            "0.15",
-        ],
-        {**env, "MLOPS_JOB_NAME": "bare-pre"},
-        work,
-    )
+    timed(preprocess_command(work / "raw", work / "splits"), {**env, "MLOPS_JOB_NAME": "bare-pre"}, work)
 
     def trial(index: int) -> float:
-        hyperparameters = [item for k, v in trials[index].items() for item in (f"--{k}", str(json.loads(v)))]
+        hyperparameters = {k: json.loads(v) for k, v in trials[index].items()}
         trial_env = {
             **env,
             "SM_CHANNEL_TRAIN": str(work / "splits/train"),
@@ -79,11 +57,7 @@ def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], 
             "SM_MODEL_DIR": str(work / f"model-{index}"),
             "TRAINING_JOB_NAME": f"bare-trial-{index}",
         }
-        return timed(
-            [python, str(SCRIPTS_DIR / "train.py"), "--target", "target", "--features", FEATURES, *hyperparameters],
-            trial_env,
-            work,
-        )
+        return timed(train_command(hyperparameters), trial_env, work)
 
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(trial, range(len(trials))))

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
+from bench.job_commands import preprocess_command, train_command  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
 from pipeline.tracking_server import TrackingServer, free_port  # noqa: E402
@@ -74,16 +74,7 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 def run_train(env: dict[str, str], work: Path, model_dir: Path, hyperparameters: dict[str, object]) -> float:
-    args = [
-        sys.executable,
-        str(SCRIPTS_DIR / "train.py"),
-        "--target",
-        "target",
-        "--features",
-        "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
-    ]
-    for key, value in hyperparameters.items():
-        args += [f"--{key}", str(value)]
+    args = train_command(hyperparameters)
     channels = {
         "SM_CHANNEL_TRAIN": str(work / "splits/train"),
         "SM_CHANNEL_VALIDATION": str(work / "splits/validation"),
@@ -103,24 +94,7 @@ def main() -> int:
         work = Path(tmp)
         write_diabetes_csv(work / "raw/diabetes.csv")
         subprocess.run(
-            [
-                sys.executable,
-                str(SCRIPTS_DIR / "preprocess.py"),
-                "--input",
-                str(work / "raw"),
-                "--output-dir",
-                str(work / "splits"),
-                "--target",
-                "target",
-                "--features",
-                "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
-                "--train-ratio",
-                "0.7",
-                "--validation-ratio",
-                "0.15",
-                "--test-ratio",
-                "0.15",
-            ],
+            preprocess_command(work / "raw", work / "splits"),
             env={**base_env, "MLFLOW_TRACKING_URI": ""},
             check=True,
             capture_output=True,

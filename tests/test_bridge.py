@@ -21,23 +21,10 @@ from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 from mlflow_bridge.service import Bridge
 from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
 from pipeline.tracking_server import TrackingServer
-from tests.tracking_fixtures import tracking_server  # noqa: F401 - fixture
+from tests.tracking_fixtures import small_model_dir, tracking_server  # noqa: F401 - fixtures
 
 EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
 ROLE = "arn:aws:iam::123456789012:role/mlops-endpoint"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real MLflow model, logged into each test run."""
-    import mlflow.sklearn
-    import numpy as np
-    from sklearn.linear_model import LinearRegression
-
-    x = np.arange(20, dtype=float).reshape(10, 2)
-    path = tmp_path_factory.mktemp("model") / "model"
-    mlflow.sklearn.save_model(LinearRegression().fit(x, x.sum(axis=1)), str(path), pip_requirements=["scikit-learn"])
-    return path
 
 
 class World:
@@ -108,8 +95,8 @@ class World:
 
 
 @pytest.fixture
-def world(aws: str, tracking_server: TrackingServer, model_dir: Path) -> World:  # noqa: F811
-    return World(tracking_server.uri, model_dir)
+def world(aws: str, tracking_server: TrackingServer, small_model_dir: Path) -> World:  # noqa: F811
+    return World(tracking_server.uri, small_model_dir)
 
 
 def test_approval_syncs_version_alias_stage_and_deploys(world: World) -> None:
@@ -235,12 +222,14 @@ def test_malformed_events_are_rejected_not_retried(world: World, monkeypatch: py
 
 
 def test_tracking_outage_raises_and_redelivery_converges(
-    aws: str, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    aws: str,
+    small_model_dir: Path,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     root = tmp_path_factory.mktemp("bridge-outage")
     server = TrackingServer(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts").start()
     try:
-        world = World(server.uri, model_dir)
+        world = World(server.uri, small_model_dir)
         arn = world.package("Approved")
         server.stop()
         bridge = world.bridge(deployment=DeploymentSettings(enabled=False))

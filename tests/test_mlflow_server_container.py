@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.tracking_server import free_port, wait_healthy
 from tests.conftest import REPO
-from tests.tracking_fixtures import MARIADB
+from tests.tracking_fixtures import MARIADB, small_model_dir  # noqa: F401 - fixture
 
 SERVER_DIR = REPO / "infra" / "mlflow_server"
 DB_PASSWORD = "db-pa55word-" + uuid.uuid4().hex[:8]
@@ -61,7 +61,11 @@ def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
 
 
 def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
-    aws: str, mariadb_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir_for_server: Path
+    aws: str,
+    mariadb_user: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_model_dir: Path,  # noqa: F811
 ) -> None:
     user, database = mariadb_user
     port = free_port()
@@ -104,7 +108,7 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
         client = MlflowClient(uri)
         experiment = client.create_experiment(f"container-{uuid.uuid4().hex[:6]}")
         run = client.create_run(experiment)
-        client.log_artifacts(run.info.run_id, str(model_dir_for_server), "model")
+        client.log_artifacts(run.info.run_id, str(small_model_dir), "model")
         keys = [
             o["Key"]
             for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(
@@ -146,15 +150,3 @@ def _session_command_lines(session_leader: int) -> list[str]:
         except (OSError, ProcessLookupError):
             continue
     return lines
-
-
-@pytest.fixture(scope="module")
-def model_dir_for_server(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import mlflow.sklearn
-    import numpy as np
-    from sklearn.linear_model import LinearRegression
-
-    x = np.arange(10, dtype=float).reshape(5, 2)
-    path = tmp_path_factory.mktemp("server-model") / "model"
-    mlflow.sklearn.save_model(LinearRegression().fit(x, x.sum(axis=1)), str(path), pip_requirements=["scikit-learn"])
-    return path

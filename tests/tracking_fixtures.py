@@ -58,3 +58,16 @@ def tracking_server(
     finally:
         server.stop()
         cleanup()
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real MLflow model (y = x1 + x2) to log as a run's artifacts."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    path = tmp_path_factory.mktemp("model") / "model"
+    mlflow.sklearn.save_model(LinearRegression().fit(x, x.sum(axis=1)), str(path), pip_requirements=["scikit-learn"])
+    return path
