@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.tracking_server import free_port, wait_healthy  # noqa: E402
 
-TRIALS = 16
+TRIALS = int(os.environ.get("BENCH_TRIALS", "16"))  # the issue asks for 16
 METRIC_VALUES = 200
 BATCH = 50
 PASSWORD = "load-" + uuid.uuid4().hex
