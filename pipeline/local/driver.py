@@ -58,14 +58,19 @@ def stage(cfg: PipelineConfig, definition: dict[str, Any], workspace: Workspace,
             write_diabetes_csv(target)
 
 
-def _evaluation_report(record: ExecutionRecord, workspace: Workspace) -> dict[str, Any] | None:
+def _output_folder(record: ExecutionRecord, workspace: Workspace, output_name: str) -> Path | None:
+    """Where a processing output of this execution landed in the workspace."""
     for step in record.steps.values():
         outputs = step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {})
-        if "evaluation" in outputs:
-            path = workspace.path(outputs["evaluation"]["S3Output"]["S3Uri"]) / "evaluation.json"
-            if path.exists():
-                return json.loads(path.read_text())
+        if output_name in outputs:
+            return workspace.path(outputs[output_name]["S3Output"]["S3Uri"])
     return None
+
+
+def _evaluation_report(record: ExecutionRecord, workspace: Workspace) -> dict[str, Any] | None:
+    folder = _output_folder(record, workspace, "evaluation")
+    report = folder / "evaluation.json" if folder else None
+    return json.loads(report.read_text()) if report and report.exists() else None
 
 
 def run_local(
@@ -97,16 +102,14 @@ def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServi
     return registry
 
 
-def sample_rows(cfg: PipelineConfig, record: ExecutionRecord, workspace: Workspace, n: int = 3) -> Any:
+def sample_rows(record: ExecutionRecord, workspace: Workspace, n: int = 3) -> Any:
     """A few rows of this execution's test split, for a prediction."""
     import pandas as pd
 
-    for step in record.steps.values():
-        outputs = step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {})
-        if "test" in outputs:
-            folder = workspace.path(outputs["test"]["S3Output"]["S3Uri"])
-            return pd.concat(pd.read_csv(f) for f in sorted(folder.glob("*.csv"))).head(n)
-    raise ValueError("no test split in this execution")
+    folder = _output_folder(record, workspace, "test")
+    if folder is None:
+        raise ValueError("no test split in this execution")
+    return pd.concat(pd.read_csv(f) for f in sorted(folder.glob("*.csv"))).head(n)
 
 
 def approve_and_serve(
@@ -136,7 +139,7 @@ def approve_and_serve(
         console.print(f"bridge: {change}")
     if result.server is None:
         return
-    rows = sample_rows(cfg, record, workspace)
+    rows = sample_rows(record, workspace)
     predictions = result.server.predict(rows[cfg.data.features].to_dict(orient="records"))
     for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
         console.print(f"served model {result.server.url}: predicted {predicted:.1f}, actual {actual:.1f}")
