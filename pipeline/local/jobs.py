@@ -96,7 +96,12 @@ class LocalJobRunner:
     env_overrides: dict[str, str] = field(default_factory=dict)
 
     def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))}
+        # The jobs see what a container would: the definition's environment, not this shell's
+        # MLflow/SageMaker settings, except the credentials `mlflow.credentials.source: env` reads.
+        passthrough = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+        env = {
+            k: v for k, v in os.environ.items() if k in passthrough or not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))
+        }
         env.update({k: str(v) for k, v in map_container_paths(dict(job_env), opt_ml).items()})
         env.update(self.env_overrides)
         env["MLOPS_OPT_ML"] = str(opt_ml)
