@@ -13,6 +13,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from mlflow_bridge.errors import DeploymentError
+from mlflow_bridge.sagemaker_registry import is_not_found
 from mlflow_bridge.settings import DeploymentSettings
 
 __all__ = ["EndpointDeployer", "config_name", "endpoint_name", "model_name", "production_variant", "update_request"]
@@ -74,10 +75,7 @@ class EndpointDeployer:
             getattr(self.client, call)(**kwargs)
             return True
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") in {"ValidationException", "ResourceNotFound"} and (
-                "not find" in error.get("Message", "").lower() or "does not exist" in error.get("Message", "").lower()
-            ):
+            if is_not_found(exc):
                 return False
             raise
 
@@ -87,8 +85,7 @@ class EndpointDeployer:
         try:
             endpoint = self.client.describe_endpoint(EndpointName=endpoint_name(package, self.settings))
         except ClientError as exc:
-            message = exc.response.get("Error", {}).get("Message", "").lower()
-            if "not find" in message or "does not exist" in message:
+            if is_not_found(exc):
                 return None
             raise
         if endpoint.get("EndpointStatus") in {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}:

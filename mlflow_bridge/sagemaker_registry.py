@@ -6,10 +6,11 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 
-__all__ = ["SageMakerRegistry"]
+__all__ = ["SageMakerRegistry", "is_not_found"]
 
 
-def _not_found(exc: Any) -> bool:
+def is_not_found(exc: Any) -> bool:
+    """SageMaker reports a missing resource as ResourceNotFound or as a ValidationException."""
     error = exc.response.get("Error", {})
     message = error.get("Message", "").lower()
     return error.get("Code") in {"ResourceNotFound", "ValidationException"} and (
@@ -27,7 +28,7 @@ class SageMakerRegistry:
         try:
             raw = self.client.describe_model_package(ModelPackageName=arn)
         except ClientError as exc:
-            if _not_found(exc):
+            if is_not_found(exc):
                 return None
             raise
         metadata = raw.get("CustomerMetadataProperties") or {}
