@@ -306,7 +306,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.local.approval import approve_locally
     from pipeline.local.driver import registry_for
-    from pipeline.local.services import local_services, remember_process
+    from pipeline.local.services import local_services
     from pipeline.local.workspace import Workspace
 
     workspace = Workspace(Path(args.workspace).resolve())
@@ -326,11 +326,7 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
             err.print(f"bridge: {change}")
         if result.server is not None:
-            if args.keep_services and result.server.process is not None:
-                remember_process(workspace.root, "serving", result.server.process.pid, result.server.url)
-                err.print(f"model server running at {result.server.url}")
-            else:
-                result.server.stop()
+            err.print(result.server.keep_or_stop(workspace.root, args.keep_services))
     print(json.dumps(result.bridge_result))
     return 0
 

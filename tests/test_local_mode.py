@@ -24,6 +24,13 @@ def shared_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.uri
 
 
+@pytest.fixture
+def tracking_env(shared_tracking: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs use the module's MLflow server instead of starting their own."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
+    return shared_tracking
+
+
 def run_local(capsys: pytest.CaptureFixture[str], workspace: Path, *extra: str) -> tuple[int, ExecutionRecord, str]:
     code = main(["run", "--local", "--example-data", "--config", str(DEFAULT_CONFIG),
                  "--workspace", str(workspace), *FAST, *extra])  # fmt: skip
@@ -83,9 +90,8 @@ def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
 
 
 def test_gate_that_cannot_be_met_ends_in_the_fail_step(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
     workspace = tmp_path / ".local"
     code, record, err = run_local(capsys, workspace, "--param", "QualityGateThreshold=1")
     assert code == 1
@@ -99,9 +105,8 @@ def test_gate_that_cannot_be_met_ends_in_the_fail_step(
 
 
 def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
     workspace = tmp_path / ".local"
     code, _, err = run_local(capsys, workspace)
     assert code == 0, err
@@ -124,9 +129,8 @@ def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
 
 
 def test_crashing_step_stops_the_run_and_the_fix_reuses_upstream(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
     workspace = tmp_path / ".local"
     code, broken, err = run_local(capsys, workspace, "--set", "training.hyperparameters.n_trees=5")
     assert code == 1
@@ -149,11 +153,10 @@ def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_tracking: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
     from mlflow import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_tracking)
     workspace = tmp_path / ".local"
     model = f"local-approve-{tmp_path.name}"[-60:]
     code, record, err = run_local(capsys, workspace, "--approve", "--set", f"mlflow.registered_model={model}")
@@ -161,7 +164,7 @@ def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
     assert "point alias 'champion' at version 1" in err
     predictions = [line for line in err.splitlines() if line.startswith("served model http://127.0.0.1:")]
     assert len(predictions) == 3 and all("predicted" in line and "actual" in line for line in predictions)
-    client = MlflowClient(shared_tracking)
+    client = MlflowClient(tracking_env)
     version = client.get_model_version(model, "1")
     arn = record.steps["Register-RegisterModel"].properties["ModelPackageArn"]
     assert version.tags["sagemaker_model_package_arn"] == arn

@@ -124,7 +124,6 @@ def approve_and_serve(
     """`run --local --approve`: approve the new package, let the bridge sync MLflow and
     "deploy" (serve the alias locally), then ask the served model for a prediction."""
     from pipeline.local.approval import approve_locally
-    from pipeline.local.services import remember_process
 
     arn = next(
         (s.properties["ModelPackageArn"] for s in record.steps.values() if "ModelPackageArn" in s.properties), None
@@ -143,11 +142,7 @@ def approve_and_serve(
     predictions = result.server.predict(rows[cfg.data.features].to_dict(orient="records"))
     for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
         console.print(f"served model {result.server.url}: predicted {predicted:.1f}, actual {actual:.1f}")
-    if keep and result.server.process is not None:
-        remember_process(workspace.root, "serving", result.server.process.pid, result.server.url)
-        console.print(f"model server left running at {result.server.url}")
-    else:
-        result.server.stop()
+    console.print(result.server.keep_or_stop(workspace.root, keep))
 
 
 def _execute(

@@ -179,15 +179,11 @@ class LocalExecution:
             self._update(step, status="Executing", started=time.time())
             try:
                 self._execute(node, step)
-            except (StepFailed, JobFailed, TuningFailed) as exc:
-                failure = str(exc)
+            except Exception as exc:  # a job, tuning, expression or registry error: the step failed
+                ours = isinstance(exc, (StepFailed, JobFailed, TuningFailed))
+                failure = str(exc) if ours else f"{type(exc).__name__}: {exc}"
                 log = str(getattr(exc, "log_path", "") or step.log)
                 self._update(step, status="Failed", ended=time.time(), failure=failure, log=log)
-                self._finish("Failed", f"Step {name} failed: {failure}")
-                return self.record
-            except Exception as exc:  # an expression or registry error: still a step failure
-                failure = f"{type(exc).__name__}: {exc}"
-                self._update(step, status="Failed", ended=time.time(), failure=failure)
                 self._finish("Failed", f"Step {name} failed: {failure}")
                 return self.record
             if step.type == "Fail":

@@ -81,6 +81,17 @@ class LocalModelServer:
         with urllib.request.urlopen(request, timeout=30) as response:
             return [float(v) for v in json.loads(response.read())["predictions"]]
 
+    def keep_or_stop(self, workspace_root: Path, keep: bool) -> str:
+        """At the end of a command: record the server for `local-down` when kept, else stop
+        it. Returns what happened, for the console."""
+        from pipeline.local.services import remember_process
+
+        if keep and self.process is not None:
+            remember_process(workspace_root, "serving", self.process.pid, self.url)
+            return f"model server left running at {self.url}"
+        self.stop()
+        return "model server stopped"
+
     def stop(self) -> None:
         if self.process is None:
             return
