@@ -50,26 +50,26 @@ def code_bundle(cfg: PipelineConfig) -> CodeBundle:
     return bundle
 
 
-def _validate_sdk_config_once() -> None:
-    """SDK 2.257 re-validates its config dict with jsonschema on every config lookup (~50
-    per build, 0.18 s each: 90% of a render). Our dict is a constant, so validate it once.
-    A passing validation has no other effect, so skipping repeats changes no output."""
+def _trust_our_sdk_config() -> None:
+    """SDK 2.257 validates its config dict with jsonschema on every session and config
+    lookup (~50 per build, 0.18 s each: most of a render). Ours is the constant
+    `_SDK_CONFIG`, proven valid by a test against the SDK's own validator, so skip
+    validating that one dict; any other config is still validated. A passing validation
+    has no other effect, so the output is unchanged."""
+    import sagemaker.session as sdk_session
     import sagemaker.utils as sdk_utils
 
     original = sdk_utils.validate_sagemaker_config
-    if getattr(original, "validates_once", False):
+    if getattr(original, "trusts_project_config", False):
         return
-    validated: list[dict[str, Any]] = []
 
     def validate(config: dict[str, Any] | None = None) -> None:
-        if config == _SDK_CONFIG and validated:
-            return
-        original(config)
-        if config == _SDK_CONFIG:
-            validated.append(config)
+        if config != _SDK_CONFIG:
+            original(config)
 
-    validate.validates_once = True  # type: ignore[attr-defined]
+    validate.trusts_project_config = True  # type: ignore[attr-defined]
     sdk_utils.validate_sagemaker_config = validate
+    sdk_session.validate_sagemaker_config = validate
 
 
 def pipeline_session(cfg: PipelineConfig, boto_session: Any = None) -> Any:
@@ -77,7 +77,7 @@ def pipeline_session(cfg: PipelineConfig, boto_session: Any = None) -> Any:
     import boto3
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-    _validate_sdk_config_once()
+    _trust_our_sdk_config()
 
     boto_session = boto_session or boto3.Session(region_name=cfg.aws.region)
     return PipelineSession(

@@ -197,3 +197,20 @@ def test_code_is_referenced_by_content_address(rendered: dict[str, str]) -> None
     assert bundle.sourcedir_uri in rendered["default"]
     assert f"/code/{bundle.digest}/" in bundle.sourcedir_uri
     assert bundle.tarball() == code_bundle(cfg).tarball()
+
+
+def test_the_sdk_config_that_renders_skip_validating_is_valid() -> None:
+    """Renders skip the SDK's validation of `_SDK_CONFIG` (it is a constant): the SDK's
+    own validator must accept it, and must still reject any other, invalid, config."""
+    import sagemaker.config
+
+    from pipeline.definition import _SDK_CONFIG, pipeline_session
+
+    sagemaker.config.validate_sagemaker_config(_SDK_CONFIG)
+    pipeline_session(load_config(DEFAULT_CONFIG))  # installs the skip
+    import sagemaker.utils
+
+    with pytest.raises(Exception, match="TelemetryOptOut"):
+        sagemaker.utils.validate_sagemaker_config(
+            {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "maybe"}}}}
+        )

@@ -188,7 +188,9 @@ class LocalJobRunner:
             log_path.read_text(errors="replace"), definition["AlgorithmSpecification"].get("MetricDefinitions", [])
         )
         archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        # gzip's default level, as `tar czf` uses: tarfile's default (9) costs a trial ~1 s
+        # on a 2 MB model for a 4% smaller archive.
+        with tarfile.open(fileobj=archive, mode="w:gz", compresslevel=6) as tar:
             for item in sorted(model_dir.iterdir()):
                 tar.add(item, arcname=item.name)
         output_path = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")

@@ -15,11 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.tracking_server import TrackingServer, TrackingServerError, free_port, wait_healthy
 
@@ -79,70 +81,67 @@ def _kill(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
 
 
+def _start_moto_in_process() -> tuple[str, Any]:
+    """A moto server thread in this process: starts in a fraction of a child's time."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto's state is per process, not per server: start from empty, as a new emulator
+    # process would, so the registry holds exactly what the journal restores.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    return endpoint, server
+
+
+def _stop_soon(server: Any) -> None:
+    """Stop an in-process moto server without waiting out its 0.5 s poll interval."""
+    threading.Thread(target=server.stop, daemon=True).start()
+
+
 @contextmanager
 def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]:
+    """Without `keep`, everything this started stops on exit; with it, only on a failed start."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     record = json.loads(_record_path(root).read_text()) if _record_path(root).exists() else {}
     started: list[int] = []
-    moto = record.get("moto_endpoint")
-    in_process = None
-    if not (moto and _moto_healthy(moto)):
-        if keep:  # must outlive this command: a child process
-            moto, pid = _start_moto(root / "logs" / "moto.log")
-            started.append(pid)
-            record.update(moto_endpoint=moto, moto_pid=pid)
-        else:  # in this process: starts in a fraction of the time
-            import logging
-
-            from moto.server import ThreadedMotoServer
-
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-
-            port = free_port()
-            in_process = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            in_process.start()
-            moto = f"http://127.0.0.1:{port}"
-            # moto's state is per process, not per server: start from empty, as a new
-            # emulator process would, so the registry holds exactly what the journal restores.
-            urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset", method="POST"), timeout=10)
-    external = os.environ.get("MLFLOW_TRACKING_URI")
-    if external and not _healthy(external):
-        for pid in started:
-            _kill(pid)
-        if in_process is not None:
-            in_process.stop()
-        raise TrackingServerError(f"MLFLOW_TRACKING_URI={external} does not answer /health")
-    tracking = external or record.get("tracking_uri")
-    if not (tracking and _healthy(tracking)):
-        server = TrackingServer(
-            backend_store_uri=f"sqlite:///{(root / 'mlflow' / 'mlflow.db').resolve()}",
-            artifacts_dir=(root / "mlflow" / "artifacts").resolve(),
-            log_file=root / "logs" / "mlflow.log",
-        )
-        (root / "mlflow").mkdir(exist_ok=True)
-        try:
-            server.start(timeout=180)
-        except TrackingServerError:
-            for pid in started:
-                _kill(pid)
-            if in_process is not None:
-                in_process.stop()
-            raise
-        assert server.process is not None
-        started.append(server.process.pid)
-        tracking = server.uri
-        record.update(tracking_uri=tracking, tracking_pid=server.process.pid)
-    if keep:
-        _record_path(root).write_text(json.dumps(record, indent=2))
-    try:
+    with contextlib.ExitStack() as cleanup:
+        moto = record.get("moto_endpoint")
+        if not (moto and _moto_healthy(moto)):
+            if keep:  # must outlive this command: a child process
+                moto, pid = _start_moto(root / "logs" / "moto.log")
+                started.append(pid)
+                cleanup.callback(_kill, pid)
+                record.update(moto_endpoint=moto, moto_pid=pid)
+            else:
+                moto, server = _start_moto_in_process()
+                cleanup.callback(_stop_soon, server)
+        external = os.environ.get("MLFLOW_TRACKING_URI")
+        if external and not _healthy(external):
+            raise TrackingServerError(f"MLFLOW_TRACKING_URI={external} does not answer /health")
+        tracking = external or record.get("tracking_uri")
+        if not (tracking and _healthy(tracking)):
+            tracking_server = TrackingServer(
+                backend_store_uri=f"sqlite:///{(root / 'mlflow' / 'mlflow.db').resolve()}",
+                artifacts_dir=(root / "mlflow" / "artifacts").resolve(),
+                log_file=root / "logs" / "mlflow.log",
+            )
+            (root / "mlflow").mkdir(exist_ok=True)
+            tracking_server.start(timeout=180)
+            assert tracking_server.process is not None
+            started.append(tracking_server.process.pid)
+            cleanup.callback(_kill, tracking_server.process.pid)
+            tracking = tracking_server.uri
+            record.update(tracking_uri=tracking, tracking_pid=tracking_server.process.pid)
+        if keep:
+            _record_path(root).write_text(json.dumps(record, indent=2))
+            cleanup.pop_all()
         yield LocalServices(moto_endpoint=moto, tracking_uri=tracking, started=started)
-    finally:
-        if in_process is not None:
-            in_process.stop()
-        if not keep:
-            for pid in started:
-                _kill(pid)
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
