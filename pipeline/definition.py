@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +74,54 @@ def _trust_our_sdk_config() -> None:
     sdk_session.validate_sagemaker_config = validate
 
 
+class _BuiltOnFirstUse:
+    """Stands in for a boto3 client or resource until something uses it."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.__dict__.update(_build=build, _built=None)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._built is None:
+            self.__dict__["_built"] = self._build()
+        return getattr(self._built, name)
+
+
+def _session_with_clients_on_first_use(region: str) -> Any:
+    """A boto3 Session whose clients are built when first used. A Session builds six
+    (0.4 s of service-model parsing, a quarter of a render) and an offline build uses none."""
+    import boto3
+
+    class Session(boto3.Session):
+        def client(self, *args: Any, **kwargs: Any) -> Any:
+            return _BuiltOnFirstUse(lambda: super(Session, self).client(*args, **kwargs))
+
+        def resource(self, *args: Any, **kwargs: Any) -> Any:
+            return _BuiltOnFirstUse(lambda: super(Session, self).resource(*args, **kwargs))
+
+    return Session(region_name=region)
+
+
+@contextmanager
+def _clients_on_first_use(region: str) -> Iterator[Any]:
+    """That session, also as boto3's default while a render runs: the SDK's Estimator builds
+    a client of the default session (for Studio apps) that an offline build never uses."""
+    import boto3
+
+    session, previous = _session_with_clients_on_first_use(region), boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = session
+    try:
+        yield session
+    finally:
+        boto3.DEFAULT_SESSION = previous
+
+
 def pipeline_session(cfg: PipelineConfig, boto_session: Any = None) -> Any:
     """A PipelineSession that builds without calling AWS (the default bucket is given)."""
-    import boto3
     from sagemaker.workflow.pipeline_context import PipelineSession
 
     _trust_our_sdk_config()
 
-    boto_session = boto_session or boto3.Session(region_name=cfg.aws.region)
+    boto_session = boto_session or _session_with_clients_on_first_use(cfg.aws.region)
     return PipelineSession(
         boto_session=boto_session,
         default_bucket=cfg.aws.default_bucket,
@@ -175,9 +217,10 @@ def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
     """The definition JSON, canonical: equal configs give byte-identical text."""
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _clients_on_first_use(cfg.aws.region) as boto_session:
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-        definition = _strip_build_noise(json.loads(build_pipeline(cfg, session).definition()))
+        pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session))
+        definition = _strip_build_noise(json.loads(pipeline.definition()))
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
 
 

@@ -97,9 +97,9 @@ def run_local(
 
 
 def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:
-    registry = LocalRegistry(sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json")
-    registry.restore()
-    return registry
+    return LocalRegistry(
+        lambda: sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json"
+    )
 
 
 def sample_rows(record: ExecutionRecord, workspace: Workspace, n: int = 3) -> Any:

@@ -1,27 +1,57 @@
 """The local SageMaker Model Registry: moto, plus a journal so packages outlive it.
 
 moto keeps state in memory; the journal (`registry.json` in the workspace) records every
-CreateModelPackage request and the latest approval status, and `restore` replays it into a
-fresh moto server. Versions are assigned in order per group, so replay reproduces the same
+CreateModelPackage request and the latest approval status, and is replayed into a fresh
+moto server when the registry is first used. Versions are assigned in order per group, so replay reproduces the same
 ARNs. The same boto3 calls run against SageMaker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["LocalRegistry"]
 
 
-@dataclass
 class LocalRegistry:
-    client: Any  # boto3 SageMaker client (moto endpoint locally)
-    journal: Path
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """`client` connects to the emulator and replays the journal on first use, so a run
+    whose Register step is cached never starts the emulator; `prepare_in_background`
+    does it while a job runs, so the Register step does not wait for it."""
+
+    def __init__(self, connect: Callable[[], Any], journal: Path) -> None:
+        self._connect = connect
+        self.journal = journal
+        self._lock = threading.RLock()
+        self._client: Any = None
+        self._preparing = False
+
+    @property
+    def client(self) -> Any:
+        """A boto3 SageMaker client of the emulator, holding every journaled package."""
+        with self._lock:
+            if self._client is None:
+                client = self._connect()
+                self._restore(client)
+                self._client = client
+            return self._client
+
+    def prepare_in_background(self) -> None:
+        """Connect now, off the caller's thread. A failure is not lost: the next use of
+        `client` tries again and raises it."""
+        if self._preparing:
+            return
+        self._preparing = True
+
+        def prepare() -> None:
+            with contextlib.suppress(Exception):
+                self.client.list_model_package_groups(MaxResults=1)  # loads the emulator's SageMaker backend
+
+        threading.Thread(target=prepare, daemon=True).start()
 
     def _entries(self) -> list[dict[str, Any]]:
         if not self.journal.exists():
@@ -34,20 +64,21 @@ class LocalRegistry:
         tmp.write_text(json.dumps(entries, indent=2))
         tmp.replace(self.journal)
 
-    def _ensure_group(self, group: str) -> None:
+    @staticmethod
+    def _ensure_group(client: Any, group: str) -> None:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.describe_model_package_group(ModelPackageGroupName=group)
+            client.describe_model_package_group(ModelPackageGroupName=group)
         except ClientError:
-            self.client.create_model_package_group(
+            client.create_model_package_group(
                 ModelPackageGroupName=group, ModelPackageGroupDescription=f"{group} (created by the pipeline)"
             )
 
     def register(self, request: dict[str, Any]) -> str:
         """CreateModelPackage, creating the group on first use as the RegisterModel step does."""
         with self._lock:
-            self._ensure_group(request["ModelPackageGroupName"])
+            self._ensure_group(self.client, request["ModelPackageGroupName"])
             arn = self.client.create_model_package(**request)["ModelPackageArn"]
             entries = self._entries()
             entries.append({"arn": arn, "request": request, "approval_status": request.get("ModelApprovalStatus")})
@@ -55,13 +86,8 @@ class LocalRegistry:
             return arn
 
     def exists(self, arn: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.describe_model_package(ModelPackageName=arn)
-            return True
-        except ClientError:
-            return False
+        """Read from the journal, which the emulator mirrors: no need to start it."""
+        return any(entry["arn"] == arn for entry in self._entries())
 
     def set_approval(self, arn: str, status: str, description: str = "") -> None:
         with self._lock:
@@ -80,23 +106,20 @@ class LocalRegistry:
                     entry["approval_status"] = status
             self._save(entries)
 
-    def restore(self) -> int:
-        """Replay the journal into an empty emulator; returns how many packages were restored."""
+    def _restore(self, client: Any) -> None:
+        """Replay the journal into an empty emulator (a package it still holds is kept)."""
         from botocore.exceptions import ClientError
 
-        restored = 0
         for entry in self._entries():
             try:
-                self.client.describe_model_package(ModelPackageName=entry["arn"])
-                continue  # the emulator still has it
+                client.describe_model_package(ModelPackageName=entry["arn"])
+                continue
             except ClientError:
                 pass
             request = dict(entry["request"])
             if entry.get("approval_status"):
                 request["ModelApprovalStatus"] = entry["approval_status"]
-            self._ensure_group(request["ModelPackageGroupName"])
-            arn = self.client.create_model_package(**request)["ModelPackageArn"]
+            self._ensure_group(client, request["ModelPackageGroupName"])
+            arn = client.create_model_package(**request)["ModelPackageArn"]
             if arn != entry["arn"]:
                 raise RuntimeError(f"restoring the local registry gave {arn}, expected {entry['arn']}")
-            restored += 1
-        return restored

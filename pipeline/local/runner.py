@@ -219,6 +219,8 @@ class LocalExecution:
             self._apply(node, step, cached)
             self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
             return
+        if node.type != "RegisterModel":
+            self.registry.prepare_in_background()  # while the job runs
         result = {
             "Processing": self._processing,
             "Training": self._training,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +28,30 @@ from pipeline.tracking_server import TrackingServer, TrackingServerError, free_p
 __all__ = ["LocalServices", "local_services", "remember_process", "stop_services"]
 
 
+class _OnFirstUse:
+    """A value computed by the first caller, once, even when threads race for it."""
+
+    def __init__(self, compute: Callable[[], str]) -> None:
+        self._compute, self._value, self._lock = compute, "", threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._value:
+                self._value = self._compute()
+            return self._value
+
+
 @dataclass
 class LocalServices:
-    moto_endpoint: str
     tracking_uri: str
     started: list[int]  # pids this command started
+    _moto: Callable[[], str]
+
+    @property
+    def moto_endpoint(self) -> str:
+        """The registry emulator, started on first use: a run whose Register step is
+        cached never needs it."""
+        return self._moto()
 
 
 def _healthy(url: str) -> bool:
@@ -119,8 +138,7 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
                 cleanup.callback(_kill, pid)
                 record.update(moto_endpoint=moto, moto_pid=pid)
             else:
-                moto, server = _start_moto_in_process()
-                cleanup.callback(_stop_soon, server)
+                moto = None
         external = os.environ.get("MLFLOW_TRACKING_URI")
         if external and not _healthy(external):
             raise TrackingServerError(f"MLFLOW_TRACKING_URI={external} does not answer /health")
@@ -141,7 +159,13 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
         if keep:
             _record_path(root).write_text(json.dumps(record, indent=2))
             cleanup.pop_all()
-        yield LocalServices(moto_endpoint=moto, tracking_uri=tracking, started=started)
+
+        def moto_in_process() -> str:
+            endpoint, server = _start_moto_in_process()
+            cleanup.callback(_stop_soon, server)
+            return endpoint
+
+        yield LocalServices(tracking, started, _OnFirstUse(lambda: moto or moto_in_process()))
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:

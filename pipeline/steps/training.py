@@ -24,7 +24,7 @@ def estimator(ctx: BuildContext, hyperparameters: dict[str, Any]) -> Any:
         source_dir=ctx.code.sourcedir_uri,
         framework_version=cfg.runtime.framework_version,
         py_version=cfg.runtime.py_version,
-        image_uri=cfg.runtime.image_uri,
+        image_uri=ctx.image_uri,
         role=cfg.aws.role_arn,
         instance_type=ctx.params.train_instance_type,
         instance_count=settings.instance_count,
