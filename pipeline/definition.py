@@ -246,8 +246,7 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
 
 
 if __name__ == "__main__":
-    import sys
 
-    from pipeline.cli import main
+    from pipeline.cli import exit_without_teardown, main
 
-    sys.exit(main())
+    exit_without_teardown(main())
