@@ -447,4 +447,3 @@ def exit_without_teardown(code: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a reader that went away (`| head`)
             stream.flush()
     os._exit(code)
-

@@ -246,7 +246,6 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
 
 
 if __name__ == "__main__":
-
     from pipeline.cli import exit_without_teardown, main
 
     exit_without_teardown(main())

@@ -76,6 +76,10 @@ class TrackingServer:
         ]  # fmt: skip
 
     def start(self, timeout: float = 120) -> TrackingServer:
+        return self.launch().wait(timeout)
+
+    def launch(self) -> TrackingServer:
+        """Start the process without waiting for it to answer (see `wait`)."""
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.extra_env}
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -83,6 +87,10 @@ class TrackingServer:
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+        return self
+
+    def wait(self, timeout: float = 120) -> TrackingServer:
+        """Until /health answers; a server that does not is stopped."""
         try:
             wait_healthy(self.uri, timeout, self.process)
         except TrackingServerError:

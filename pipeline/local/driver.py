@@ -157,7 +157,7 @@ def _execute(
 
     registry = registry_for(cfg, workspace, services)
     jobs = LocalJobRunner(
-        workspace, workspace.root / "jobs", env_overrides={"MLFLOW_TRACKING_URI": services.tracking_uri}
+        workspace, workspace.root / "jobs", services_env=lambda: {"MLFLOW_TRACKING_URI": services.tracking_uri}
     )
     with LiveProgress(console) as progress:
         execution = LocalExecution(
@@ -173,7 +173,7 @@ def _execute(
             on_change=progress,
         )
         record = execution.run()
-    console.print(summary(record, services.tracking_uri, _evaluation_report(record, workspace)))
+    console.print(summary(record, services.tracking_address, _evaluation_report(record, workspace)))
     if options.keep_services:
-        console.print(f"services left running: MLflow {services.tracking_uri}, registry {services.moto_endpoint}")
+        console.print(f"services left running: MLflow {services.tracking_address}, registry {services.moto_endpoint}")
     return record

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,12 +88,14 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 @dataclass
 class LocalJobRunner:
-    """Runs jobs for one execution. `env_overrides` maps service endpoints (the tracking
-    URI) the way S3 URIs are mapped to the workspace."""
+    """Runs jobs for one execution. `env_overrides` and `services_env` (read when a job
+    starts: the tracking URI, once its server answers) map service endpoints the way S3
+    URIs are mapped to the workspace."""
 
     workspace: Workspace
     jobs_root: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
+    services_env: Callable[[], Mapping[str, str]] = dict
 
     def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
@@ -103,6 +105,7 @@ class LocalJobRunner:
             k: v for k, v in os.environ.items() if k in passthrough or not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))
         }
         env.update({k: str(v) for k, v in map_container_paths(dict(job_env), opt_ml).items()})
+        env.update(self.services_env())
         env.update(self.env_overrides)
         env["MLOPS_OPT_ML"] = str(opt_ml)
         env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # this environment already has them

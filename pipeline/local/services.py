@@ -43,9 +43,16 @@ class _OnFirstUse:
 
 @dataclass
 class LocalServices:
-    tracking_uri: str
+    tracking_address: str  # where the MLflow server answers, or will once it has booted
     started: list[int]  # pids this command started
+    _tracking: Callable[[], str]
     _moto: Callable[[], str]
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow server, once it answers. It boots in the background (5-10 s) while
+        the definition renders; a run whose steps are all cached never waits for it."""
+        return self._tracking()
 
     @property
     def moto_endpoint(self) -> str:
@@ -55,8 +62,12 @@ class LocalServices:
 
 
 def _healthy(url: str) -> bool:
+    return _healthy_within(url, 1)
+
+
+def _healthy_within(url: str, seconds: float) -> bool:
     try:
-        wait_healthy(url, timeout=1)
+        wait_healthy(url, timeout=seconds)
         return True
     except TrackingServerError:
         return False
@@ -150,12 +161,20 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
                 log_file=root / "logs" / "mlflow.log",
             )
             (root / "mlflow").mkdir(exist_ok=True)
-            tracking_server.start(timeout=180)
+            creates_schema = not (root / "mlflow" / "mlflow.db").exists()
+            tracking_server.launch()
             assert tracking_server.process is not None
             started.append(tracking_server.process.pid)
             cleanup.callback(_kill, tracking_server.process.pid)
+            if creates_schema:  # never stop a first boot halfway through creating the database
+                cleanup.callback(_healthy_within, tracking_server.uri, 180)
             tracking = tracking_server.uri
             record.update(tracking_uri=tracking, tracking_pid=tracking_server.process.pid)
+            if keep:  # what is recorded must answer
+                tracking_server.wait(timeout=180)
+            booted = _OnFirstUse(lambda: tracking_server.wait(timeout=180).uri)
+        else:
+            booted = _OnFirstUse(lambda: tracking)
         if keep:
             _record_path(root).write_text(json.dumps(record, indent=2))
             cleanup.pop_all()
@@ -165,7 +184,7 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             cleanup.callback(_stop_soon, server)
             return endpoint
 
-        yield LocalServices(tracking, started, _OnFirstUse(lambda: moto or moto_in_process()))
+        yield LocalServices(tracking, started, booted, _OnFirstUse(lambda: moto or moto_in_process()))
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
