@@ -224,14 +224,29 @@ def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
 
 
+def _builder_digest() -> str:
+    """The source of the modules that turn a config into a definition."""
+    digest = hashlib.sha256()
+    builder = [Path(__file__), *sorted((Path(__file__).parent / "steps").glob("*.py"))]
+    for path in builder:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
     """`render_definition`, memoised on disk by everything the output depends on: the
-    validated config, the scripts' content address and the SDK version. A hit skips
-    importing the SDK (seconds), which is what makes a fully cached local rerun fast."""
+    validated config, the scripts' content address, this builder's own source and the SDK
+    version. A hit skips importing the SDK (seconds), which is what makes a fully cached
+    local rerun fast."""
     from importlib.metadata import version
 
     material = json.dumps(
-        {"config": cfg.model_dump(mode="json"), "code": code_bundle(cfg).digest, "sdk": version("sagemaker")},
+        {
+            "config": cfg.model_dump(mode="json"),
+            "code": code_bundle(cfg).digest,
+            "builder": _builder_digest(),
+            "sdk": version("sagemaker"),
+        },
         sort_keys=True,
     )
     path = cache_dir / f"{hashlib.sha256(material.encode()).hexdigest()[:32]}.json"

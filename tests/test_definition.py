@@ -214,3 +214,21 @@ def test_the_sdk_config_that_renders_skip_validating_is_valid() -> None:
         sagemaker.utils.validate_sagemaker_config(
             {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "maybe"}}}}
         )
+
+
+def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.definition as definition
+
+    renders: list[str] = []
+    monkeypatch.setattr(definition, "render_definition", lambda cfg: renders.append(cfg.pipeline.name) or "{}\n")
+    cfg = load_config(DEFAULT_CONFIG)
+    assert definition.render_definition_cached(cfg, tmp_path) == "{}\n"
+    assert definition.render_definition_cached(cfg, tmp_path) == "{}\n"
+    assert len(renders) == 1
+    definition.render_definition_cached(load_config(DEFAULT_CONFIG, overrides=["tuning.max_jobs=3"]), tmp_path)
+    assert len(renders) == 2
+    monkeypatch.setattr(definition, "_builder_digest", lambda: "an edited step builder")
+    definition.render_definition_cached(cfg, tmp_path)
+    assert len(renders) == 3
