@@ -86,6 +86,37 @@ def _warm(uri: str, experiment_id: str, model_dir: str) -> None:
     time.sleep(1)  # keep every worker busy so each one warms up
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU consumed so far by these processes (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_group(pgid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(int(p.name)) == pgid]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def mariadb_pids() -> list[int]:
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (p / "comm").exists() and (p / "comm").read_text().strip() in {"mariadbd", "mysqld"}
+    ]
+
+
 def main() -> int:
     import boto3
     import mlflow.sklearn
@@ -139,10 +170,14 @@ def main() -> int:
             experiment_id = MlflowClient(uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
             with ProcessPoolExecutor(TRIALS) as pool:
                 list(pool.map(_warm, [uri] * TRIALS, [experiment_id] * TRIALS, [str(model_dir)] * TRIALS))
+                server_pids, database_pids = process_group(server.pid), mariadb_pids()
+                clients_pids = [os.getpid(), *(p.pid for p in pool._processes.values())]  # and moto's thread
+                before = [cpu_seconds(server_pids), cpu_seconds(database_pids), cpu_seconds(clients_pids)]
                 start = time.perf_counter()
                 futures = [pool.submit(trial, uri, experiment_id, str(model_dir), i) for i in range(TRIALS)]
                 results = [item for f in futures for item in f.result()]
-            elapsed = time.perf_counter() - start
+                elapsed = time.perf_counter() - start
+                after = [cpu_seconds(server_pids), cpu_seconds(database_pids), cpu_seconds(clients_pids)]
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -160,6 +195,14 @@ def main() -> int:
         own = sorted(s for n, s, _ in results if n == name)
         print(f"  {name:18s} n={len(own):4d} p50 {statistics.median(own) * 1000:6.0f} ms  max {own[-1] * 1000:6.0f} ms")
     print(f"errors: {len(errors)} (target 0)" + (f"; first: {errors[0]}" if errors else ""))
+    server_cpu, database_cpu, clients_cpu = (a - b for a, b in zip(after, before, strict=True))
+    per_call = (server_cpu + database_cpu + clients_cpu) / len(results)
+    print(
+        f"CPU per call: MLflow server {server_cpu / len(results) * 1000:.0f} ms, MariaDB "
+        f"{database_cpu / len(results) * 1000:.0f} ms, trials and moto S3 {clients_cpu / len(results) * 1000:.0f} ms; "
+        f"{os.cpu_count()} cores serve at most {os.cpu_count() / per_call:.0f} calls/s, so {TRIALS} trials "
+        f"calling back to back wait at least {TRIALS * per_call / os.cpu_count() * 1000:.0f} ms per call (Little's law)"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from infra.artifact_store import ArtifactStore
 from infra.database import Database
+from infra.database_connections import pool_size
 from infra.network import Network
 from pipeline.config import InfraSettings
 
@@ -25,6 +26,12 @@ __all__ = ["TrackingService", "service_user_secret"]
 
 SERVER_DIR = Path(__file__).parent / "mlflow_server"
 PORT = 5000
+
+
+def pool_environment(settings: InfraSettings) -> dict[str, str]:
+    """MLflow's SQLAlchemy pool settings, sized to the database (infra/database_connections.py)."""
+    size = str(pool_size(settings.database_instance_type, settings.server_max_tasks, settings.server_workers))
+    return {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": size, "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": size}
 
 
 def service_user_secret(scope: Construct, construct_id: str, username: str) -> secretsmanager.Secret:
@@ -104,6 +111,7 @@ class TrackingService(Construct):
                 "DB_NAME": Database.NAME,
                 "ARTIFACTS_DESTINATION": store.mlflow_uri,
                 "WORKERS": str(settings.server_workers),
+                **pool_environment(settings),
                 "ALLOWED_HOSTS": ",".join(hosts),
                 "PORT": str(PORT),
             },

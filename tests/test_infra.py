@@ -169,8 +169,10 @@ def test_server_settings_and_outputs(synthesized) -> None:
     assert props["HealthCheckGracePeriodSeconds"] == 180
     assert resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
     (task,) = resources(template, "AWS::ECS::TaskDefinition").values()
-    env = {e["Name"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
-    assert {"ALLOWED_HOSTS", "WORKERS", "ARTIFACTS_DESTINATION", "DB_HOST"} <= env
+    env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    assert {"ALLOWED_HOSTS", "WORKERS", "ARTIFACTS_DESTINATION", "DB_HOST"} <= set(env)
+    # t4g.small (~150 connections), up to 3 tasks of 2 workers with 2 pools each
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "10"
     assert {"TrackingUri", "ArtifactBucket", "PipelineRoleArn", "PrivateSubnets", "JobSecurityGroup"} <= set(
         template["Outputs"]
     )
@@ -216,3 +218,26 @@ def test_cdk_cli_synth_works_offline(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "mlops-diabetes-regression.template.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "max_tasks", "workers", "expected"),
+    [
+        ("t4g.small", 3, 2, 10),  # 2 GiB: 153 connections, 122 to share among 12 pools
+        ("db.t4g.small", 3, 2, 10),
+        ("t4g.medium", 1, 2, 16),  # the ceiling: more would sit idle
+        ("t4g.micro", 10, 4, 2),  # never below 2
+        ("r6g.large", 3, 2, 16),  # memory-optimised: twice the memory of m6g.large
+        ("x2iedn.metal", 3, 2, 5),  # not in the table: SQLAlchemy's default
+    ],
+)
+def test_pool_size_fits_the_databases_connection_budget(
+    instance_type: str, max_tasks: int, workers: int, expected: int
+) -> None:
+    from infra.database_connections import max_connections, pool_size
+
+    size = pool_size(instance_type, max_tasks, workers)
+    assert size == expected
+    limit = max_connections(instance_type)
+    if limit is not None and size > 2:
+        assert max_tasks * workers * 2 * size <= limit

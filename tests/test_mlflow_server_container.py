@@ -126,6 +126,10 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
         for secret in (DB_PASSWORD, ADMIN_PASSWORD, PIPELINE_PASSWORD):
             assert not any(secret in line for line in command_lines)
         assert DB_PASSWORD not in log.read_text() and ADMIN_PASSWORD not in log.read_text()
+        # the server keeps a connection per request in flight instead of reconnecting (bench/tracking_load.py)
+        server_environments = [e for e in _session_files(process.pid, "environ") if "MLFLOW_BACKEND_STORE_URI" in e]
+        assert server_environments
+        assert all(" MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=16 " in f" {e} " for e in server_environments)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -139,6 +143,11 @@ def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
 
 
 def _session_command_lines(session_leader: int) -> list[str]:
+    return _session_files(session_leader, "cmdline")
+
+
+def _session_files(session_leader: int, name: str) -> list[str]:
+    """`/proc/<pid>/<name>` of every process in the session, NULs as spaces."""
     lines = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -146,7 +155,7 @@ def _session_command_lines(session_leader: int) -> list[str]:
         try:
             if os.getsid(int(proc.name)) != session_leader:
                 continue
-            lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            lines.append((proc / name).read_bytes().replace(b"\0", b" ").decode(errors="replace"))
         except (OSError, ProcessLookupError):
             continue
     return lines
