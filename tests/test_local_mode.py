@@ -118,6 +118,7 @@ def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
         patch.setattr(LocalServices, "moto_endpoint", unavailable)
         code, second, err = run_local(capsys, workspace)
     assert code == 0, err
+    assert any(line.startswith("execution ") for line in err.splitlines()), err  # the summary below the table
     jobs = ["Preprocess", "Tune", "Evaluate", "Register-RegisterModel"]
     assert {name: second.steps[name].status for name in jobs} == dict.fromkeys(jobs, "Cached")
     assert len(registered(workspace)) == 1  # the identical package is not registered twice

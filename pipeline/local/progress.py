@@ -67,6 +67,8 @@ class LiveProgress:
         if self.record is not None:
             self.live.update(steps_table(self.record))
         self.live.__exit__(*exc)
+        if not self.console.is_terminal:  # rich leaves the last line of a non-terminal Live open
+            self.console.line()
 
     def __call__(self, record: ExecutionRecord, step: StepRecord) -> None:
         self.record = record
