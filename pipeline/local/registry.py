@@ -2,8 +2,8 @@
 
 moto keeps state in memory; the journal (`registry.json` in the workspace) records every
 CreateModelPackage request and the latest approval status, and is replayed into a fresh
-moto server when the registry is first used. Versions are assigned in order per group, so replay reproduces the same
-ARNs. The same boto3 calls run against SageMaker.
+moto server when the registry is first used. Versions are assigned in order per group, so
+replay reproduces the same ARNs. The same boto3 calls run against SageMaker.
 """
 
 from __future__ import annotations
