@@ -166,8 +166,9 @@ def report(rounds: list[Round]) -> None:
     print(f"errors: {len(errors)} (target 0)" + (f"; first: {errors[0]}" if errors else ""))
     print(
         f"{cores} cores at {cpu_per_call * 1000:.0f} ms of CPU per call serve at most {cores / cpu_per_call:.0f} "
-        f"calls/s, so {TRIALS} trials calling back to back wait at least "
-        f"{TRIALS * cpu_per_call / cores * 1000:.0f} ms per call on average (Little's law)"
+        f"calls/s, so {TRIALS} trials calling back to back need at least "
+        f"{TRIALS * cpu_per_call / cores * 1000:.0f} ms per call on average, the trial's own few ms included "
+        "(Little's law)"
     )
 
 
