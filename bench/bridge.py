@@ -52,7 +52,8 @@ def warm_latencies(events: int = 20) -> list[float]:
     from mlflow_bridge.sagemaker_registry import SageMakerRegistry
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
-    from pipeline.tracking_server import TrackingServer, free_port
+    from pipeline.child_process import free_port
+    from pipeline.tracking_server import TrackingServer
 
     quiet = configure(level=40)  # errors only: the bench measures the work, not the log writes
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.job_commands import FEATURES, preprocess_command, train_command  # noqa: E402
+from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
@@ -136,7 +137,7 @@ def one_round(root: Path, server_uri: str, base: dict[str, str]) -> dict[str, An
 def main() -> int:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_"))}
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    base["PATH"] = path_with_venv(base.get("PATH", ""))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -29,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.tracking_server import free_port, wait_healthy  # noqa: E402
+from pipeline.child_process import free_port, path_with_venv  # noqa: E402
+from pipeline.tracking_server import wait_healthy  # noqa: E402
 
 TRIALS = int(os.environ.get("BENCH_TRIALS", "16"))  # the issue asks for 16
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # this machine varies by 30% from one run to the next
@@ -198,7 +199,7 @@ def main() -> int:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
             **aws,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PATH": path_with_venv(os.environ['PATH']),
             "HOME": tmp, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": os.environ.get("BENCH_WORKERS", "2"),
             "DB_HOST": "127.0.0.1", "DB_NAME": database, "DB_USERNAME": user, "DB_PASSWORD": PASSWORD,
             "ARTIFACTS_DESTINATION": "s3://bench-artifacts/mlflow",

@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.job_commands import preprocess_command, train_command  # noqa: E402
+from pipeline.child_process import free_port, path_with_venv  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
-from pipeline.tracking_server import TrackingServer, free_port  # noqa: E402
+from pipeline.tracking_server import TrackingServer  # noqa: E402
 
 REPEATS = 3
 
@@ -89,7 +90,7 @@ def main() -> int:
     cfg = load_config(REPO / "config" / "pipeline.yaml")
     hyperparameters = dict(cfg.training.hyperparameters)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_"))}
-    base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"
+    base_env["PATH"] = path_with_venv(base_env.get("PATH", ""))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_diabetes_csv(work / "raw/diabetes.csv")

@@ -8,43 +8,24 @@ so clients never need direct access to the artifact store.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TrackingServer", "TrackingServerError", "free_port", "wait_healthy"]
+from pipeline.child_process import NotAnswering, executable, free_port, stop_group, wait_until_answers
+
+__all__ = ["TrackingServer", "TrackingServerError", "wait_healthy"]
 
 
 class TrackingServerError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_healthy(uri: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise TrackingServerError(f"mlflow server exited with code {process.returncode} before it was healthy")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise TrackingServerError(f"mlflow server at {uri} not healthy after {timeout:g}s")
+    try:
+        wait_until_answers(f"{uri}/health", timeout, process)
+    except NotAnswering as exc:
+        raise TrackingServerError(f"mlflow server {exc}") from exc
 
 
 @dataclass
@@ -64,9 +45,8 @@ class TrackingServer:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         return [
-            mlflow, "server",
+            executable("mlflow"), "server",
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--workers", "1",
@@ -100,16 +80,8 @@ class TrackingServer:
 
     def stop(self) -> None:
         """Stop the server and its workers (they share the process group)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            stop_group(self.process)
 
     def __enter__(self) -> TrackingServer:
         return self.start()

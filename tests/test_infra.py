@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.child_process import path_with_venv
 from tests.conftest import DEFAULT_CONFIG, REPO
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -209,7 +210,7 @@ def test_cfn_lint_finds_no_errors(synthesized) -> None:
 
 def test_cdk_cli_synth_works_offline(tmp_path: Path) -> None:
     assert CDK.exists(), "run `make test` (it installs the CDK command line from infra/package.json)"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "PATH": path_with_venv(os.environ['PATH']),
            "AWS_EC2_METADATA_DISABLED": "true", "CDK_DISABLE_VERSION_CHECK": "1"}  # fmt: skip
     env.pop("AWS_ENDPOINT_URL", None)
     result = subprocess.run(

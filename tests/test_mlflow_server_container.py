@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tomllib
 import urllib.error
 import urllib.request
@@ -18,7 +17,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.tracking_server import free_port, wait_healthy
+from pipeline.child_process import free_port, path_with_venv
+from pipeline.tracking_server import wait_healthy
 from tests.conftest import REPO
 from tests.tracking_fixtures import MARIADB, small_model_dir  # noqa: F401 - fixture
 
@@ -71,7 +71,7 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path_with_venv(os.environ["PATH"]),
         "HOME": str(tmp_path),
         "HOST": "127.0.0.1",
         "PORT": str(port),

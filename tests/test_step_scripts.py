@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.child_process import free_port, path_with_venv
 from pipeline.code_bundle import SCRIPTS_DIR
 from pipeline.example_data import write_diabetes_csv
-from pipeline.tracking_server import TrackingServer, free_port
+from pipeline.tracking_server import TrackingServer
 from tests.tracking_fixtures import start_server, tracking_server  # noqa: F401 - fixture
 
 FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
@@ -38,7 +39,7 @@ def script_env(uri: str, experiment: str, **extra: str) -> dict[str, str]:
         MLOPS_TRACKING_CONNECT_ATTEMPTS="2",
         MLOPS_TRACKING_CONNECT_DELAY="0.2",
     )
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # python3 = this venv's
+    env["PATH"] = path_with_venv(env.get("PATH", ""))  # python3 = this venv's
     env.update(extra)
     return env
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.child_process import path_with_venv
 from pipeline.local.workspace import Workspace
 
 __all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "map_container_paths"]
@@ -109,7 +110,7 @@ class LocalJobRunner:
         env.update(self.env_overrides)
         env["MLOPS_OPT_ML"] = str(opt_ml)
         env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # this environment already has them
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PATH"] = path_with_venv(env.get("PATH", ""))
         return env
 
     def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> float:

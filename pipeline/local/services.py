@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.tracking_server import TrackingServer, TrackingServerError, free_port, wait_healthy
+from pipeline.child_process import NotAnswering, executable, free_port, wait_until_answers
+from pipeline.tracking_server import TrackingServer, TrackingServerError
 
 __all__ = ["LocalServices", "local_services", "remember_process", "stop_services"]
 
@@ -61,44 +60,34 @@ class LocalServices:
         return self._moto()
 
 
-def _healthy(url: str) -> bool:
-    return _healthy_within(url, 1)
-
-
-def _healthy_within(url: str, seconds: float) -> bool:
+def _answers(url: str, seconds: float = 1) -> bool:
     try:
-        wait_healthy(url, timeout=seconds)
+        wait_until_answers(url, seconds)
         return True
-    except TrackingServerError:
+    except NotAnswering:
         return False
+
+
+def _healthy(uri: str) -> bool:
+    return _answers(f"{uri}/health")
 
 
 def _moto_healthy(endpoint: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return _answers(f"{endpoint}/moto-api/")
 
 
 def _start_moto(log: Path) -> tuple[str, int]:
     port = free_port()
-    binary = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     with log.open("ab") as handle:
         process = subprocess.Popen(
-            [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=handle, stderr=subprocess.STDOUT,
+            [executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=handle, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
-    import time
-
-    deadline = time.monotonic() + 30
-    while not _moto_healthy(endpoint):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise TrackingServerError(f"moto server did not start (see {log})")
-        time.sleep(0.1)
+    try:
+        wait_until_answers(f"{endpoint}/moto-api/", 30, process, poll=0.1)
+    except NotAnswering as exc:
+        raise TrackingServerError(f"moto server did not start: {exc} (see {log})") from exc
     return endpoint, process.pid
 
 
@@ -167,7 +156,7 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             started.append(tracking_server.process.pid)
             cleanup.callback(_kill, tracking_server.process.pid)
             if creates_schema:  # never stop a first boot halfway through creating the database
-                cleanup.callback(_healthy_within, tracking_server.uri, 180)
+                cleanup.callback(_answers, f"{tracking_server.uri}/health", 180)
             tracking = tracking_server.uri
             record.update(tracking_uri=tracking, tracking_pid=tracking_server.process.pid)
             if keep:  # what is recorded must answer

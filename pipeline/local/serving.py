@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pipeline.tracking_server import free_port
+from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
 
 __all__ = ["LocalModelServer", "ServingError"]
 
@@ -43,32 +38,25 @@ class LocalModelServer:
         outcome = "updated" if self.process is not None else "created"
         self.stop()
         self.port = free_port()
-        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": path_with_venv(os.environ.get("PATH", "")),
         }
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [mlflow, "models", "serve", "-m", f"models:/{self.model_name}@{self.alias}", "--env-manager", "local",
-                 "-h", "127.0.0.1", "-p", str(self.port)],
+                [executable("mlflow"), "models", "serve", "-m", f"models:/{self.model_name}@{self.alias}",
+                 "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServingError(f"mlflow models serve exited with {self.process.returncode} (log: {self.log_file})")
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        self.served_arn = package.arn
-                        return self.url, outcome
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.3)
-        self.stop()
-        raise ServingError(f"model server did not answer /ping within 120 s (log: {self.log_file})")
+        try:
+            wait_until_answers(f"{self.url}/ping", 120, self.process, poll=0.3)
+        except NotAnswering as exc:
+            self.stop()
+            raise ServingError(f"mlflow models serve {exc} (log: {self.log_file})") from exc
+        self.served_arn = package.arn
+        return self.url, outcome
 
     def serves(self, package: Any) -> bool:
         return self.process is not None and self.served_arn == package.arn
@@ -93,12 +81,6 @@ class LocalModelServer:
         return "model server stopped"
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None

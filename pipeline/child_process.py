@@ -1,0 +1,72 @@
+"""The servers this project starts as child processes (the MLflow server, moto, the local
+model server): their executables, a free port, waiting until one answers over HTTP, and
+stopping one with everything it forked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = ["NotAnswering", "executable", "free_port", "path_with_venv", "stop_group", "wait_until_answers"]
+
+_VENV_BIN = Path(sys.executable).parent
+
+
+class NotAnswering(RuntimeError):
+    pass
+
+
+def executable(name: str) -> str:
+    """A console script of this environment (mlflow, moto_server), wherever PATH points."""
+    return shutil.which(name, path=str(_VENV_BIN)) or name
+
+
+def path_with_venv(path: str) -> str:
+    """PATH with this environment's scripts first, for children that start further ones."""
+    return f"{_VENV_BIN}{os.pathsep}{path}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_answers(
+    url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, *, poll: float = 0.25
+) -> None:
+    """Until `url` answers 200; gives up early when `process` (the server) exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise NotAnswering(f"exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(poll)
+    raise NotAnswering(f"{url} did not answer within {timeout:g} s")
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM to the process group (servers fork workers), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
