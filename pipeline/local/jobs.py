@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ class JobFailed(RuntimeError):
 class JobResult:
     job_name: str
     log_path: Path
-    seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -113,14 +111,12 @@ class LocalJobRunner:
         env["PATH"] = path_with_venv(env.get("PATH", ""))
         return env
 
-    def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> float:
+    def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
         with log_path.open("w") as log:
             code = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT).returncode
         if code != 0:
             raise JobFailed(job_name, code, log_path, _tail(log_path))
-        return time.perf_counter() - start
 
     def processing(self, job_name: str, arguments: Mapping[str, Any]) -> JobResult:
         job_dir = self.jobs_root / job_name
@@ -136,11 +132,11 @@ class LocalJobRunner:
         app = arguments["AppSpecification"]
         command = map_container_paths([*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])], opt_ml)
         env = self._base_env(opt_ml, arguments.get("Environment", {}))
-        seconds = self._run(command, env, job_dir, job_name, job_dir / "job.log")
+        self._run(command, env, job_dir, job_name, job_dir / "job.log")
         for item in outputs:
             s3 = item["S3Output"]
             self.workspace.upload_dir(Path(map_container_paths(s3["LocalPath"], opt_ml)), s3["S3Uri"])
-        return JobResult(job_name, job_dir / "job.log", seconds)
+        return JobResult(job_name, job_dir / "job.log")
 
     def training(
         self,
@@ -187,7 +183,7 @@ class LocalJobRunner:
         for key, value in user_hps.items():
             command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
         log_path = job_dir / "job.log"
-        seconds = self._run(command, env, code_dir, job_name, log_path)
+        self._run(command, env, code_dir, job_name, log_path)
         metrics = final_metrics(
             log_path.read_text(errors="replace"), definition["AlgorithmSpecification"].get("MetricDefinitions", [])
         )
@@ -199,4 +195,4 @@ class LocalJobRunner:
                 tar.add(item, arcname=item.name)
         output_path = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         self.workspace.put(f"{output_path}/{job_name}/output/model.tar.gz", archive.getvalue())
-        return JobResult(job_name, log_path, seconds, metrics)
+        return JobResult(job_name, log_path, metrics)

@@ -46,10 +46,6 @@ class StepRecord:
     failure: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def seconds(self) -> float | None:
-        return None if self.started is None or self.ended is None else self.ended - self.started
-
 
 @dataclass
 class ExecutionRecord:
@@ -214,7 +210,8 @@ class LocalExecution:
             return
         if node.type not in CACHEABLE:
             raise StepFailed(f"step type {node.type} is not supported in local mode")
-        cached = self._from_cache(node, step, arguments) if self.use_cache and self._cacheable(node) else None
+        key = self._key(node, arguments) if self._cacheable(node) else None  # the inputs this run consumes
+        cached = self._from_cache(node, key) if self.use_cache and key is not None else None
         if cached is not None:
             self._apply(node, step, cached)
             self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
@@ -228,8 +225,8 @@ class LocalExecution:
             "RegisterModel": self._register,
         }[node.type](node, step, arguments)
         self._apply(node, step, result)
-        if self._cacheable(node):
-            self.cache.put(node.name, self._key(node, arguments), result)
+        if key is not None:
+            self.cache.put(node.name, key, result)
         self._update(step, status="Succeeded", ended=time.time())
 
     def _cacheable(self, node: StepNode) -> bool:
@@ -241,10 +238,10 @@ class LocalExecution:
         hashes = {uri: self.workspace.content_hash(uri) for uri in input_uris(node.type, arguments)}
         return cache_key(node.type, arguments, hashes)
 
-    def _from_cache(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    def _from_cache(self, node: StepNode, key: str) -> dict[str, Any] | None:
         expire = node.raw.get("CacheConfig", {}).get("ExpireAfter")
         max_age = expiry_seconds(expire) if expire else float("inf")
-        entry = self.cache.get(node.name, self._key(node, arguments), max_age)
+        entry = self.cache.get(node.name, key, max_age)
         if entry is None or not self._outputs_exist(node.type, entry):
             return None
         return entry
