@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pipeline.atomic_file import write_atomically
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import PipelineError, UsageError
@@ -89,10 +90,7 @@ def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 def cmd_render(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     text = _render(cfg)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{args.out}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.out)  # never a half-written file
+        write_atomically(Path(args.out), text)
         _console(stderr=True).print(f"wrote {args.out} ({len(text)} bytes)")
     else:
         sys.stdout.write(text)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic_file import write_atomically
 from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
@@ -253,10 +254,7 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
     if path.exists():
         return path.read_text()
     text = render_definition(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomically(path, text)
     return text
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic_file import write_atomically
+
 __all__ = ["CacheStore", "cache_key", "expiry_seconds", "input_uris"]
 
 # From "Default cache key attributes by pipeline step type" (SageMaker developer guide).
@@ -92,8 +94,4 @@ class CacheStore:
         return entry
 
     def put(self, step: str, key: str, entry: dict[str, Any]) -> None:
-        path = self._path(step, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**entry, "created": time.time()}, indent=2, default=str))
-        tmp.replace(path)
+        write_atomically(self._path(step, key), json.dumps({**entry, "created": time.time()}, indent=2, default=str))

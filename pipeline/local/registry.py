@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic_file import write_atomically
+
 __all__ = ["LocalRegistry"]
 
 
@@ -59,10 +61,7 @@ class LocalRegistry:
         return json.loads(self.journal.read_text())
 
     def _save(self, entries: list[dict[str, Any]]) -> None:
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entries, indent=2))
-        tmp.replace(self.journal)
+        write_atomically(self.journal, json.dumps(entries, indent=2))
 
     @staticmethod
     def _ensure_group(client: Any, group: str) -> None:

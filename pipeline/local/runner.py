@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic_file import write_atomically
 from pipeline.graph import StepNode, step_graph, topological_order
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import Scope, evaluate_condition, resolve
@@ -60,10 +61,7 @@ class ExecutionRecord:
     ended: float | None = None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
-        tmp.replace(path)
+        write_atomically(path, json.dumps(asdict(self), indent=2, default=str))
 
 
 def load_execution(path: Path) -> ExecutionRecord:

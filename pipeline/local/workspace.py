@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.atomic_file import write_atomically
+
 __all__ = ["Workspace"]
 
 
@@ -68,12 +70,8 @@ class Workspace:
 
     def put(self, uri: str, body: bytes) -> Path:
         target = self.path(uri)
-        if target.is_file() and target.read_bytes() == body:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(body)
-        tmp.replace(target)
+        if not (target.is_file() and target.read_bytes() == body):
+            write_atomically(target, body)
         return target
 
     def content_hash(self, uri: str) -> str:
