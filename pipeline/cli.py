@@ -305,6 +305,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.local.approval import approve_locally
     from pipeline.local.driver import registry_for
+    from pipeline.local.registry import JOURNAL_NAME, journal_has
     from pipeline.local.services import local_services
     from pipeline.local.workspace import Workspace
 
@@ -313,11 +314,12 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     if arn.isdigit():
         account = cfg.aws.role_arn.split(":")[4]
         arn = f"arn:aws:sagemaker:{cfg.aws.region}:{account}:model-package/{cfg.registration.model_package_group}/{arn}"
+    journal = workspace.root / JOURNAL_NAME
+    if not journal_has(journal, arn):  # before any service starts
+        raise UsageError(f"no model package {arn} in the local registry ({journal})")
     err = _console(stderr=True)
     with local_services(workspace.root, keep=args.keep_services) as services:
         registry = registry_for(cfg, workspace, services)
-        if not registry.exists(arn):
-            raise UsageError(f"no model package {arn} in the local registry ({workspace.root / 'registry.json'})")
         result = approve_locally(
             cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace,
             status="Rejected" if args.reject else "Approved", serve=not args.no_serve,

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from pipeline.config import PipelineConfig
 from pipeline.local.jobs import LocalJobRunner
-from pipeline.local.registry import LocalRegistry
+from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution
 from pipeline.local.services import LocalServices, local_services
 from pipeline.local.workspace import Workspace
@@ -98,7 +98,7 @@ def run_local(
 
 def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:
     return LocalRegistry(
-        lambda: sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / "registry.json"
+        lambda: sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / JOURNAL_NAME
     )
 
 

@@ -17,7 +17,19 @@ from typing import Any
 
 from pipeline.atomic_file import write_atomically
 
-__all__ = ["LocalRegistry"]
+__all__ = ["JOURNAL_NAME", "LocalRegistry", "journal_has"]
+
+JOURNAL_NAME = "registry.json"  # in the workspace
+
+
+def _journal_entries(journal: Path) -> list[dict[str, Any]]:
+    return json.loads(journal.read_text()) if journal.exists() else []
+
+
+def journal_has(journal: Path, arn: str) -> bool:
+    """Whether a package is registered, read from the journal (which the emulator mirrors),
+    so asking needs no emulator."""
+    return any(entry["arn"] == arn for entry in _journal_entries(journal))
 
 
 class LocalRegistry:
@@ -56,9 +68,7 @@ class LocalRegistry:
         threading.Thread(target=prepare, daemon=True).start()
 
     def _entries(self) -> list[dict[str, Any]]:
-        if not self.journal.exists():
-            return []
-        return json.loads(self.journal.read_text())
+        return _journal_entries(self.journal)
 
     def _save(self, entries: list[dict[str, Any]]) -> None:
         write_atomically(self.journal, json.dumps(entries, indent=2))
@@ -85,8 +95,7 @@ class LocalRegistry:
             return arn
 
     def exists(self, arn: str) -> bool:
-        """Read from the journal, which the emulator mirrors: no need to start it."""
-        return any(entry["arn"] == arn for entry in self._entries())
+        return journal_has(self.journal, arn)
 
     def set_approval(self, arn: str, status: str, description: str = "") -> None:
         with self._lock:
