@@ -13,11 +13,12 @@ import gzip
 import hashlib
 import io
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "upload_bundle"]
+__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "files_digest", "upload_bundle"]
 
 SCRIPTS_DIR = Path(__file__).parent / "steps" / "scripts"
 ENTRYPOINT = "entrypoint.sh"
@@ -65,6 +66,14 @@ class CodeBundle:
         return objects
 
 
+def files_digest(files: Mapping[str, bytes]) -> str:
+    """SHA-256 over names and contents, independent of order."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
 def build_bundle(s3_base: str, *, install_requirements: bool, scripts_dir: Path = SCRIPTS_DIR) -> CodeBundle:
     """Read the scripts and compute their content address. No I/O beyond reading files.
 
@@ -78,10 +87,7 @@ def build_bundle(s3_base: str, *, install_requirements: bool, scripts_dir: Path 
     }
     if not install_requirements:
         files.pop(REQUIREMENTS, None)
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    short = digest.hexdigest()[:16]
+    short = files_digest(files)[:16]
     return CodeBundle(files=files, digest=short, s3_prefix=f"{s3_base}/code/{short}")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic_file import write_atomically
-from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle
+from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle, files_digest
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.steps.context import BuildContext, Parameters, StepNames
@@ -227,11 +227,8 @@ def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
 
 def _builder_digest() -> str:
     """The source of the modules that turn a config into a definition."""
-    digest = hashlib.sha256()
-    builder = [Path(__file__), *sorted((Path(__file__).parent / "steps").glob("*.py"))]
-    for path in builder:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    builder = [Path(__file__), *(Path(__file__).parent / "steps").glob("*.py")]
+    return files_digest({path.name: path.read_bytes() for path in builder})
 
 
 def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
