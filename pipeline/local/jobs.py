@@ -28,7 +28,7 @@ from typing import Any
 from pipeline.child_process import path_with_venv
 from pipeline.local.workspace import Workspace
 
-__all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "map_container_paths"]
+__all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "log_tail", "map_container_paths"]
 
 OPT_ML = "/opt/ml"
 
@@ -78,7 +78,8 @@ def _decode_hyperparameter(value: str) -> Any:
         return value
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a job's log ("" when it cannot be read)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -116,7 +117,7 @@ class LocalJobRunner:
         with log_path.open("w") as log:
             code = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT).returncode
         if code != 0:
-            raise JobFailed(job_name, code, log_path, _tail(log_path))
+            raise JobFailed(job_name, code, log_path, log_tail(log_path))
 
     def processing(self, job_name: str, arguments: Mapping[str, Any]) -> JobResult:
         job_dir = self.jobs_root / job_name

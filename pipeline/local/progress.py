@@ -5,6 +5,7 @@ step, the end of its log and where the whole log is."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.local.jobs import log_tail
 from pipeline.local.runner import ExecutionRecord, StepRecord
 
 __all__ = ["LiveProgress", "summary"]
@@ -75,14 +77,6 @@ class LiveProgress:
         self.live.update(steps_table(record))
 
 
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, errors="replace") as handle:
-            return "".join(handle.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def summary(record: ExecutionRecord, tracking_uri: str, report: dict[str, Any] | None) -> Group:
     """The end-of-run summary, as plain `key: value` lines so ARNs and links copy whole."""
     rows: list[tuple[str, str]] = [("execution", record.arn), ("status", record.status)]
@@ -107,5 +101,5 @@ def summary(record: ExecutionRecord, tracking_uri: str, report: dict[str, Any] |
     for step in record.steps.values():
         if step.status == "Failed" and step.log:
             parts.append(Text(f"last lines of {step.name}'s log ({step.log}):", style="red"))
-            parts.append(Text(_tail(step.log)))
+            parts.append(Text(log_tail(Path(step.log), 15)))
     return Group(*parts)
