@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlflow_bridge.decisions import Action, MlflowVersion, Tags
 
-__all__ = ["MlflowRegistry"]
+__all__ = ["MlflowRegistry", "lost_upsert_race"]
+
+# How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
+_UNIQUE_KEY_VIOLATIONS = ("IntegrityError", "UniqueViolation", "Duplicate entry", "UNIQUE constraint failed")
+_UPSERT_ATTEMPTS = 3
+
+
+def lost_upsert_race(exc: BaseException) -> bool:
+    """MLflow's store writes aliases and tags by read-then-insert (SQLAlchemy `merge`):
+    two writers that both read "absent" both insert, and the later one fails on the key
+    with BAD_REQUEST. The row exists by then, so the same write again is an update."""
+    return getattr(exc, "error_code", None) == "BAD_REQUEST" and any(
+        marker in str(exc) for marker in _UNIQUE_KEY_VIOLATIONS
+    )
+
+
+def _upsert(write: Callable[[], Any]) -> None:
+    for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if attempt == _UPSERT_ATTEMPTS or not lost_upsert_race(exc):
+                raise
 
 
 class MlflowRegistry:
@@ -85,11 +109,11 @@ class MlflowRegistry:
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_model_version_tag(name, version, key, value)
+            _upsert(lambda key=key, value=value: self.client.set_model_version_tag(name, version, key, value))
 
     def apply(self, name: str, alias: str, action: Action) -> None:
         if action.kind == "set_alias":
-            self.client.set_registered_model_alias(name, alias, action.version)
+            _upsert(lambda: self.client.set_registered_model_alias(name, alias, action.version))
         elif action.kind == "delete_alias":
             self.client.delete_registered_model_alias(name, alias)
         elif action.kind == "transition":
@@ -104,4 +128,4 @@ class MlflowRegistry:
             raise ValueError(f"unknown action {action.kind}")
 
     def record_endpoint(self, name: str, version: str, endpoint: str) -> None:
-        self.client.set_model_version_tag(name, version, Tags.ENDPOINT, endpoint)
+        self.set_tags(name, version, {Tags.ENDPOINT: endpoint})

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 
 from mlflow_bridge import handler
-from mlflow_bridge.decisions import Package, Tags
+from mlflow_bridge.decisions import Action, Package, Tags
 from mlflow_bridge.deployment import EndpointDeployer, config_name, update_request
 from mlflow_bridge.errors import MalformedEvent
 from mlflow_bridge.mlflow_registry import MlflowRegistry
@@ -197,6 +197,42 @@ def test_concurrent_approvals_converge(world: World) -> None:
     assert sorted(v.tags[Tags.PACKAGE_ARN] for v in world.versions()) == sorted(arns)
     assert world.alias_target() == world.version_of(arns[1]).version
     assert [v.current_stage for v in world.versions()].count("Production") == 1
+
+
+def test_racing_first_writes_of_an_alias_and_a_tag_all_succeed(world: World) -> None:
+    """MLflow writes aliases and tags by read-then-insert, so writers that race on a row
+    that does not exist yet collide on its key. Every write is one the bridge may race on
+    (concurrent deliveries); each must succeed, and the last value must stand."""
+    arn = world.package("Approved")
+    registry = MlflowRegistry.connect(world.uri)
+    registry.ensure_model(world.model)
+    run_id = world.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]["mlflow_run_id"]
+    version = registry.create_version(world.model, run_id, {})
+    writers, rounds = 8, 4
+    errors: list[BaseException] = []
+
+    def write(barrier: threading.Barrier, alias: str, key: str) -> None:
+        try:
+            barrier.wait()
+            registry.apply(world.model, alias, Action("set_alias", version))
+            registry.set_tags(world.model, version, {key: "same"})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    for round_ in range(rounds):
+        barrier = threading.Barrier(writers)
+        threads = [
+            threading.Thread(target=write, args=(barrier, f"race{round_}", f"race_{round_}")) for _ in range(writers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    model = world.mlflow.get_registered_model(world.model)
+    assert {f"race{r}": version for r in range(rounds)}.items() <= model.aliases.items()
+    tags = world.mlflow.get_model_version(world.model, version).tags
+    assert all(tags[f"race_{r}"] == "same" for r in range(rounds))
 
 
 def test_other_groups_pending_and_vanished_packages_are_ignored(world: World) -> None:

@@ -11,6 +11,7 @@ from mlflow_bridge.decisions import MlflowVersion, Package, Tags, choose_champio
 from mlflow_bridge.deployment import config_name, update_request
 from mlflow_bridge.errors import MalformedEvent
 from mlflow_bridge.events import parse_event
+from mlflow_bridge.mlflow_registry import lost_upsert_race
 from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
 
 EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
@@ -116,3 +117,23 @@ def test_settings_from_environment() -> None:
     )
     assert settings.groups == ["a", "b"] and not settings.manage_stages
     assert settings.deployment.rollback_alarms == ["x", "y"] and settings.champion_order == "latest_approval"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'default-m-champion' for key 'PRIMARY'\")",
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_aliases.name",
+        "(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint",
+    ],
+    ids=["mysql", "sqlite", "postgres"],
+)
+def test_a_lost_upsert_race_is_told_apart_from_other_bad_requests(message: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+    assert lost_upsert_race(MlflowException(message, error_code=BAD_REQUEST))
+    assert not lost_upsert_race(MlflowException(message, error_code=INTERNAL_ERROR))
+    assert not lost_upsert_race(MlflowException("Invalid alias name 'v1'", error_code=INVALID_PARAMETER_VALUE))
+    assert not lost_upsert_race(MlflowException("Registered Model not found", error_code=BAD_REQUEST))
+    assert not lost_upsert_race(ValueError(message))
