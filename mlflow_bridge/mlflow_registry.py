@@ -10,7 +10,7 @@ from mlflow_bridge.decisions import Action, MlflowVersion, Tags
 __all__ = ["MlflowRegistry", "lost_upsert_race"]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
-_UNIQUE_KEY_VIOLATIONS = ("IntegrityError", "UniqueViolation", "Duplicate entry", "UNIQUE constraint failed")
+_UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
 _UPSERT_ATTEMPTS = 3
 
 

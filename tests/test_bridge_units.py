@@ -136,4 +136,6 @@ def test_a_lost_upsert_race_is_told_apart_from_other_bad_requests(message: str) 
     assert not lost_upsert_race(MlflowException(message, error_code=INTERNAL_ERROR))
     assert not lost_upsert_race(MlflowException("Invalid alias name 'v1'", error_code=INVALID_PARAMETER_VALUE))
     assert not lost_upsert_race(MlflowException("Registered Model not found", error_code=BAD_REQUEST))
+    foreign_key = "(pymysql.err.IntegrityError) (1452, 'Cannot add or update a child row')"
+    assert not lost_upsert_race(MlflowException(foreign_key, error_code=BAD_REQUEST))
     assert not lost_upsert_race(ValueError(message))
