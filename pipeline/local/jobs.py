@@ -44,6 +44,7 @@ class JobResult:
     job_name: str
     log_path: Path
     metrics: dict[str, float] = field(default_factory=dict)
+    model_artifacts: str = ""  # a training job's model.tar.gz URI
 
 
 def map_container_paths(value: Any, opt_ml: Path) -> Any:
@@ -112,6 +113,10 @@ class LocalJobRunner:
         env["PATH"] = path_with_venv(env.get("PATH", ""))
         return env
 
+    def log_path(self, job_name: str) -> Path:
+        """Where a job's output goes, known before it starts (the progress view shows it)."""
+        return self.jobs_root / job_name / "job.log"
+
     def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
@@ -133,11 +138,12 @@ class LocalJobRunner:
         app = arguments["AppSpecification"]
         command = map_container_paths([*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])], opt_ml)
         env = self._base_env(opt_ml, arguments.get("Environment", {}))
-        self._run(command, env, job_dir, job_name, job_dir / "job.log")
+        log_path = self.log_path(job_name)
+        self._run(command, env, job_dir, job_name, log_path)
         for item in outputs:
             s3 = item["S3Output"]
             self.workspace.upload_dir(Path(map_container_paths(s3["LocalPath"], opt_ml)), s3["S3Uri"])
-        return JobResult(job_name, job_dir / "job.log")
+        return JobResult(job_name, log_path)
 
     def training(
         self,
@@ -183,7 +189,7 @@ class LocalJobRunner:
         command = [sys.executable, str(code_dir / decoded["sagemaker_program"])]
         for key, value in user_hps.items():
             command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-        log_path = job_dir / "job.log"
+        log_path = self.log_path(job_name)
         self._run(command, env, code_dir, job_name, log_path)
         metrics = final_metrics(
             log_path.read_text(errors="replace"), definition["AlgorithmSpecification"].get("MetricDefinitions", [])
@@ -195,5 +201,6 @@ class LocalJobRunner:
             for item in sorted(model_dir.iterdir()):
                 tar.add(item, arcname=item.name)
         output_path = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-        self.workspace.put(f"{output_path}/{job_name}/output/model.tar.gz", archive.getvalue())
-        return JobResult(job_name, log_path, metrics)
+        model_artifacts = f"{output_path}/{job_name}/output/model.tar.gz"
+        self.workspace.put(model_artifacts, archive.getvalue())
+        return JobResult(job_name, log_path, metrics, model_artifacts)

@@ -271,7 +271,7 @@ class LocalExecution:
 
     def _processing(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
         job_name = self._job_name(node)
-        self._update(step, job_name=job_name, log=str(self.jobs.jobs_root / job_name / "job.log"))
+        self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
         result = self.jobs.processing(job_name, arguments)
         outputs = {o["OutputName"]: o for o in arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])}
         property_files = {}
@@ -294,9 +294,8 @@ class LocalExecution:
 
     def _training(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
         job_name = self._job_name(node)
-        self._update(step, job_name=job_name, log=str(self.jobs.jobs_root / job_name / "job.log"))
+        self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
         result = self.jobs.training(job_name, arguments, arguments.get("HyperParameters", {}))
-        output_path = arguments["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         return {
             "job_name": job_name,
             "log": str(result.log_path),
@@ -304,7 +303,7 @@ class LocalExecution:
             "properties": {
                 "TrainingJobName": job_name,
                 "TrainingJobStatus": "Completed",
-                "ModelArtifacts": {"S3ModelArtifacts": f"{output_path}/{job_name}/output/model.tar.gz"},
+                "ModelArtifacts": {"S3ModelArtifacts": result.model_artifacts},
                 "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in result.metrics.items()],
             },
         }
@@ -339,7 +338,7 @@ class LocalExecution:
             reasons = "; ".join(f"{t.job_name}: {t.error}" for t in trials)
             raise TuningFailed(
                 f"no trial produced the objective {objective['MetricName']} ({reasons})",
-                log_path=str(self.jobs.jobs_root / trials[0].job_name / "job.log") if trials else "",
+                log_path=str(self.jobs.log_path(trials[0].job_name)) if trials else "",
             )
         summaries = [
             {
@@ -357,7 +356,7 @@ class LocalExecution:
         best = ranked[0]
         return {
             "job_name": tuning_job,
-            "log": str(self.jobs.jobs_root / best.job_name / "job.log"),
+            "log": str(self.jobs.log_path(best.job_name)),
             "detail": f"{len(trials)} trials ({failed} failed), best {objective['MetricName']}={best.objective:.4g}",
             "properties": {
                 "HyperParameterTuningJobName": tuning_job,
