@@ -90,9 +90,10 @@ def run_local(
             definition = rendering.result()
             check(definition)
             stage(cfg, definition, workspace, options)
-            record = _execute(cfg, definition, options, console, workspace, services)
+            registry = registry_for(cfg, workspace, services)  # one emulator connection and journal replay
+            record = _execute(cfg, definition, options, console, workspace, services, registry)
             if options.approve and record.status == "Succeeded":
-                approve_and_serve(cfg, record, workspace, services, console, keep=options.keep_services)
+                approve_and_serve(cfg, record, workspace, services, registry, console, keep=options.keep_services)
             return record
 
 
@@ -117,6 +118,7 @@ def approve_and_serve(
     record: ExecutionRecord,
     workspace: Workspace,
     services: LocalServices,
+    registry: LocalRegistry,
     console: Console,
     *,
     keep: bool,
@@ -131,9 +133,7 @@ def approve_and_serve(
     if arn is None:
         console.print("nothing was registered: nothing to approve")
         return
-    result = approve_locally(
-        cfg, registry_for(cfg, workspace, services), arn, tracking_uri=services.tracking_uri, workspace=workspace
-    )
+    result = approve_locally(cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace)
     for change in result.bridge_result.get("changes", []):
         console.print(f"bridge: {change}")
     if result.server is None:
@@ -152,10 +152,10 @@ def _execute(
     console: Console,
     workspace: Workspace,
     services: LocalServices,
+    registry: LocalRegistry,
 ) -> ExecutionRecord:
     from pipeline.local.progress import LiveProgress, summary
 
-    registry = registry_for(cfg, workspace, services)
     jobs = LocalJobRunner(
         workspace, workspace.root / "jobs", services_env=lambda: {"MLFLOW_TRACKING_URI": services.tracking_uri}
     )
