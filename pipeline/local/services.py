@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, wait_until_answers
 from pipeline.tracking_server import TrackingServer, TrackingServerError
 
@@ -95,6 +96,15 @@ def _record_path(root: Path) -> Path:
     return root / "services.json"
 
 
+def _read_record(root: Path) -> dict[str, Any]:
+    path = _record_path(root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_record(root: Path, record: dict[str, Any]) -> None:
+    write_atomically(_record_path(root), json.dumps(record, indent=2))
+
+
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -127,7 +137,7 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
     """Without `keep`, everything this started stops on exit; with it, only on a failed start."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    record = json.loads(_record_path(root).read_text()) if _record_path(root).exists() else {}
+    record = _read_record(root)
     started: list[int] = []
     with contextlib.ExitStack() as cleanup:
         moto = record.get("moto_endpoint")
@@ -165,7 +175,7 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
         else:
             booted = _OnFirstUse(lambda: tracking)
         if keep:
-            _record_path(root).write_text(json.dumps(record, indent=2))
+            _write_record(root, record)
             cleanup.pop_all()
 
         def moto_in_process() -> str:
@@ -178,23 +188,21 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
     """Record another long-running child (the local model server) for `local-down`."""
-    path = _record_path(root)
-    record = json.loads(path.read_text()) if path.exists() else {}
+    record = _read_record(root)
     record.update({f"{name}_pid": pid, f"{name}_url": url})
-    path.write_text(json.dumps(record, indent=2))
+    _write_record(root, record)
 
 
 def stop_services(root: Path) -> list[str]:
     """Stop services a `--keep-services` run left running; returns what was stopped."""
-    path = _record_path(root)
-    if not path.exists():
+    if not _record_path(root).exists():
         return []
-    record = json.loads(path.read_text())
+    record = _read_record(root)
     stopped = []
     for name in ("moto", "tracking", "serving"):
         pid = record.get(f"{name}_pid")
         if pid:
             _kill(pid)
             stopped.append(name)
-    path.unlink()
+    _record_path(root).unlink()
     return stopped
