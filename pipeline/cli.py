@@ -312,8 +312,8 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     workspace = Workspace(Path(args.workspace).resolve())
     arn = args.package
     if arn.isdigit():
-        account = cfg.aws.role_arn.split(":")[4]
-        arn = f"arn:aws:sagemaker:{cfg.aws.region}:{account}:model-package/{cfg.registration.model_package_group}/{arn}"
+        group = cfg.registration.model_package_group
+        arn = f"arn:aws:sagemaker:{cfg.aws.region}:{cfg.aws.account}:model-package/{group}/{arn}"
     journal = workspace.root / JOURNAL_NAME
     if not journal_has(journal, arn):  # before any service starts
         raise UsageError(f"no model package {arn} in the local registry ({journal})")

@@ -73,6 +73,11 @@ class AwsSettings(_Strict):
     default_bucket: BucketName
     prefix: S3Prefix = Field(description="Key prefix under which code, data and artifacts live.")
 
+    @property
+    def account(self) -> str:
+        """The account the pipeline runs in: its execution role's."""
+        return self.role_arn.split(":")[4]
+
 
 class NetworkSettings(_Strict):
     """VPC placement of the jobs, so they reach a private MLflow server."""

@@ -169,7 +169,7 @@ def _execute(
             pipeline_name=cfg.pipeline.name,
             use_cache=options.use_cache,
             region=cfg.aws.region,
-            account=cfg.aws.role_arn.split(":")[4],
+            account=cfg.aws.account,
             on_change=progress,
         )
         record = execution.run()
