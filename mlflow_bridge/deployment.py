@@ -13,7 +13,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from mlflow_bridge.errors import DeploymentError
-from mlflow_bridge.sagemaker_registry import is_not_found
+from mlflow_bridge.sagemaker_registry import describe_or_none
 from mlflow_bridge.settings import DeploymentSettings
 
 __all__ = ["EndpointDeployer", "config_name", "endpoint_name", "model_name", "production_variant", "update_request"]
@@ -68,26 +68,10 @@ class EndpointDeployer:
         self.client = client
         self.settings = settings
 
-    def _exists(self, call: str, **kwargs: Any) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            getattr(self.client, call)(**kwargs)
-            return True
-        except ClientError as exc:
-            if is_not_found(exc):
-                return False
-            raise
-
     def current_config(self, package: Package) -> str | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            endpoint = self.client.describe_endpoint(EndpointName=endpoint_name(package, self.settings))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
+        endpoint = describe_or_none(self.client.describe_endpoint, EndpointName=endpoint_name(package, self.settings))
+        if endpoint is None:
+            return None
         if endpoint.get("EndpointStatus") in {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}:
             raise DeploymentError(
                 f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}: retry when it settles"
@@ -99,14 +83,14 @@ class EndpointDeployer:
         name = endpoint_name(package, self.settings)
         if not self.settings.role_arn:
             raise DeploymentError("no endpoint execution role configured (BRIDGE_ENDPOINT_ROLE_ARN)")
-        if not self._exists("describe_model", ModelName=model_name(package)):
+        if describe_or_none(self.client.describe_model, ModelName=model_name(package)) is None:
             self.client.create_model(
                 ModelName=model_name(package),
                 ExecutionRoleArn=self.settings.role_arn,
                 Containers=[{"ModelPackageName": package.arn}],
             )
         desired = config_name(package, self.settings)
-        if not self._exists("describe_endpoint_config", EndpointConfigName=desired):
+        if describe_or_none(self.client.describe_endpoint_config, EndpointConfigName=desired) is None:
             self.client.create_endpoint_config(
                 EndpointConfigName=desired, ProductionVariants=[production_variant(package, self.settings)]
             )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlflow_bridge.decisions import Package
 
-__all__ = ["SageMakerRegistry", "is_not_found"]
+__all__ = ["SageMakerRegistry", "describe_or_none", "is_not_found"]
 
 
 def is_not_found(exc: Any) -> bool:
@@ -18,19 +19,26 @@ def is_not_found(exc: Any) -> bool:
     )
 
 
+def describe_or_none(describe: Callable[..., dict[str, Any]], **request: Any) -> dict[str, Any] | None:
+    """A Describe* call's answer, or None when the resource does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return describe(**request)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
 class SageMakerRegistry:
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def describe(self, arn: str) -> Package | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            raw = self.client.describe_model_package(ModelPackageName=arn)
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
+        raw = describe_or_none(self.client.describe_model_package, ModelPackageName=arn)
+        if raw is None:
+            return None
         metadata = raw.get("CustomerMetadataProperties") or {}
         modified = raw.get("LastModifiedTime") or raw.get("CreationTime")
         modified_by = (raw.get("LastModifiedBy") or {}).get("UserProfileName", "")
