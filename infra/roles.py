@@ -35,6 +35,15 @@ def _vpc_statements() -> list[iam.PolicyStatement]:
     ]  # fmt: skip
 
 
+def _pull_sklearn_image(scope: Construct) -> iam.PolicyStatement:
+    """Pull the SageMaker scikit-learn image (AWS's registry accounts differ by region)."""
+    stack = Stack.of(scope)
+    return iam.PolicyStatement(
+        actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        resources=[f"arn:{stack.partition}:ecr:{stack.region}:*:repository/sagemaker-scikit-learn"],
+    )
+
+
 class Roles(Construct):
     def __init__(
         self,
@@ -54,14 +63,7 @@ class Roles(Construct):
             description="SageMaker endpoints serving approved models",
         )  # fmt: skip
         bucket.grant_read(self.endpoint_role, f"{prefix}/*")
-        self.endpoint_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[
-                    f"arn:{Stack.of(self).partition}:ecr:{Stack.of(self).region}:*:repository/sagemaker-scikit-learn"
-                ],
-            )
-        )
+        self.endpoint_role.add_to_policy(_pull_sklearn_image(self))
         self.endpoint_role.add_to_policy(_vpc_statements()[1])
         self._logs(self.endpoint_role, "/aws/sagemaker/Endpoints/*")
 
@@ -116,14 +118,7 @@ class Roles(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
             )
         )
-        self.pipeline_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[
-                    f"arn:{Stack.of(self).partition}:ecr:{Stack.of(self).region}:*:repository/sagemaker-scikit-learn"
-                ],
-            )
-        )
+        self.pipeline_role.add_to_policy(_pull_sklearn_image(self))
         for statement in _vpc_statements():
             self.pipeline_role.add_to_policy(statement)
         self._logs(self.pipeline_role, "/aws/sagemaker/*")
