@@ -28,12 +28,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+CONFIG = REPO / "config" / "pipeline.yaml"
 
 from bench.job_commands import FEATURES, preprocess_command, train_command  # noqa: E402
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
+from pipeline.local.workspace import Workspace  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
 
 
@@ -92,21 +95,22 @@ def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], 
     return time.perf_counter() - start
 
 
-def run_local_command(workspace: Path) -> list[str]:
+def workspace_with_data(workspace: Path, cfg: PipelineConfig) -> list[str]:
+    """The `run --local` command for a workspace that holds the example data already (it
+    is in place before the clock starts, as it is for the bare scripts)."""
+    write_diabetes_csv(Workspace(workspace).path(cfg.data.input_uri))
     return [
         sys.executable, "-m", "pipeline.definition", "run", "--local",
-        "--config", str(REPO / "config/pipeline.yaml"), "--workspace", str(workspace),
+        "--config", str(CONFIG), "--workspace", str(workspace),
     ]  # fmt: skip
 
 
 def one_round(root: Path, server_uri: str, base: dict[str, str]) -> dict[str, Any]:
     """Cold run, cached rerun and bare scripts, in a fresh workspace."""
-    cfg = load_config(REPO / "config" / "pipeline.yaml")
+    cfg = load_config(CONFIG)
     tuning = cfg.tuning
     env = {**base, "MLFLOW_TRACKING_URI": server_uri, "PYTHONPATH": str(REPO)}
-    # The data is in place before the clock starts, as it is for the bare scripts.
-    write_diabetes_csv(root / "ws" / "s3" / cfg.data.input_uri.removeprefix("s3://"))
-    command = run_local_command(root / "ws")
+    command = workspace_with_data(root / "ws", cfg)
     cold = timed(command, env, root)
     cold_record = json.loads(next((root / "ws" / "executions").glob("*/execution.json")).read_text())
     cached = timed(command, env, root)
@@ -183,10 +187,8 @@ def main() -> int:
 def own_server_runs(root: Path, base: dict[str, str]) -> tuple[float, float]:
     """A user's first `run --local` and its rerun, each starting (and stopping) its own
     MLflow server: the first waits for the server's boot, the rerun should not."""
-    cfg = load_config(REPO / "config" / "pipeline.yaml")
-    write_diabetes_csv(root / "ws" / "s3" / cfg.data.input_uri.removeprefix("s3://"))
     env = {**base, "PYTHONPATH": str(REPO)}
-    command = run_local_command(root / "ws")
+    command = workspace_with_data(root / "ws", load_config(CONFIG))
     return timed(command, env, root), timed(command, env, root)
 
 
