@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,23 +179,30 @@ def test_late_approval_of_an_older_version_does_not_redeploy(world: World) -> No
     assert served == config_name(Package(arns[1], world.group, 2, "Approved"), DeploymentSettings(role_arn=ROLE))
 
 
-def test_concurrent_approvals_converge(world: World) -> None:
-    arns = [world.package("Approved"), world.package("Approved")]
-    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+def raised_by_concurrent(calls: list[Callable[[], object]]) -> list[BaseException]:
+    """Run the calls in threads released at once, as racing deliveries would; what they raised."""
+    barrier = threading.Barrier(len(calls))
     errors: list[BaseException] = []
 
-    def deliver(arn: str) -> None:
+    def run(call: Callable[[], object]) -> None:
         try:
-            bridge.handle(world.event(arn))
-        except BaseException as exc:  # surfaced below
+            barrier.wait()
+            call()
+        except BaseException as exc:  # returned to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver, args=(arn,)) for arn in arns * 3]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_approvals_converge(world: World) -> None:
+    arns = [world.package("Approved"), world.package("Approved")]
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    assert raised_by_concurrent([partial(bridge.handle, world.event(arn)) for arn in arns * 3]) == []
     assert sorted(v.tags[Tags.PACKAGE_ARN] for v in world.versions()) == sorted(arns)
     assert world.alias_target() == world.version_of(arns[1]).version
     assert [v.current_stage for v in world.versions()].count("Production") == 1
@@ -209,26 +218,13 @@ def test_racing_first_writes_of_an_alias_and_a_tag_all_succeed(world: World) -> 
     run_id = world.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]["mlflow_run_id"]
     version = registry.create_version(world.model, run_id, {})
     writers, rounds = 8, 4
-    errors: list[BaseException] = []
 
-    def write(barrier: threading.Barrier, alias: str, key: str) -> None:
-        try:
-            barrier.wait()
-            registry.apply(world.model, alias, Action("set_alias", version))
-            registry.set_tags(world.model, version, {key: "same"})
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    def write(alias: str, key: str) -> None:
+        registry.apply(world.model, alias, Action("set_alias", version))
+        registry.set_tags(world.model, version, {key: "same"})
 
     for round_ in range(rounds):
-        barrier = threading.Barrier(writers)
-        threads = [
-            threading.Thread(target=write, args=(barrier, f"race{round_}", f"race_{round_}")) for _ in range(writers)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert errors == []
+        assert raised_by_concurrent([partial(write, f"race{round_}", f"race_{round_}")] * writers) == []
     model = world.mlflow.get_registered_model(world.model)
     assert {f"race{r}": version for r in range(rounds)}.items() <= model.aliases.items()
     tags = world.mlflow.get_model_version(world.model, version).tags
