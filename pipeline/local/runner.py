@@ -266,12 +266,14 @@ class LocalExecution:
 
     # ---- step kinds --------------------------------------------------------------------
 
-    def _job_name(self, node: StepNode) -> str:
-        return f"pipelines-{self.record.id}-{node.name}".lower()[:63].rstrip("-")
+    def _start_job(self, node: StepNode, step: StepRecord) -> str:
+        """Name the step's job and show where its log goes before it runs."""
+        job_name = f"pipelines-{self.record.id}-{node.name}".lower()[:63].rstrip("-")
+        self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
+        return job_name
 
     def _processing(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
-        job_name = self._job_name(node)
-        self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
+        job_name = self._start_job(node, step)
         result = self.jobs.processing(job_name, arguments)
         outputs = {o["OutputName"]: o for o in arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])}
         property_files = {}
@@ -293,8 +295,7 @@ class LocalExecution:
         }
 
     def _training(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
-        job_name = self._job_name(node)
-        self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
+        job_name = self._start_job(node, step)
         result = self.jobs.training(job_name, arguments, arguments.get("HyperParameters", {}))
         return {
             "job_name": job_name,
