@@ -13,11 +13,8 @@ CPU puts on latency when the trials call back to back.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.child_process import free_port, path_with_venv  # noqa: E402
-from pipeline.tracking_server import wait_healthy  # noqa: E402
+from pipeline.child_process import free_port  # noqa: E402
+from tests.server_entrypoint import entrypoint_env, mariadb_service_user, running_entrypoint  # noqa: E402
 
 TRIALS = int(os.environ.get("BENCH_TRIALS", "16"))  # the issue asks for 16
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # this machine varies by 30% from one run to the next
@@ -177,69 +174,53 @@ def main() -> int:
     import boto3
     import mlflow.sklearn
     import numpy as np
-    import pymysql
     from moto.server import ThreadedMotoServer
     from sklearn.linear_model import LinearRegression
 
-    user, database = f"load_{uuid.uuid4().hex[:6]}", f"mlflow_load_{uuid.uuid4().hex[:6]}"
-    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}_auth`.* TO '{user}'@'127.0.0.1'")
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
-    aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", **{
-        "aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"
-    }).create_bucket(Bucket="bench-artifacts")  # fmt: skip
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-            **aws,
-            "PATH": path_with_venv(os.environ['PATH']),
-            "HOME": tmp, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": os.environ.get("BENCH_WORKERS", "2"),
-            "DB_HOST": "127.0.0.1", "DB_NAME": database, "DB_USERNAME": user, "DB_PASSWORD": PASSWORD,
-            "ARTIFACTS_DESTINATION": "s3://bench-artifacts/mlflow",
-            "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-            "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-" + PASSWORD,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
-            "MLFLOW_USER_SECRET_PIPELINE": json.dumps({"username": "pipeline", "password": PASSWORD}),
-        }  # fmt: skip
-        server = subprocess.Popen(
-            ["bash", str(REPO / "infra/mlflow_server/entrypoint.sh")], env=env, start_new_session=True,
-            stdout=open(Path(tmp) / "server.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        )  # fmt: skip
-        uri = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{moto_port}",
+        aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1",
+    ).create_bucket(Bucket="bench-artifacts")  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mariadb_service_user(PASSWORD, prefix="load") as (user, database),
+    ):
+        env = entrypoint_env(
+            home=Path(tmp),
+            port=free_port(),
+            workers=int(os.environ.get("BENCH_WORKERS", "2")),
+            database=(user, PASSWORD, database),
+            artifacts="s3://bench-artifacts/mlflow",
+            s3_endpoint=f"http://127.0.0.1:{moto_port}",
+            admin_password="admin-" + PASSWORD,
+            service_users={"pipeline": PASSWORD},
+        )
+        env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
         try:
-            wait_healthy(uri, timeout=180, process=server)
-            x = np.arange(20, dtype=float).reshape(10, 2)
-            model_dir = Path(tmp) / "model"
-            mlflow.sklearn.save_model(
-                LinearRegression().fit(x, x.sum(axis=1)), str(model_dir), pip_requirements=["scikit-learn"]
-            )
-            os.environ.update(MLFLOW_TRACKING_USERNAME="pipeline", MLFLOW_TRACKING_PASSWORD=PASSWORD)
-            from mlflow import MlflowClient
+            with running_entrypoint(env, Path(tmp) / "server.log") as server:
+                uri = f"http://127.0.0.1:{env['PORT']}"
+                x = np.arange(20, dtype=float).reshape(10, 2)
+                model_dir = Path(tmp) / "model"
+                mlflow.sklearn.save_model(
+                    LinearRegression().fit(x, x.sum(axis=1)), str(model_dir), pip_requirements=["scikit-learn"]
+                )
+                os.environ.update(MLFLOW_TRACKING_USERNAME="pipeline", MLFLOW_TRACKING_PASSWORD=PASSWORD)
+                from mlflow import MlflowClient
 
-            experiment_id = MlflowClient(uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
-            with ProcessPoolExecutor(TRIALS) as pool:
-                list(pool.map(_warm, [uri] * TRIALS, [experiment_id] * TRIALS, [str(model_dir)] * TRIALS))
-                groups = {
-                    "MLflow server": process_group(server.pid),
-                    "MariaDB": mariadb_pids(),
-                    "trials and moto S3": [os.getpid(), *(p.pid for p in pool._processes.values())],
-                }
-                rounds = [load_round(pool, uri, experiment_id, str(model_dir), groups) for _ in range(ROUNDS)]
+                experiment_id = MlflowClient(uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
+                with ProcessPoolExecutor(TRIALS) as pool:
+                    list(pool.map(_warm, [uri] * TRIALS, [experiment_id] * TRIALS, [str(model_dir)] * TRIALS))
+                    groups = {
+                        "MLflow server": process_group(server.pid),
+                        "MariaDB": mariadb_pids(),
+                        "trials and moto S3": [os.getpid(), *(p.pid for p in pool._processes.values())],
+                    }
+                    rounds = [load_round(pool, uri, experiment_id, str(model_dir), groups) for _ in range(ROUNDS)]
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
             moto.stop()
-            with admin.cursor() as cursor:
-                for name in (database, f"{database}_auth"):
-                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-                cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
     report(rounds)
     return 0
 

@@ -3,9 +3,7 @@ and a moto S3 server: health, authentication, artifacts in S3, no secret on a co
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import tomllib
 import urllib.error
@@ -17,10 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.child_process import free_port, path_with_venv
-from pipeline.tracking_server import wait_healthy
+from pipeline.child_process import free_port
 from tests.conftest import REPO
-from tests.tracking_fixtures import MARIADB, small_model_dir  # noqa: F401 - fixture
+from tests.server_entrypoint import ENTRYPOINT, entrypoint_env, mariadb_service_user, running_entrypoint
+from tests.tracking_fixtures import small_model_dir  # noqa: F401 - fixture
 
 SERVER_DIR = REPO / "infra" / "mlflow_server"
 DB_PASSWORD = "db-pa55word-" + uuid.uuid4().hex[:8]
@@ -30,22 +28,8 @@ PIPELINE_PASSWORD = "pipeline-pa55word-" + uuid.uuid4().hex[:8]
 
 @pytest.fixture
 def mariadb_user() -> Iterator[tuple[str, str]]:
-    import pymysql
-
-    user, database = f"mlflow_{uuid.uuid4().hex[:6]}", f"mlflow_srv_{uuid.uuid4().hex[:8]}"
-    connection = pymysql.connect(**MARIADB, autocommit=True)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'")
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}_auth`.* TO '{user}'@'127.0.0.1'")
-    try:
-        yield user, database
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
-            cursor.execute(f"DROP DATABASE IF EXISTS `{database}_auth`")
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
-        connection.close()
+    with mariadb_service_user(DB_PASSWORD) as user_and_database:
+        yield user_and_database
 
 
 def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
@@ -68,35 +52,19 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
     small_model_dir: Path,  # noqa: F811
 ) -> None:
     user, database = mariadb_user
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-        "PATH": path_with_venv(os.environ["PATH"]),
-        "HOME": str(tmp_path),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "1",
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": "3306",
-        "DB_NAME": database,
-        "DB_USERNAME": user,
-        "DB_PASSWORD": DB_PASSWORD,
-        "ARTIFACTS_DESTINATION": "s3://mlops-artifacts-123456789012/mlflow",
-        "MLFLOW_S3_ENDPOINT_URL": aws,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
-        "MLFLOW_USER_SECRET_PIPELINE": json.dumps({"username": "pipeline", "password": PIPELINE_PASSWORD}),
-    }
+    env = entrypoint_env(
+        home=tmp_path,
+        port=free_port(),
+        workers=1,
+        database=(user, DB_PASSWORD, database),
+        artifacts="s3://mlops-artifacts-123456789012/mlflow",
+        s3_endpoint=aws,
+        admin_password=ADMIN_PASSWORD,
+        service_users={"pipeline": PIPELINE_PASSWORD},
+    )
     log = tmp_path / "server.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            ["bash", str(SERVER_DIR / "entrypoint.sh")], env=env, stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(uri, timeout=180, process=process)
-
+    with running_entrypoint(env, log) as process:
+        uri = f"http://127.0.0.1:{env['PORT']}"
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
         assert denied.value.code == 401
@@ -130,14 +98,11 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
         server_environments = [e for e in _session_files(process.pid, "environ") if "MLFLOW_BACKEND_STORE_URI" in e]
         assert server_environments
         assert all(" MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=16 " in f" {e} " for e in server_environments)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DB_HOST": "127.0.0.1"}
-    result = subprocess.run(["bash", str(SERVER_DIR / "entrypoint.sh")], env=env, capture_output=True, text=True)
+    result = subprocess.run(["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert "DB_NAME is not set" in result.stderr
 
