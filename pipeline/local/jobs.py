@@ -114,7 +114,7 @@ class LocalJobRunner:
         return env
 
     def log_path(self, job_name: str) -> Path:
-        """Where a job's output goes, known before it starts (the progress view shows it)."""
+        """Where a job's console output goes, known before it starts (the progress view shows it)."""
         return self.jobs_root / job_name / "job.log"
 
     def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
