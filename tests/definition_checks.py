@@ -17,7 +17,8 @@ from typing import Any
 import botocore.session
 from botocore.validate import ParamValidator
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "pipeline-definition.schema.json"
+# The public schema, kept in the repository with its source noted (tests/spec/README.md).
+SCHEMA_PATH = Path(__file__).resolve().parent / "spec" / "pipeline-definition.schema.json"
 
 API_OPERATION = {
     "Processing": ("CreateProcessingJob", "ProcessingJobName"),
