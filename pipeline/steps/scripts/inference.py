@@ -1,12 +1,23 @@
 """Serving code for the SageMaker scikit-learn container (SAGEMAKER_PROGRAM=inference.py).
 
-The container calls model_fn once, then input_fn/predict_fn/output_fn per request.
-CSV rows arrive without a header, in the training feature order.
+The container calls model_fn once, then input_fn/predict_fn/output_fn per request
+(source: the SageMaker scikit-learn container's serving contract). The model is the
+tabular Pipeline of tabular_model.py, which takes raw rows:
+
+- `text/csv`: rows in the training feature order without a header, or with a header row
+  naming the columns (any order, absent columns are missing values);
+- `application/json`: `{"instances": [{column: value, ...}, ...]}` or a bare list of such
+  objects.
+
+Answers: `text/csv`, one prediction (the original label, or a number) per line; or
+`application/json`, `{"predictions": [...]}` plus `"probabilities"` (one list per row,
+in the order of `"classes"`) for classifiers.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any
 
@@ -21,22 +32,48 @@ def model_fn(model_dir: str) -> Any:
     return joblib.load(os.path.join(model_dir, MODEL_FILE))
 
 
-def input_fn(body: Any, content_type: str) -> pd.DataFrame:
-    if content_type != "text/csv":
-        raise ValueError(f"unsupported content type {content_type!r}; send text/csv")
+def _features(model: Any) -> list[str]:
+    return list(model.named_steps["normalize"].features)
+
+
+def parse_rows(body: Any, content_type: str, features: list[str]) -> pd.DataFrame:
     text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
-    return pd.read_csv(io.StringIO(text), header=None)
+    if content_type == "application/json":
+        payload = json.loads(text)
+        rows = payload.get("instances") if isinstance(payload, dict) else payload
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError('send {"instances": [{column: value, ...}, ...]}')
+        return pd.DataFrame(rows)
+    if content_type != "text/csv":
+        raise ValueError(f"unsupported content type {content_type!r}; send text/csv or application/json")
+    frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False)
+    first = [str(v).strip() for v in frame.iloc[0]] if len(frame) else []
+    if first and set(first) <= set(features):
+        frame = frame.iloc[1:].set_axis(first, axis=1)
+    elif frame.shape[1] != len(features):
+        raise ValueError(f"expected {len(features)} features ({', '.join(features)}), got {frame.shape[1]}")
+    else:
+        frame.columns = features
+    return frame.reset_index(drop=True)
 
 
-def predict_fn(data: Any, model: Any) -> np.ndarray:
-    frame = pd.DataFrame(np.asarray(data))
-    names = getattr(model, "feature_names_in_", None)
-    if names is not None:
-        if frame.shape[1] != len(names):
-            raise ValueError(f"expected {len(names)} features ({', '.join(names)}), got {frame.shape[1]}")
-        frame.columns = list(names)
-    return model.predict(frame)
+def input_fn(body: Any, content_type: str) -> Any:
+    # The model is not known here; predict_fn aligns the columns.
+    return body, content_type
 
 
-def output_fn(prediction: Any, accept: str) -> tuple[str, str]:
-    return "\n".join(f"{float(v):.6g}" for v in np.ravel(prediction)) + "\n", "text/csv"
+def predict_fn(data: Any, model: Any) -> dict[str, Any]:
+    body, content_type = data
+    rows = parse_rows(body, content_type, _features(model))
+    answer: dict[str, Any] = {"predictions": np.asarray(model.predict(rows)).tolist()}
+    if hasattr(model, "predict_proba"):
+        answer["classes"] = np.asarray(model.classes_).tolist()
+        answer["probabilities"] = np.asarray(model.predict_proba(rows)).round(6).tolist()
+    return answer
+
+
+def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
+    if accept == "application/json":
+        return json.dumps(prediction), "application/json"
+    lines = (f"{v:.6g}" if isinstance(v, float) else str(v) for v in prediction["predictions"])
+    return "\n".join(lines) + "\n", "text/csv"

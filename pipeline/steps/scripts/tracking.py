@@ -180,6 +180,10 @@ class Tracking:
             ),
         )
 
+    def log_dict(self, run_id: str | None, value: dict[str, Any], artifact_file: str) -> None:
+        if run_id:
+            self.call("log_dict", lambda: self.client.log_dict(run_id, value, artifact_file))
+
     def log_artifacts(self, run_id: str | None, local_dir: str, artifact_path: str) -> None:
         if run_id:
             self.call("log_artifacts", lambda: self.client.log_artifacts(run_id, local_dir, artifact_path))

@@ -1,8 +1,9 @@
-"""Training job: fit the configured scikit-learn regressor, save it for SageMaker serving,
-log it to MLflow, and print the objective metric for the tuner.
+"""Training job: fit the configured estimator inside the tabular model (tabular_model.py),
+save it for SageMaker serving, log it to MLflow, and print the validation metrics for the
+tuner.
 
-Training contract: hyperparameters arrive as `--name value` arguments; data in
-SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION; the model goes to SM_MODEL_DIR (packed by
+Training contract: hyperparameters arrive as `--name value` arguments; data and the
+`schema.json` Preprocess wrote in SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION; the model goes to SM_MODEL_DIR (packed by
 SageMaker into model.tar.gz). The model is written to SM_MODEL_DIR before anything is
 sent to MLflow, so a tracking outage can never lose it.
 """
@@ -20,13 +21,15 @@ from typing import Any
 import joblib
 import numpy as np
 from container_paths import opt_ml
-from dataset import DataError, features_and_target, read_table
+from dataset import DataError, TableSchema, read_split
+from model_quality import validation_metrics
+from tabular_model import NUMERIC, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
 MODEL_FILE = "model.joblib"
 MLFLOW_MODEL_DIR = "mlflow-model"  # the same model as an MLflow model, inside model.tar.gz too
 RUN_FILE = "mlflow_run.json"
-SCRIPT_ARGS = {"algorithm", "target", "features", "objective_metric"}
+SCRIPT_ARGS = {"estimator", "objective_metric", "categorical_encoding"}
 _TRIAL_SUFFIX = re.compile(r"-\d{3}-[0-9a-f]{8}$")  # tuning trials are <tuning job>-NNN-xxxxxxxx
 
 
@@ -47,10 +50,9 @@ def parse_value(text: str) -> Any:
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--algorithm", default="random_forest")
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--features", required=True)
+    parser.add_argument("--estimator", default="sklearn.ensemble.RandomForestRegressor")
     parser.add_argument("--objective_metric", default="validation:rmse")
+    parser.add_argument("--categorical_encoding", choices=["auto", "onehot", "ordinal"], default="auto")
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", opt_ml("input", "data", "train")))
     parser.add_argument(
         "--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", opt_ml("input", "data", "validation"))
@@ -69,35 +71,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     return args, hyperparameters
 
 
-def make_estimator(algorithm: str, hyperparameters: dict[str, Any]) -> Any:
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
-
-    classes = {"random_forest": RandomForestRegressor, "gradient_boosting": GradientBoostingRegressor, "ridge": Ridge}
-    if algorithm not in classes:
-        raise ValueError(f"unknown algorithm {algorithm!r} (choose from {', '.join(classes)})")
-    estimator = classes[algorithm]()
-    accepted = estimator.get_params()
-    unknown = sorted(set(hyperparameters) - set(accepted))
-    if unknown:
-        raise ValueError(f"{algorithm} has no hyperparameter(s) {', '.join(unknown)}")
-    params = dict(hyperparameters)
-    if "random_state" in accepted and "random_state" not in params:
-        params["random_state"] = 0  # reproducible trials
-    return estimator.set_params(**params)
-
-
-def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
-    mse = float(mean_squared_error(y_true, y_pred))
-    return {
-        "rmse": float(np.sqrt(mse)),
-        "mae": float(mean_absolute_error(y_true, y_pred)),
-        "r2": float(r2_score(y_true, y_pred)),
-    }
-
-
 def job_identity(env: dict[str, str]) -> dict[str, str]:
     """SageMaker job name, and the tuning job name when this is a trial."""
     training_env = json.loads(env.get("SM_TRAINING_ENV", "{}") or "{}")
@@ -109,28 +82,53 @@ def job_identity(env: dict[str, str]) -> dict[str, str]:
     return identity
 
 
-def save_mlflow_model(model: Any, example: Any, into: Path) -> None:
+def model_signature(schema: TableSchema, model: Any, example: Any) -> Any:
+    """Inputs as the model accepts them: numbers as double (an integer column would refuse
+    1.5 and missing values), categories as string, every column optional (missing values are
+    imputed). Class probabilities come from the sklearn flavour's `predict_proba`
+    (`mlflow.sklearn.load_model`), which the pyfunc signature does not describe."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    kinds = schema.column_types
+    inputs = Schema([ColSpec("double" if kinds[c] == NUMERIC else "string", c, required=False) for c in schema.features])
+    outputs = infer_signature(example, model.predict(example)).outputs
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def pinned_requirements(estimator_path: str) -> list[str]:
+    """The libraries the model needs to load, at the versions that trained it."""
+    from importlib.metadata import packages_distributions, version
+
+    import pandas
+    import sklearn
+
+    pins = {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pandas.__version__}
+    top = estimator_path.split(".", 1)[0]
+    for distribution in packages_distributions().get(top, []):
+        pins.setdefault(distribution, version(distribution))
+    return [f"{name}=={pin}" for name, pin in sorted(pins.items())]
+
+
+def save_mlflow_model(model: Any, schema: TableSchema, example: Any, estimator_path: str, into: Path) -> None:
     """The MLflow model, written locally (no server involved) with an explicit environment:
-    requirement inference costs seconds and guesses wrong."""
+    requirement inference costs seconds and guesses wrong. The model is a scikit-learn
+    Pipeline (preprocessing + estimator), so the sklearn flavour is the right one whatever
+    the estimator; `tabular_model.py` travels with it as code."""
     import shutil
 
     import mlflow
-    import pandas
-    import sklearn
-    from mlflow.models import infer_signature
+    import tabular_model
 
     if into.exists():
         shutil.rmtree(into)  # a rerun of the same job
     mlflow.sklearn.save_model(
         model,
         str(into),
-        signature=infer_signature(example, model.predict(example)),
+        signature=model_signature(schema, model, example),
         input_example=example,
-        pip_requirements=[
-            f"scikit-learn=={sklearn.__version__}",
-            f"numpy=={np.__version__}",
-            f"pandas=={pandas.__version__}",
-        ],
+        pip_requirements=pinned_requirements(estimator_path),
+        code_paths=[tabular_model.__file__],
         serialization_format="cloudpickle",
     )
 
@@ -158,42 +156,51 @@ def log_to_mlflow(
         return run_id
 
 
+def fitted_estimator_params(model: Any) -> dict[str, Any]:
+    """The estimator's own parameters (not the whole Pipeline's nested ones) for MLflow."""
+    estimator = model.named_steps["estimator"]
+    estimator = getattr(estimator, "estimator_", estimator)
+    return {k: v for k, v in estimator.get_params(deep=False).items() if not callable(v)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args, hyperparameters = parse_args(argv)
-    features = [f for f in args.features.split(",") if f]
     try:
-        x_train, y_train = features_and_target(read_table(args.train), features, args.target)
-        x_val, y_val = features_and_target(read_table(args.validation), features, args.target)
-        model = make_estimator(args.algorithm, hyperparameters)
-    except (DataError, ValueError) as exc:
+        schema = TableSchema.read(args.train)
+        x_train, y_train = read_split(args.train, schema)
+        x_val, y_val = read_split(args.validation, schema)
+        model = build_model(
+            task=schema.task,
+            features=schema.features,
+            column_types=schema.column_types,
+            na_values=schema.na_values,
+            estimator_path=args.estimator,
+            hyperparameters=hyperparameters,
+            encoding=args.categorical_encoding,
+        )
+    except (DataError, ValueError, ImportError, AttributeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     model.fit(x_train, y_train)
-    metrics = {f"validation_{k}": v for k, v in regression_metrics(y_val, model.predict(x_val)).items()}
+    validation = validation_metrics(schema.task, model, x_val, y_val, schema.positive_class)
+    metrics = {f"validation_{k}": v for k, v in validation.items()}
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
-    save_mlflow_model(model, x_train.head(5), model_dir / MLFLOW_MODEL_DIR)
+    save_mlflow_model(model, schema, x_train.head(5), args.estimator, model_dir / MLFLOW_MODEL_DIR)
 
-    # The tuner reads this line with the configured regex; keep its format stable.
-    objective_key = args.objective_metric.split(":", 1)[-1]
-    objective = metrics.get(f"validation_{objective_key}")
-    if objective is None:
-        warn(f"objective {args.objective_metric} is not a computed metric ({', '.join(metrics)})")
-    else:
-        print(f"{args.objective_metric}={objective:.6f}", flush=True)
+    # The tuner reads these lines with the configured regex; keep their format stable.
+    for name, value in validation.items():
+        print(f"validation:{name}={value:.6f}", flush=True)
+    if args.objective_metric.split(":", 1)[-1] not in validation:
+        warn(f"objective {args.objective_metric} is not a computed metric ({', '.join(validation)})")
 
     try:
         tracking = connect()
-        tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train"}
-        run_id = log_to_mlflow(
-            tracking,
-            params={"algorithm": args.algorithm, **model.get_params(), "n_train": len(x_train)},
-            metrics=metrics,
-            tags=tags,
-            model_dir=model_dir,
-        )
+        tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train", "mlops.task": schema.task}
+        params = {"estimator": args.estimator, **fitted_estimator_params(model), "n_train": len(x_train)}
+        run_id = log_to_mlflow(tracking, params=params, metrics=metrics, tags=tags, model_dir=model_dir)
     except TrackingUnavailable as exc:
         print(f"ERROR: {exc} (the model was saved to {model_dir / MODEL_FILE})", file=sys.stderr)
         return 1
