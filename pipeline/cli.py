@@ -74,7 +74,9 @@ def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     table.add_row(
         "steps", "Preprocess → " + ("Tune" if cfg.tuning.enabled else "Train") + " → Evaluate → QualityGate → Register"
     )
-    table.add_row("data", f"{cfg.data.input_uri} ({len(cfg.data.features)} features → {cfg.data.target})")
+    features = f"{len(cfg.data.features)} features" if cfg.data.features else "all columns"
+    table.add_row("data", f"{cfg.data.input_uri} ({features} → {cfg.data.target})")
+    table.add_row("task", f"{cfg.training.task}: {cfg.training.estimator_path}")
     if cfg.tuning.enabled:
         table.add_row(
             "tuning", f"{cfg.tuning.strategy}, {cfg.tuning.max_jobs} jobs, {cfg.tuning.max_parallel_jobs} parallel"

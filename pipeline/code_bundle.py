@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "files_digest", "upload_bundle"]
+__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "files_digest", "read_folder", "upload_bundle"]
 
 SCRIPTS_DIR = Path(__file__).parent / "steps" / "scripts"
 ENTRYPOINT = "entrypoint.sh"
@@ -74,17 +74,35 @@ def files_digest(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def build_bundle(s3_base: str, *, install_requirements: bool, scripts_dir: Path = SCRIPTS_DIR) -> CodeBundle:
-    """Read the scripts and compute their content address. No I/O beyond reading files.
-
-    Without `install_requirements` the requirements file is left out, so neither the
-    training toolkit nor the processing entrypoint tries to reach a package index.
-    """
-    files = {
-        path.relative_to(scripts_dir).as_posix(): path.read_bytes()
-        for path in sorted(scripts_dir.rglob("*"))
+def read_folder(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` by relative POSIX path, caches and bytecode left out."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".pyc"}
     }
+
+
+def build_bundle(
+    s3_base: str,
+    *,
+    install_requirements: bool,
+    scripts_dir: Path = SCRIPTS_DIR,
+    overlay: Mapping[str, bytes] | None = None,
+    extra_requirements: list[str] | None = None,
+) -> CodeBundle:
+    """Read the scripts and compute their content address. No I/O beyond reading files.
+
+    `overlay` adds or replaces files (a team's own `source_dir`, the dataset spec);
+    `extra_requirements` are appended to requirements.txt. Without `install_requirements`
+    the requirements file is left out, so neither the training toolkit nor the processing
+    entrypoint tries to reach a package index.
+    """
+    files = {**read_folder(scripts_dir), **(overlay or {})}
+    if extra_requirements:
+        current = files.get(REQUIREMENTS, b"").decode()
+        added = "".join(f"{line}\n" for line in extra_requirements if line not in current.splitlines())
+        files[REQUIREMENTS] = (current.rstrip("\n") + "\n" + added).encode()
     if not install_requirements:
         files.pop(REQUIREMENTS, None)
     short = files_digest(files)[:16]

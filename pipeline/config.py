@@ -13,11 +13,12 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 __all__ = [
     "AwsSettings",
     "CachingSettings",
+    "CsvSettings",
     "DataSettings",
     "InfraSettings",
     "MlflowCredentials",
@@ -109,20 +110,70 @@ class SplitSettings(_Strict):
         return self
 
 
+ColumnKind = Literal["numeric", "categorical", "boolean"]
+
+
+class CsvSettings(_Strict):
+    """How to read CSV input (pandas.read_csv's options of the same meaning)."""
+
+    separator: Annotated[str, StringConstraints(min_length=1, max_length=4)] = ","
+    header: bool = Field(default=True, description="false: the first row is data; give column_names")
+    encoding: NonEmptyStr = "utf-8"
+    column_names: list[NonEmptyStr] | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"{value!r} is not an encoding Python knows (e.g. utf-8, latin-1, cp1252)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _names_without_header(self) -> CsvSettings:
+        if not self.header and not self.column_names:
+            raise ValueError("header: false needs column_names (the columns in file order)")
+        return self
+
+
 class DataSettings(_Strict):
     input_uri: S3Uri
     format: Literal["csv", "parquet"] = "csv"
+    csv: CsvSettings = Field(default_factory=CsvSettings)
     target: NonEmptyStr
-    features: list[NonEmptyStr] = Field(min_length=1)
+    features: list[NonEmptyStr] | None = Field(
+        default=None, min_length=1, description="Feature columns; omitted: every column but the target."
+    )
+    column_types: dict[NonEmptyStr, ColumnKind] = Field(
+        default_factory=dict, description="Kinds the data cannot tell (e.g. numeric codes that are categories)."
+    )
+    missing_values: list[str] = Field(
+        default_factory=list, description="Spellings of a missing value besides the usual ones (NA, null, ?, ...)."
+    )
+    max_categories: int = Field(
+        default=50, ge=2, le=100000, description="Undeclared text columns with more distinct values are refused."
+    )
     split: SplitSettings
 
     @model_validator(mode="after")
     def _columns_make_sense(self) -> DataSettings:
-        duplicates = sorted({f for f in self.features if self.features.count(f) > 1})
+        features = self.features or []
+        duplicates = sorted({f for f in features if features.count(f) > 1})
         if duplicates:
             raise ValueError(f"features lists {', '.join(duplicates)} more than once")
-        if self.target in self.features:
+        if self.target in features:
             raise ValueError(f"target column {self.target!r} is also listed in features")
+        if self.target in self.column_types:
+            raise ValueError(f"column_types names the target {self.target!r}; the task decides its kind")
+        unknown = sorted(set(self.column_types) - set(features)) if self.features else []
+        if unknown:
+            raise ValueError(f"column_types names column(s) not in features: {', '.join(unknown)}")
+        names = self.csv.column_names
+        if names and self.target not in names:
+            raise ValueError(f"csv.column_names does not include the target {self.target!r}")
         return self
 
 
@@ -141,11 +192,16 @@ class RuntimeSettings(_Strict):
 
 
 class StepSettings(_Strict):
+    """One job. `source_dir` (a folder of the team's repository, relative to the config
+    file's folder or absolute) replaces the bundled script: its files are added to the code
+    bundle and `script` names the entry point inside it."""
+
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
     script: ScriptName
+    source_dir: NonEmptyStr | None = None
     arguments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]*$")], HyperparameterValue] = Field(
         default_factory=dict, description="Extra --key value arguments passed to the script."
     )
@@ -157,16 +213,68 @@ class StepsSettings(_Strict):
     evaluate: StepSettings
 
 
+Task = Literal["regression", "binary_classification", "multiclass_classification"]
+
+# What the bundled train.py prints as `validation:<name>=<value>` per task, and what the
+# bundled evaluate.py reports under `<task>_metrics.<name>.value`
+# (pipeline/steps/scripts/model_quality.py computes them; a test keeps the two equal).
+TRAINING_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("rmse", "mae", "r2"),
+    "binary_classification": ("accuracy", "precision", "recall", "f1", "auc", "pr_auc", "log_loss"),
+    "multiclass_classification": ("accuracy", "weighted_precision", "weighted_recall", "weighted_f1", "log_loss"),
+}
+REPORT_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("mse", "rmse", "mae", "r2", "ae_p10", "ae_p50", "ae_p90"),
+    "binary_classification": (
+        "accuracy", "precision", "recall", "true_positive_rate", "true_negative_rate", "false_positive_rate",
+        "false_negative_rate", "f0_5", "f1", "f2", "auc", "pr_auc", "log_loss", "accuracy_best_constant_classifier",
+        "precision_best_constant_classifier", "recall_best_constant_classifier", "f1_best_constant_classifier",
+    ),
+    "multiclass_classification": (
+        "accuracy", "weighted_precision", "weighted_recall", "weighted_f0_5", "weighted_f1", "weighted_f2", "log_loss",
+        "auc", "accuracy_best_constant_classifier", "weighted_precision_best_constant_classifier",
+        "weighted_recall_best_constant_classifier", "weighted_f1_best_constant_classifier",
+    ),
+}  # fmt: skip
+DEFAULT_OBJECTIVE: dict[str, tuple[str, Literal["Minimize", "Maximize"]]] = {
+    "regression": ("validation:rmse", "Minimize"),
+    "binary_classification": ("validation:auc", "Maximize"),
+    "multiclass_classification": ("validation:weighted_f1", "Maximize"),
+}
+# Today's names, as shortcuts per task; anything else is an import path.
+ESTIMATOR_SHORTCUTS: dict[str, dict[str, str]] = {
+    "random_forest": {
+        "regression": "sklearn.ensemble.RandomForestRegressor",
+        "classification": "sklearn.ensemble.RandomForestClassifier",
+    },
+    "gradient_boosting": {
+        "regression": "sklearn.ensemble.GradientBoostingRegressor",
+        "classification": "sklearn.ensemble.GradientBoostingClassifier",
+    },
+    "hist_gradient_boosting": {
+        "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+        "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+    },
+    "ridge": {"regression": "sklearn.linear_model.Ridge"},
+    "logistic_regression": {"classification": "sklearn.linear_model.LogisticRegression"},
+}
+# Hyperparameters train.py takes for itself, not the estimator's.
+SCRIPT_HYPERPARAMETERS = ("estimator", "objective_metric", "categorical_encoding")
+
+
 class ObjectiveSettings(_Strict):
-    """The metric the train script prints; tuning optimises it and training jobs record it."""
+    """The metric the train script prints; tuning optimises it and training jobs record it.
+    Omitted: the task's default (`DEFAULT_OBJECTIVE`); `regex` defaults to `<metric>=(number)`."""
 
     metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:.\-]{1,255}$")]
     type: Literal["Minimize", "Maximize"]
-    regex: NonEmptyStr
+    regex: NonEmptyStr | None = None
 
     @field_validator("regex")
     @classmethod
-    def _one_capture_group(cls, value: str) -> str:
+    def _one_capture_group(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             compiled = re.compile(value)
         except re.error as exc:
@@ -175,13 +283,70 @@ class ObjectiveSettings(_Strict):
             raise ValueError("must have exactly one capture group (the metric value)")
         return value
 
+    @property
+    def metric_regex(self) -> str:
+        return self.regex or f"{re.escape(self.metric)}=([-+0-9.eE]+|nan)"
+
+
+_ESTIMATOR_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
 
 class TrainingSettings(_Strict):
-    algorithm: Literal["random_forest", "gradient_boosting", "ridge"] = "random_forest"
+    task: Task = "regression"
+    estimator: NonEmptyStr = Field(
+        default="random_forest",
+        validation_alias=AliasChoices("estimator", "algorithm"),
+        description="A shortcut (random_forest, gradient_boosting, hist_gradient_boosting, ridge, "
+        "logistic_regression) or the import path of any scikit-learn-compatible estimator.",
+    )
     hyperparameters: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], HyperparameterValue] = Field(
         default_factory=dict
     )
-    objective: ObjectiveSettings
+    categorical_encoding: Literal["auto", "onehot", "ordinal"] = Field(
+        default="auto", description="auto: ordinal codes for tree ensembles, one-hot for other estimators."
+    )
+    positive_class: str | int | bool | None = Field(
+        default=None, description="Binary classification: the class precision, recall and AUC are about."
+    )
+    requirements: list[NonEmptyStr] = Field(
+        default_factory=list, description="Extra pip requirements of the jobs (the estimator's own is pinned)."
+    )
+    objective: ObjectiveSettings | None = None
+
+    @field_validator("estimator")
+    @classmethod
+    def _shortcut_or_path(cls, value: str) -> str:
+        if value not in ESTIMATOR_SHORTCUTS and not _ESTIMATOR_PATH.match(value):
+            raise ValueError(
+                f"{value!r} is neither a shortcut ({', '.join(ESTIMATOR_SHORTCUTS)}) nor an import path "
+                "such as sklearn.ensemble.HistGradientBoostingClassifier"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> TrainingSettings:
+        shortcut = ESTIMATOR_SHORTCUTS.get(self.estimator)
+        family = "regression" if self.task == "regression" else "classification"
+        if shortcut is not None and family not in shortcut:
+            raise ValueError(f"estimator {self.estimator!r} is not a {family} estimator")
+        if self.positive_class is not None and self.task != "binary_classification":
+            raise ValueError("positive_class applies to binary_classification only")
+        return self
+
+    @property
+    def estimator_path(self) -> str:
+        """The import path the job uses (a shortcut resolved for the task)."""
+        shortcut = ESTIMATOR_SHORTCUTS.get(self.estimator)
+        if shortcut is None:
+            return self.estimator
+        return shortcut["regression" if self.task == "regression" else "classification"]
+
+    @property
+    def resolved_objective(self) -> ObjectiveSettings:
+        if self.objective is not None:
+            return self.objective
+        metric, kind = DEFAULT_OBJECTIVE[self.task]
+        return ObjectiveSettings(metric=metric, type=kind)
 
 
 class ParameterRange(_Strict):
@@ -235,7 +400,7 @@ class TuningSettings(_Strict):
 
 class QualityGateSettings(_Strict):
     metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")] = Field(
-        description="Dotted path of the gate metric inside evaluation.json."
+        description="Dotted path into evaluation.json, e.g. binary_classification_metrics.auc.value"
     )
     operator: ComparisonOperator
     threshold: float
@@ -373,10 +538,30 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _tuned_parameters_are_not_also_fixed_elsewhere(self) -> PipelineConfig:
-        reserved = {"algorithm"}
-        clash = sorted(reserved & (set(self.training.hyperparameters) | set(self.tuning.ranges)))
+        clash = sorted(set(SCRIPT_HYPERPARAMETERS) & (set(self.training.hyperparameters) | set(self.tuning.ranges)))
         if clash:
-            raise ValueError(f"hyperparameter name {clash[0]!r} is reserved (set training.algorithm instead)")
+            raise ValueError(f"hyperparameter name {clash[0]!r} is reserved (set training.{clash[0]} instead)")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_exist(self) -> PipelineConfig:
+        """The objective and the gate must name metrics the bundled scripts compute for the
+        task (a team's own script may compute others: then it is trusted)."""
+        task = self.training.task
+        objective = self.training.resolved_objective.metric
+        if self.steps.train.source_dir is None:
+            name = objective.split(":", 1)[-1]
+            if not objective.startswith("validation:") or name not in TRAINING_METRICS[task]:
+                known = ", ".join(f"validation:{m}" for m in TRAINING_METRICS[task])
+                raise ValueError(f"training.objective.metric {objective!r} is not computed for {task} (use {known})")
+        if self.steps.evaluate.source_dir is None:
+            section = f"{task}_metrics"
+            parts = self.quality_gate.metric.split(".")
+            known = ", ".join(f"{section}.{m}.value" for m in REPORT_METRICS[task][:6])
+            if len(parts) != 3 or parts[0] != section or parts[1] not in REPORT_METRICS[task] or parts[2] != "value":
+                raise ValueError(
+                    f"quality_gate.metric {self.quality_gate.metric!r} is not in the {task} report (e.g. {known}, ...)"
+                )
         return self
 
     @property

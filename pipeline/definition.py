@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic_file import write_atomically
-from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle, files_digest
+from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle, files_digest, read_folder
 from pipeline.config import PipelineConfig
+from pipeline.dataset_spec import SPEC_FILE, dataset_spec_bytes
 from pipeline.errors import ConfigError
+from pipeline.estimators import estimator_problems, estimator_requirements
 from pipeline.steps.context import BuildContext, Parameters, StepNames
 
 __all__ = [
     "StepNames",
     "build_pipeline",
+    "check_estimator",
     "code_bundle",
     "pipeline_session",
     "render_definition",
@@ -36,21 +39,64 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
+def _source_dir_overlay(cfg: PipelineConfig) -> tuple[dict[str, bytes], list[tuple[str, str]]]:
+    """The files of every `steps.<step>.source_dir`, and problems: a missing folder, a
+    missing entry script, or two steps' folders disagreeing about a file of the same name
+    (they share one bundle)."""
+    overlay: dict[str, bytes] = {}
+    owner: dict[str, str] = {}
+    problems = []
+    for key in ("preprocess", "train", "evaluate"):
+        settings = getattr(cfg.steps, key)
+        if settings.source_dir is None:
+            continue
+        folder = Path(settings.source_dir).expanduser()
+        if not folder.is_dir():
+            problems.append((f"steps.{key}.source_dir", f"{settings.source_dir!r} is not a folder (from {Path.cwd()})"))
+            continue
+        files = read_folder(folder)
+        if settings.script not in files:
+            problems.append((f"steps.{key}.script", f"{settings.script!r} is not in {settings.source_dir}"))
+        for name, body in files.items():
+            if name in overlay and overlay[name] != body:
+                problems.append((f"steps.{key}.source_dir", f"{name} differs from the one in steps.{owner[name]}"))
+            overlay[name], owner[name] = body, key
+    return overlay, problems
+
+
 def code_bundle(cfg: PipelineConfig) -> CodeBundle:
-    """The scripts bundle; every script the config names must be in it."""
-    bundle = build_bundle(cfg.s3_base, install_requirements=cfg.runtime.install_requirements)
-    missing = [
+    """The scripts bundle: the bundled scripts, each step's `source_dir` over them, the
+    dataset spec and the estimator's pinned library. Every script the config names must be
+    in it."""
+    overlay, problems = _source_dir_overlay(cfg)
+    overlay[SPEC_FILE] = dataset_spec_bytes(cfg)
+    requirements = [*estimator_requirements(cfg.training.estimator_path), *cfg.training.requirements]
+    bundle = build_bundle(
+        cfg.s3_base,
+        install_requirements=cfg.runtime.install_requirements,
+        overlay=overlay,
+        extra_requirements=requirements,
+    )
+    problems += [
         (f"steps.{key}.script", f"{script!r} is not in {SCRIPTS_DIR.relative_to(SCRIPTS_DIR.parents[2])}")
         for key, script in (
             ("preprocess", cfg.steps.preprocess.script),
             ("train", cfg.steps.train.script),
             ("evaluate", cfg.steps.evaluate.script),
         )
-        if script not in bundle.files
+        if script not in bundle.files and getattr(cfg.steps, key).source_dir is None
     ]
-    if missing:
-        raise ConfigError(missing)
+    if problems:
+        raise ConfigError(problems)
     return bundle
+
+
+def check_estimator(cfg: PipelineConfig) -> None:
+    """ConfigError when the bundled train script could not build the configured estimator."""
+    if cfg.steps.train.source_dir is None:
+        problems = estimator_problems(cfg)
+        if problems:
+            raise ConfigError(problems)
 
 
 def _trust_our_sdk_config() -> None:
@@ -176,6 +222,7 @@ def build_pipeline(cfg: PipelineConfig, session: Any = None) -> Any:
     from pipeline.steps.training import training_step
     from pipeline.steps.tuning import best_model_uri, tuning_step
 
+    check_estimator(cfg)
     ctx = BuildContext(
         cfg=cfg,
         session=session or pipeline_session(cfg),

@@ -21,7 +21,6 @@ def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple
 
     report = PropertyFile(name=REPORT_NAME, output_name=OUTPUT_NAME, path=REPORT_FILE)
     test_uri = preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri
-    data = ctx.cfg.data
     step = processing_step(
         ctx,
         name=StepNames.EVALUATE,
@@ -38,11 +37,11 @@ def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple
                 destination=ctx.output_uri(StepNames.EVALUATE, OUTPUT_NAME),
             )
         ],
-        arguments=["--target", data.target, "--features", ",".join(data.features)],
+        arguments=[],  # the columns come from the schema.json beside the test split
         display_name="Evaluate-Model",
         description=(
-            "Scores the selected model on the held-out test split (RMSE, MAE, R2, absolute-error percentiles), "
-            f"writes {REPORT_FILE} and logs metrics and plots to the model's MLflow run."
+            f"Scores the selected model on the held-out test split ({ctx.cfg.training.task.replace('_', ' ')} "
+            f"metrics), writes {REPORT_FILE} and logs metrics and plots to the model's MLflow run."
         ),
         property_files=[report],
     )

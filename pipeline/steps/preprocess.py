@@ -26,15 +26,6 @@ def preprocess_step(ctx: BuildContext) -> Any:
         )
         for split in SPLITS
     ]
-    arguments = [
-        "--target", data.target,
-        "--features", ",".join(data.features),
-        "--format", data.format,
-        "--train-ratio", str(data.split.train),
-        "--validation-ratio", str(data.split.validation),
-        "--test-ratio", str(data.split.test),
-        "--seed", str(data.split.seed),
-    ]  # fmt: skip
     return processing_step(
         ctx,
         name=StepNames.PREPROCESS,
@@ -42,11 +33,13 @@ def preprocess_step(ctx: BuildContext) -> Any:
         instance_type=ctx.params.preprocess_instance_type,
         inputs=[ProcessingInput(source=ctx.params.input_data_uri, destination=INPUT_MOUNT, input_name="raw")],
         outputs=outputs,
-        arguments=arguments,
+        arguments=[],  # the columns and reading options are in dataset_spec.json (see pipeline/dataset_spec.py)
         display_name="Preprocess-Data",
         description=(
-            f"Checks that target {data.target!r} and {len(data.features)} feature columns exist, then splits "
-            f"the data {data.split.train:g}/{data.split.validation:g}/{data.split.test:g} "
-            f"(seed {data.split.seed}) into train, validation and test sets."
+            f"Reads the {data.format} table, checks target {data.target!r} and "
+            f"{f'{len(data.features)} feature columns' if data.features else 'every other column'} "
+            f"(types, missing values, classes) and splits it {data.split.train:g}/{data.split.validation:g}/"
+            f"{data.split.test:g} (seed {data.split.seed}"
+            f"{', stratified' if ctx.cfg.training.task != 'regression' else ''}) into train, validation and test sets."
         ),
     )

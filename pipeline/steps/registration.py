@@ -46,14 +46,14 @@ def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any)
         model_package_group_name=reg.model_package_group,
         approval_status=ctx.params.approval_status,
         model_metrics=metrics,
-        description=reg.description or f"{cfg.pipeline.name}: {cfg.training.algorithm} regressor",
+        description=reg.description or f"{cfg.pipeline.name}: {cfg.training.estimator_path} ({cfg.training.task})",
         customer_metadata_properties={
             MLFLOW_RUN_ID_KEY: JsonGet(step_name=evaluate.name, property_file=report, json_path=MLFLOW_RUN_ID_PATH),
             "mlflow_experiment": cfg.mlflow.experiment,
             "mlflow_registered_model": cfg.mlflow.registered_model,
         },
         domain="MACHINE_LEARNING",
-        task="REGRESSION",
+        task="REGRESSION" if cfg.training.task == "regression" else "CLASSIFICATION",
     )
     return ModelStep(
         name=StepNames.REGISTER_COLLECTION,

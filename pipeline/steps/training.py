@@ -18,7 +18,7 @@ def estimator(ctx: BuildContext, hyperparameters: dict[str, Any]) -> Any:
 
     cfg = ctx.cfg
     settings = cfg.steps.train
-    objective = cfg.training.objective
+    objective = cfg.training.resolved_objective
     return SKLearn(
         entry_point=settings.script,
         source_dir=ctx.code.sourcedir_uri,
@@ -32,8 +32,8 @@ def estimator(ctx: BuildContext, hyperparameters: dict[str, Any]) -> Any:
         max_run=settings.max_runtime_seconds,
         output_path=f"{cfg.s3_base}/models",
         base_job_name=f"{cfg.pipeline.name}-train",
-        hyperparameters={"algorithm": cfg.training.algorithm, **hyperparameters, **_script_args(ctx)},
-        metric_definitions=[{"Name": objective.metric, "Regex": objective.regex}],
+        hyperparameters={**hyperparameters, **_script_args(ctx)},
+        metric_definitions=[{"Name": objective.metric, "Regex": objective.metric_regex}],
         environment=ctx.job_environment(),
         subnets=cfg.network.subnets or None,
         security_group_ids=cfg.network.security_group_ids or None,
@@ -44,11 +44,13 @@ def estimator(ctx: BuildContext, hyperparameters: dict[str, Any]) -> Any:
 
 
 def _script_args(ctx: BuildContext) -> dict[str, Any]:
-    data = ctx.cfg.data
+    """What train.py takes for itself (config.SCRIPT_HYPERPARAMETERS); the columns come from
+    the schema.json Preprocess writes beside the splits, never as arguments."""
+    training = ctx.cfg.training
     return {
-        "target": data.target,
-        "features": ",".join(data.features),
-        "objective_metric": ctx.cfg.training.objective.metric,
+        "estimator": training.estimator_path,
+        "objective_metric": training.resolved_objective.metric,
+        "categorical_encoding": training.categorical_encoding,
         **ctx.cfg.steps.train.arguments,
     }
 
@@ -72,7 +74,10 @@ def training_step(ctx: BuildContext, preprocess: Any) -> Any:
         name=StepNames.TRAIN,
         step_args=estimator(ctx, dict(hyperparameters)).fit(inputs=training_inputs(ctx, preprocess)),
         display_name="Train-Model",
-        description=f"Trains a scikit-learn {ctx.cfg.training.algorithm} regressor ({listed}) and logs it to MLflow.",
+        description=(
+            f"Trains {ctx.cfg.training.estimator_path} for {ctx.cfg.training.task.replace('_', ' ')} ({listed}) "
+            "and logs it to MLflow."
+        ),
         cache_config=cache_config(ctx.cfg),
         retry_policies=retry_policies(ctx.cfg),
     )

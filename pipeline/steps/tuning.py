@@ -28,13 +28,13 @@ def tuning_step(ctx: BuildContext, preprocess: Any) -> Any:
     from sagemaker.workflow.steps import TuningStep
 
     cfg = ctx.cfg
-    tuning, objective = cfg.tuning, cfg.training.objective
+    tuning, objective = cfg.tuning, cfg.training.resolved_objective
     fixed = {k: v for k, v in cfg.training.hyperparameters.items() if k not in tuning.ranges}
     tuner = HyperparameterTuner(
         estimator=estimator(ctx, fixed),
         objective_metric_name=objective.metric,
         objective_type=objective.type,
-        metric_definitions=[{"Name": objective.metric, "Regex": objective.regex}],
+        metric_definitions=[{"Name": objective.metric, "Regex": objective.metric_regex}],
         hyperparameter_ranges={name: sdk_range(spec) for name, spec in sorted(tuning.ranges.items())},
         strategy=tuning.strategy,
         max_jobs=tuning.max_jobs,

@@ -91,7 +91,9 @@ def model_signature(schema: TableSchema, model: Any, example: Any) -> Any:
     from mlflow.types import ColSpec, Schema
 
     kinds = schema.column_types
-    inputs = Schema([ColSpec("double" if kinds[c] == NUMERIC else "string", c, required=False) for c in schema.features])
+    inputs = Schema(
+        [ColSpec("double" if kinds[c] == NUMERIC else "string", c, required=False) for c in schema.features]
+    )
     outputs = infer_signature(example, model.predict(example)).outputs
     return ModelSignature(inputs=inputs, outputs=outputs)
 
