@@ -24,6 +24,7 @@ from pipeline.atomic_file import write_atomically
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import PipelineError, UsageError
+from pipeline.example_data import EXAMPLES
 
 __all__ = ["main"]
 
@@ -386,7 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")
     run.add_argument("--no-cache", action="store_true", help="rerun every step even if its inputs are unchanged")
     run.add_argument("--keep-services", action="store_true", help="leave MLflow and the registry running")
-    run.add_argument("--example-data", action="store_true", help="write the bundled dataset to InputDataUri if absent")
+    run.add_argument(
+        "--example-data",
+        nargs="?",
+        const="auto",
+        choices=["auto", *EXAMPLES],
+        help="write an example dataset to InputDataUri if absent (default: the task's own)",
+    )
     run.add_argument("--workspace", default=".local", help="local state: S3 objects, registry, MLflow (default .local)")
     run.add_argument(
         "--approve", action="store_true", help="then approve the package, sync MLflow and serve the model locally"

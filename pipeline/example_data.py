@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXAMPLES", "example_frame", "write_diabetes_csv", "write_example_csv"]
+__all__ = ["EXAMPLES", "TASK_EXAMPLE", "example_frame", "write_diabetes_csv", "write_example_csv"]
 
 EXAMPLES = ("diabetes", "breast-cancer", "wine")
+TASK_EXAMPLE = {"regression": "diabetes", "binary_classification": "breast-cancer", "multiclass_classification": "wine"}
 
 
 def _sprinkle_missing(frame: Any, columns: list[str], share: float, seed: int) -> None:

@@ -30,7 +30,7 @@ class LocalRunOptions:
     parameters: dict[str, str]
     use_cache: bool = True
     keep_services: bool = False
-    example_data: bool = False
+    example_data: str | None = None  # an EXAMPLES name, or "auto": the task's example
     approve: bool = False
     workspace: Path = DEFAULT_WORKSPACE
 
@@ -53,9 +53,10 @@ def stage(cfg: PipelineConfig, definition: dict[str, Any], workspace: Workspace,
         defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
         target = workspace.path(options.parameters.get("InputDataUri") or defaults["InputDataUri"])
         if not target.exists():
-            from pipeline.example_data import write_diabetes_csv
+            from pipeline.example_data import TASK_EXAMPLE, write_example_csv
 
-            write_diabetes_csv(target)
+            name = options.example_data
+            write_example_csv(target, TASK_EXAMPLE[cfg.training.task] if name == "auto" else name)
 
 
 def _output_folder(record: ExecutionRecord, workspace: Workspace, output_name: str) -> Path | None:
@@ -139,9 +140,11 @@ def approve_and_serve(
     if result.server is None:
         return
     rows = sample_rows(record, workspace)
-    predictions = result.server.predict(rows[cfg.data.features].to_dict(orient="records"))
+    # Raw rows, as a JSON client sends them: numbers, text, null where a value is missing.
+    predictions = result.server.predict(json.loads(rows.drop(columns=[cfg.data.target]).to_json(orient="records")))
     for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
-        console.print(f"served model {result.server.url}: predicted {predicted:.1f}, actual {actual:.1f}")
+        shown = f"{predicted:.1f}" if isinstance(predicted, float) else str(predicted)
+        console.print(f"served model {result.server.url}: predicted {shown}, actual {actual}")
     console.print(result.server.keep_or_stop(workspace.root, keep))
 
 

@@ -61,13 +61,15 @@ class LocalModelServer:
     def serves(self, package: Any) -> bool:
         return self.process is not None and self.served_arn == package.arn
 
-    def predict(self, records: list[dict[str, Any]]) -> list[float]:
+    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+        """The served model's answers: numbers for regression, the original labels for
+        classification."""
         body = json.dumps({"dataframe_records": records}).encode()
         request = urllib.request.Request(
             f"{self.url}/invocations", data=body, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            return [float(v) for v in json.loads(response.read())["predictions"]]
+            return list(json.loads(response.read())["predictions"])
 
     def keep_or_stop(self, workspace_root: Path, keep: bool) -> str:
         """At the end of a command: record the server for `local-down` when kept, else stop
