@@ -128,11 +128,12 @@ def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.execution_parameters import parse_execution_parameters
+    from pipeline.execution_parameters import parse_execution_parameters, refuse_local_inputs
 
     service = _service(cfg)
     definition = json.loads(service.definition(cfg.pipeline.name))
     parameters = parse_execution_parameters(args.param, definition)
+    refuse_local_inputs(parameters, definition)
     arn = service.start(cfg.pipeline.name, parameters, display_name=args.display_name)
     print(arn)
     if not args.wait:

@@ -1,15 +1,17 @@
-"""`--param Name=value` for `start`: checked against the definition's own parameters, so
-a typo fails before an execution is started."""
+"""`--param Name=value` for `start` and `run --local`: checked against the definition's own
+parameters, so a typo fails before an execution is started. A parameter that is a job's
+input URI must name S3 for `start`: local paths are a `run --local` convenience."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline.errors import UsageError
 
-__all__ = ["parse_execution_parameters"]
+__all__ = ["input_parameters", "parse_execution_parameters", "referenced_parameter", "refuse_local_inputs"]
 
 
 def _check_value(name: str, kind: str, value: str) -> str:
@@ -37,3 +39,46 @@ def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any])
             raise UsageError(f"--param {name}: unknown parameter (the pipeline declares {', '.join(sorted(declared))})")
         values[name] = _check_value(name, declared[name], value)
     return values
+
+
+def referenced_parameter(value: Any) -> str | None:
+    """The parameter a definition value stands for when it is exactly `{"Get": "Parameters.X"}`
+    (so a URI can be reported by the name the user sets it with)."""
+    if isinstance(value, dict) and list(value) == ["Get"] and isinstance(value["Get"], str):
+        kind, _, name = value["Get"].partition(".")
+        if kind == "Parameters" and name:
+            return name
+    return None
+
+
+def _input_uris(node: Any) -> Iterator[Any]:
+    """Every `S3Uri` a job reads: processing inputs (`S3Input`) and training channels
+    (`S3DataSource`), wherever they sit in a step's arguments."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"S3Input", "S3DataSource"} and isinstance(value, dict) and "S3Uri" in value:
+                yield value["S3Uri"]
+            yield from _input_uris(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _input_uris(item)
+
+
+def input_parameters(definition: dict[str, Any]) -> set[str]:
+    """Parameters that are, whole, the URI of a job's input."""
+    found = (referenced_parameter(uri) for step in definition.get("Steps", []) for uri in _input_uris(step))
+    return {name for name in found if name}
+
+
+_REMOTE = re.compile(r"^(s3|https)://", re.IGNORECASE)  # what SageMaker's S3Uri accepts
+
+
+def refuse_local_inputs(values: dict[str, str], definition: dict[str, Any]) -> None:
+    """For `start`: SageMaker reads inputs from S3, so a local path (which `run --local`
+    accepts) would only fail the execution later, in a job."""
+    for name in sorted(input_parameters(definition) & values.keys()):
+        if not _REMOTE.match(values[name]):
+            raise UsageError(
+                f"--param {name}={values[name]}: not an S3 URI; local paths work with `run --local` only"
+                " (on SageMaker, upload the data to S3 and pass its s3:// URI)"
+            )

@@ -90,6 +90,7 @@ def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFix
         ("Nope=1", "--param Nope: unknown parameter"),
         ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
         ("missing-equals", "--param expects Name=value"),
+        ("InputDataUri=./data/churn.csv", "local paths work with `run --local` only"),
     ],
 )
 def test_start_rejects_bad_parameters(aws: str, capsys: pytest.CaptureFixture[str], param: str, message: str) -> None:

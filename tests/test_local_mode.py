@@ -188,3 +188,72 @@ def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
     assert "champion" not in client.get_registered_model(model).aliases
     assert main(["approve", "7", "--config", str(DEFAULT_CONFIG), "--workspace", str(workspace)]) == 2
     assert "no model package" in capsys.readouterr().err
+
+
+NO_TUNING = ["--set", "tuning.enabled=false"]
+
+
+def rows_read(record: ExecutionRecord) -> int:
+    """The row count Preprocess prints in its JSON summary line."""
+    lines = Path(record.steps["Preprocess"].log).read_text().splitlines()
+    return next(json.loads(line)["rows"] for line in lines if line.startswith('{"rows"'))
+
+
+def test_a_local_csv_is_read_where_it_is_and_cached_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from pipeline.example_data import write_diabetes_csv
+
+    csv = write_diabetes_csv(tmp_path / "data" / "diabetes.csv")
+    pd.read_csv(csv).head(300).to_csv(csv, index=False)  # not the 442 rows the example data has
+    monkeypatch.chdir(tmp_path)  # where the user types the command
+    workspace = tmp_path / ".local"
+
+    def run(*extra: str) -> tuple[int, ExecutionRecord, str]:
+        code = main(["run", "--local", "--config", str(DEFAULT_CONFIG), "--workspace", str(workspace),
+                     "--param", "InputDataUri=./data/diabetes.csv", *NO_TUNING, *extra])  # fmt: skip
+        out, err = capsys.readouterr()
+        return code, load_execution(workspace / "executions" / out.strip().rsplit("/", 1)[-1] / "execution.json"), err
+
+    code, first, err = run()
+    assert code == 0, err
+    assert first.parameters["InputDataUri"] == "./data/diabetes.csv"
+    assert rows_read(first) == 300
+    outputs = first.steps["Preprocess"].properties["ProcessingOutputConfig"]["Outputs"]
+    folders = {name: workspace / "s3" / o["S3Output"]["S3Uri"].removeprefix("s3://") for name, o in outputs.items()}
+    assert sum(len(pd.read_csv(folders[n] / f"{n}.csv")) for n in ("train", "validation", "test")) == 300
+
+    code, second, err = run()  # the same file: every step comes from the cache
+    assert code == 0, err
+    assert second.steps["Preprocess"].status == "Cached"
+
+    pd.read_csv(csv).head(250).to_csv(csv, index=False)  # edited under the same path
+    code, third, err = run()
+    assert code == 0, err
+    assert third.steps["Preprocess"].status == "Succeeded"
+    assert rows_read(third) == 250
+
+
+def test_a_missing_input_fails_its_step_before_the_job_naming_the_uri_and_where_local_mode_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    workspace = tmp_path / ".local"
+    for param, uri, looked_at in [
+        ([], "s3://mlops-artifacts-123456789012/diabetes-regression/data/diabetes.csv",
+         workspace / "s3/mlops-artifacts-123456789012/diabetes-regression/data/diabetes.csv"),
+        (["--param", "InputDataUri=./data/churn.csv"], "./data/churn.csv", tmp_path / "data/churn.csv"),
+    ]:  # fmt: skip
+        code = main(["run", "--local", "--config", str(DEFAULT_CONFIG), "--workspace", str(workspace),
+                     *NO_TUNING, *param])  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 1
+        record = load_execution(workspace / "executions" / out.strip().rsplit("/", 1)[-1] / "execution.json")
+        message = f"InputDataUri {uri}: not found; local mode looks for it at {looked_at}"
+        assert record.steps["Preprocess"].status == "Failed"
+        assert record.steps["Preprocess"].failure.startswith(message)
+        assert any(line.startswith(f"Step Preprocess failed: {message}") for line in err.splitlines()), err
+        assert "Traceback" not in err
+    assert not (workspace / "jobs").exists()  # no job was started

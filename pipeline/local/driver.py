@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.config import PipelineConfig
+from pipeline.local.inputs import UnsupportedInput
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution
@@ -44,14 +45,18 @@ def sagemaker_client(endpoint: str, region: str) -> Any:
 
 
 def stage(cfg: PipelineConfig, definition: dict[str, Any], workspace: Workspace, options: LocalRunOptions) -> None:
-    """What `upsert` puts in S3 (the code bundle), and the example data when asked."""
+    """What `upsert` puts in S3 (the code bundle), and the example data when asked (at
+    InputDataUri, in the workspace or the local path it names)."""
     from pipeline.definition import code_bundle
 
     for uri, body in code_bundle(cfg).objects().items():
         workspace.put(uri, body)
     if options.example_data:
         defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-        target = workspace.path(options.parameters.get("InputDataUri") or defaults["InputDataUri"])
+        try:
+            target = workspace.source(options.parameters.get("InputDataUri") or defaults["InputDataUri"])
+        except UnsupportedInput:
+            return  # the step that reads it reports the URI
         if not target.exists():
             from pipeline.example_data import TASK_EXAMPLE, write_example_csv
 
@@ -84,7 +89,7 @@ def run_local(
 ) -> ExecutionRecord:
     """`render` runs in a thread while the services start: they are the two fixed costs of
     a run and neither needs the other. `check` sees the definition before anything runs."""
-    workspace = Workspace(options.workspace.resolve())
+    workspace = Workspace(options.workspace.resolve(), input_base=Path.cwd())  # relative inputs: from here
     with ThreadPoolExecutor(max_workers=1) as pool:
         rendering = pool.submit(render)
         with local_services(workspace.root, keep=options.keep_services) as services:

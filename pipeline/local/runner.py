@@ -23,6 +23,7 @@ from pipeline.atomic_file import write_atomically
 from pipeline.graph import StepNode, step_graph, topological_order
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import Scope, evaluate_condition, resolve
+from pipeline.local.inputs import UnsupportedInput, missing_input_message, step_inputs
 from pipeline.local.jobs import JobFailed, LocalJobRunner
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.tuning import Trial, TuningFailed, best_first, run_trials, sample_candidates, trial_job_name
@@ -208,6 +209,7 @@ class LocalExecution:
             return
         if node.type not in CACHEABLE:
             raise StepFailed(f"step type {node.type} is not supported in local mode")
+        self._check_inputs(node, arguments)
         key = self._key(node, arguments) if self._cacheable(node) else None  # the inputs this run consumes
         cached = self._from_cache(node, key) if self.use_cache and key is not None else None
         if cached is not None:
@@ -231,6 +233,17 @@ class LocalExecution:
         """Job steps with caching on, and RegisterModel always: an identical package is not
         registered twice (SageMaker would add a version; see the README)."""
         return node.type == "RegisterModel" or bool(node.raw.get("CacheConfig", {}).get("Enabled"))
+
+    def _check_inputs(self, node: StepNode, arguments: dict[str, Any]) -> None:
+        """Before the cache and the job: a job handed an empty input folder would fail on a
+        container path the user never configured, so name their URI and where we looked."""
+        for item in step_inputs(node.type, node.raw.get("Arguments", {}), arguments):
+            try:
+                location = self.workspace.source(item.uri)
+            except UnsupportedInput as exc:
+                raise StepFailed(f"{item.label} {exc}") from None
+            if not self.workspace.objects(item.uri):
+                raise StepFailed(missing_input_message(item, location, empty_folder=location.is_dir()))
 
     def _key(self, node: StepNode, arguments: dict[str, Any]) -> str:
         hashes = {uri: self.workspace.content_hash(uri) for uri in input_uris(node.type, arguments)}

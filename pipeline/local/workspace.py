@@ -1,41 +1,48 @@
 """S3 as a folder: `s3://bucket/key` lives at `<root>/s3/bucket/key`.
 
 Prefix semantics follow S3 (and SageMaker's S3Prefix inputs): a URI names every object
-whose key starts with it, and an exact object key names that one file.
+whose key starts with it, and an exact object key names that one file. What jobs read
+may also be a local file or folder (see `pipeline.local.inputs`); what they write goes
+to S3 URIs only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.atomic_file import write_atomically
+from pipeline.local.inputs import input_location, s3_location
 
 __all__ = ["Workspace"]
 
 
 @dataclass(frozen=True)
 class Workspace:
+    """`input_base` is where relative input paths are resolved: the directory the command
+    was typed in, fixed when the run's workspace is made (jobs run in their own folders)."""
+
     root: Path
+    input_base: Path = field(default_factory=Path.cwd)
 
     @property
     def s3_root(self) -> Path:
         return self.root / "s3"
 
     def path(self, uri: str) -> Path:
-        if not uri.startswith("s3://"):
-            raise ValueError(f"not an S3 URI: {uri!r}")
-        bucket_key = uri.removeprefix("s3://").rstrip("/")
-        if not bucket_key or ".." in bucket_key.split("/"):
-            raise ValueError(f"unsupported S3 URI: {uri!r}")
-        return self.s3_root / bucket_key
+        """Where an S3 object lives (outputs, code, artifacts: always S3)."""
+        return s3_location(uri, self.s3_root)
+
+    def source(self, uri: str) -> Path:
+        """Where an input is read from: an S3 URI's workspace path, or a local file or folder."""
+        return input_location(uri, self.root, self.input_base)
 
     def objects(self, uri: str) -> list[tuple[Path, str]]:
-        """(local file, path relative to the prefix) for every object under a URI: an
-        exact key gives that file under its base name, a folder prefix every file below."""
-        target = self.path(uri)
+        """(local file, path relative to the prefix) for every object under an input URI: an
+        exact key (or file) gives that file under its base name, a folder prefix every file below."""
+        target = self.source(uri)
         if target.is_file():
             return [(target, target.name)]
         found: list[tuple[Path, str]] = []
