@@ -83,8 +83,10 @@ def summary(record: ExecutionRecord, tracking_uri: str, report: dict[str, Any] |
     cached = sum(1 for s in record.steps.values() if s.status == "Cached")
     rows.append(("steps", f"{len(record.steps)} ({cached} cached)"))
     if report:
-        metrics = report.get("regression_metrics", {})
-        rows.append(("test metrics", ", ".join(f"{k}={v['value']:.4g}" for k, v in metrics.items())))
+        section = next((v for k, v in report.items() if k.endswith("_metrics") and isinstance(v, dict)), {})
+        # The report's leading scalar metrics; the rest are in evaluation.json.
+        scalars = [(k, v["value"]) for k, v in section.items() if isinstance(v, dict) and "value" in v][:8]
+        rows.append(("test metrics", ", ".join(f"{k}={v:.4g}" for k, v in scalars)))
         run_id = report.get("mlflow", {}).get("run_id")
         if run_id and run_id != "untracked":
             rows.append(("MLflow run", f"{run_id} ({tracking_uri}/#/runs/{run_id})"))
