@@ -11,6 +11,7 @@ import sys
 import tarfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,11 +73,20 @@ def trial_env(base: dict[str, str], work: Path, trial: int) -> dict[str, str]:
     }
 
 
-SPLIT_ARGS = ["--target", "target", "--train-ratio", "0.7", "--validation-ratio", "0.15", "--test-ratio", "0.15"]
+RANDOM_FOREST = ["--estimator", "sklearn.ensemble.RandomForestRegressor"]
+
+
+def write_spec(folder: Path, **fields: Any) -> Path:
+    """A dataset_spec.json as `pipeline/dataset_spec.py` writes it into the code bundle."""
+    spec = {"task": "regression", "target": "target", "features": FEATURES.split(","), **fields}
+    path = folder / f"spec-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps(spec))
+    return path
 
 
 def preprocess_args(source: Path, out: Path, features: str = FEATURES, fmt: str = "csv") -> list[str]:
-    return ["--input", str(source), "--output-dir", str(out), "--format", fmt, "--features", features, *SPLIT_ARGS]
+    spec = write_spec(out.parent, features=features.split(","), format=fmt)
+    return ["--input", str(source), "--output-dir", str(out), "--spec", str(spec)]
 
 
 def preprocess(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -113,7 +123,7 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     for trial, (n_estimators, depth) in enumerate([(40, 4), (60, 6)], start=1):
         trial_environment = trial_env(env, work, trial)
         hyperparameters = ["--n_estimators", str(n_estimators), "--max_depth", str(depth)]
-        args = ["--algorithm", "random_forest", "--target", "target", "--features", FEATURES, *hyperparameters]
+        args = [*RANDOM_FOREST, *hyperparameters]
         result = training(args, trial_environment, work)
         assert result.returncode == 0, result.stderr
         objective = [line for line in result.stdout.splitlines() if line.startswith("validation:rmse=")]
@@ -124,8 +134,7 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     archive = pack(model_dir, work / "model.tar.gz")
     result = processing(
         "evaluate.py",
-        ["--model", str(archive), "--test", str(work / "splits" / "test"), "--output-dir", str(work / "eval"),
-         "--target", "target", "--features", FEATURES],
+        ["--model", str(archive), "--test", str(work / "splits" / "test"), "--output-dir", str(work / "eval")],
         env, work,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -141,7 +150,7 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
 
     pre = by_step["preprocess"][0]
     assert pre.data.params["rows_train"] == "309" and len(pre.data.params["dataset_sha256"]) == 64
-    assert pre.data.params["columns"] == FEATURES + ",target"
+    assert pre.data.params["features"] == "10" and pre.data.params["numeric_features"] == "10"
 
     model_run_id = json.loads((model_dir / "mlflow_run.json").read_text())["run_id"]
     model_run = client.get_run(model_run_id)
@@ -173,7 +182,7 @@ def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path) -> No
     env = script_env("", "unused")
     assert preprocess(work, env).returncode == 0
     trial = trial_env(env, work, 1)
-    result = training(["--target", "target", "--features", FEATURES, "--n_estimators", "20"], trial, work)
+    result = training([*RANDOM_FOREST, "--n_estimators", "20"], trial, work)
     assert result.returncode == 0, result.stderr
 
     spec = importlib.util.spec_from_file_location("inference", SCRIPTS_DIR / "inference.py")
@@ -185,9 +194,9 @@ def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path) -> No
     predictions = inference.predict_fn(inference.input_fn(body, "text/csv"), model)
     text, content_type = inference.output_fn(predictions, "text/csv")
     assert content_type == "text/csv" and len(text.strip().splitlines()) == 3
-    assert np.allclose(predictions, model.predict(test[FEATURES.split(",")].head(3)))
+    assert np.allclose(predictions["predictions"], model.predict(test[FEATURES.split(",")].head(3)))
     with pytest.raises(ValueError, match="expected 10 features"):
-        inference.predict_fn(np.zeros((1, 3)), model)
+        inference.predict_fn(inference.input_fn(b"1,2,3\n", "text/csv"), model)
 
 
 @pytest.mark.parametrize("mode", ["fail", "continue"])
@@ -199,7 +208,7 @@ def test_tracking_outage_before_train(work: Path, tmp_path_factory: pytest.TempP
     env = script_env(uri, "outage", MLOPS_TRACKING_ON_UNAVAILABLE=mode)
     assert preprocess(work, script_env("", "x")).returncode == 0
     trial = trial_env(env, work, 1)
-    result = training(["--target", "target", "--features", FEATURES, "--n_estimators", "10"], trial, work)
+    result = training([*RANDOM_FOREST, "--n_estimators", "10"], trial, work)
     model_file = Path(trial["SM_MODEL_DIR"]) / "model.joblib"
     assert model_file.exists(), "the model must survive a tracking outage"
     if mode == "fail":
@@ -237,9 +246,9 @@ def test_preprocess_split_is_deterministic_and_reads_parquet(work: Path) -> None
 def test_train_rejects_unknown_hyperparameters(work: Path) -> None:
     env = script_env("", "x")
     assert preprocess(work, env).returncode == 0
-    result = training(["--target", "target", "--features", FEATURES, "--n_trees", "5"], trial_env(env, work, 1), work)
+    result = training([*RANDOM_FOREST, "--n_trees", "5"], trial_env(env, work, 1), work)
     assert result.returncode == 1
-    assert "random_forest has no hyperparameter(s) n_trees" in result.stderr
+    assert "sklearn.ensemble.RandomForestRegressor has no hyperparameter(s) n_trees" in result.stderr
 
 
 def test_rerunning_a_training_job_leaves_one_run(work: Path, tracking_server: TrackingServer) -> None:  # noqa: F811
@@ -250,7 +259,7 @@ def test_rerunning_a_training_job_leaves_one_run(work: Path, tracking_server: Tr
     assert preprocess(work, env).returncode == 0
     trial = trial_env(env, work, 1)
     for _ in range(2):
-        result = training(["--target", "target", "--features", FEATURES, "--n_estimators", "10"], trial, work)
+        result = training([*RANDOM_FOREST, "--n_estimators", "10"], trial, work)
         assert result.returncode == 0, result.stderr
     client = MlflowClient(tracking_server.uri)
     exp = client.get_experiment_by_name(experiment)
