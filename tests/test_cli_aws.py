@@ -130,6 +130,24 @@ def test_render_out_and_graph(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     assert (tmp_path / "g.mmd").read_text().startswith("flowchart TD") or (tmp_path / "g.png").exists()
 
 
+def test_render_and_upsert_refuse_what_sagemaker_would(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 300-character script argument passes the config schema and moto, but SageMaker's
+    CreateProcessingJob allows 256: refused at render, and upsert creates nothing."""
+    too_long = "steps.preprocess.arguments.note=" + "x" * 300
+    code, out, err = run(capsys, "render", "--set", too_long)
+    assert code == 2 and out == ""
+    assert "Preprocess: AppSpecification.ContainerArguments[" in err
+    assert "300 characters, SageMaker allows at most 256" in err
+    code, out, err = run(capsys, "upsert", "--set", too_long)
+    assert code == 2 and out == ""
+    assert "300 characters, SageMaker allows at most 256" in err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_pipelines()["PipelineSummaries"] == []
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket = load_config(DEFAULT_CONFIG).aws.default_bucket
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # the bundle was not uploaded either
+
+
 def test_help_for_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
     for verb in ("validate", "render", "upsert", "start", "describe", "graph"):
         with pytest.raises(SystemExit) as info:
