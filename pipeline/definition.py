@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.api_limits import check_definition
+from pipeline.api_limits import check_definition, enum_values
 from pipeline.atomic_file import write_atomically
 from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle, files_digest
 from pipeline.config import PipelineConfig
@@ -143,7 +143,13 @@ def _parameters(cfg: PipelineConfig) -> Parameters:
         ),
         train_instance_type=ParameterString("TrainInstanceType", default_value=steps.train.instance_type),
         evaluate_instance_type=ParameterString("EvaluateInstanceType", default_value=steps.evaluate.instance_type),
-        approval_status=ParameterString("ModelApprovalStatus", default_value=cfg.registration.approval_status),
+        # EnumValues in the definition: `start --param ModelApprovalStatus=approved` is refused at
+        # start, not when Register runs. The list is botocore's ModelApprovalStatus enum, in its order.
+        approval_status=ParameterString(
+            "ModelApprovalStatus",
+            default_value=cfg.registration.approval_status,
+            enum_values=enum_values("ModelApprovalStatus"),
+        ),
         gate_threshold=ParameterFloat("QualityGateThreshold", default_value=cfg.quality_gate.threshold),
     )
 

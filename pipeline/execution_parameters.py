@@ -1,5 +1,6 @@
-"""`--param Name=value` for `start`: checked against the definition's own parameters, so
-a typo fails before an execution is started."""
+"""`--param Name=value` for `start` and `run --local`: checked against the definition's own
+parameters (name, type, and `EnumValues` where a parameter declares them), so a typo fails
+before an execution is started."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _check_value(name: str, kind: str, value: str) -> str:
 
 
 def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any]) -> dict[str, str]:
-    declared = {p["Name"]: p.get("Type", "String") for p in definition.get("Parameters", [])}
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     values: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -35,5 +36,8 @@ def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any])
             raise UsageError(f"--param expects Name=value, got {pair!r}")
         if name not in declared:
             raise UsageError(f"--param {name}: unknown parameter (the pipeline declares {', '.join(sorted(declared))})")
-        values[name] = _check_value(name, declared[name], value)
+        allowed = declared[name].get("EnumValues")
+        if allowed and value not in allowed:
+            raise UsageError(f"--param {name}: {value!r} is not one of {', '.join(allowed)}")
+        values[name] = _check_value(name, declared[name].get("Type", "String"), value)
     return values

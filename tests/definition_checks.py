@@ -181,6 +181,12 @@ def _extend(schema: dict[str, Any]) -> list[str]:
         "and container Environment/Framework on RegisterModel: CreateModelPackage fields"
     )
 
+    d["StringParameter"]["properties"]["EnumValues"] = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    add(
+        "EnumValues on a String parameter: SDK v2's ParameterString(enum_values=...) emits it "
+        "(sagemaker/workflow/parameters.py); ModelApprovalStatus declares the approval statuses"
+    )
+
     schema["properties"]["PipelineExperimentConfig"] = {"type": "object"}
     add("top-level PipelineExperimentConfig: the SDK's default experiment/trial naming")
     return reasons

@@ -10,6 +10,8 @@ import pytest
 
 from pipeline import api_limits
 from pipeline.api_limits import definition_violations, request_violations
+from pipeline.errors import UsageError
+from pipeline.execution_parameters import parse_execution_parameters
 
 ROLE = "arn:aws:iam::123456789012:role/mlops-sagemaker-pipeline"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"
@@ -158,3 +160,15 @@ def test_only_the_athena_catalog_pattern_goes_unchecked() -> None:
 
 def test_approval_statuses_come_from_the_service_model() -> None:
     assert set(api_limits.enum_values("ModelApprovalStatus")) == {"Approved", "Rejected", "PendingManualApproval"}
+
+
+def test_execution_parameters_outside_enum_values_are_refused() -> None:
+    """`start --param` and `run --local --param` both parse through this function."""
+    statuses = api_limits.enum_values("ModelApprovalStatus")
+    definition = {"Parameters": [{"Name": "ModelApprovalStatus", "Type": "String", "EnumValues": statuses}]}
+    assert parse_execution_parameters(["ModelApprovalStatus=Approved"], definition) == {
+        "ModelApprovalStatus": "Approved"
+    }
+    with pytest.raises(UsageError, match=r"--param ModelApprovalStatus: 'approved' is not one of ") as info:
+        parse_execution_parameters(["ModelApprovalStatus=approved"], definition)
+    assert all(status in str(info.value) for status in statuses)

@@ -8,6 +8,7 @@ import socket
 import boto3
 import pytest
 
+from pipeline.api_limits import enum_values
 from pipeline.cli import main
 from pipeline.config_loader import load_config
 from pipeline.definition import code_bundle
@@ -90,6 +91,10 @@ def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFix
         ("Nope=1", "--param Nope: unknown parameter"),
         ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
         ("missing-equals", "--param expects Name=value"),
+        (  # the definition's EnumValues, botocore's list
+            "ModelApprovalStatus=approved",
+            f"--param ModelApprovalStatus: 'approved' is not one of {', '.join(enum_values('ModelApprovalStatus'))}",
+        ),
     ],
 )
 def test_start_rejects_bad_parameters(aws: str, capsys: pytest.CaptureFixture[str], param: str, message: str) -> None:
