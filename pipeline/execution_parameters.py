@@ -1,6 +1,5 @@
-"""`--param Name=value` for `start` and `run --local`: checked against the definition's own
-parameters (name, type, and `EnumValues` where a parameter declares them), so a typo fails
-before an execution is started."""
+"""`--param Name=value` for `start`: checked against the definition's own parameters, so
+a typo fails before an execution is started."""
 
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ def _check_value(name: str, kind: str, value: str) -> str:
 
 
 def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any]) -> dict[str, str]:
+    """Name, type and, where a parameter declares them, `EnumValues` (`start` and `run --local`)."""
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     values: dict[str, str] = {}
     for pair in pairs:

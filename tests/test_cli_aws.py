@@ -88,13 +88,13 @@ def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("Nope=1", "--param Nope: unknown parameter"),
-        ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
-        ("missing-equals", "--param expects Name=value"),
         (  # the definition's EnumValues, botocore's list
             "ModelApprovalStatus=approved",
             f"--param ModelApprovalStatus: 'approved' is not one of {', '.join(enum_values('ModelApprovalStatus'))}",
         ),
+        ("Nope=1", "--param Nope: unknown parameter"),
+        ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
+        ("missing-equals", "--param expects Name=value"),
     ],
 )
 def test_start_rejects_bad_parameters(aws: str, capsys: pytest.CaptureFixture[str], param: str, message: str) -> None:
