@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.api_limits import check_definition, enum_values
 from pipeline.atomic_file import write_atomically
 from pipeline.code_bundle import SCRIPTS_DIR, CodeBundle, build_bundle, files_digest, read_folder
 from pipeline.config import PipelineConfig
@@ -188,7 +189,13 @@ def _parameters(cfg: PipelineConfig) -> Parameters:
         ),
         train_instance_type=ParameterString("TrainInstanceType", default_value=steps.train.instance_type),
         evaluate_instance_type=ParameterString("EvaluateInstanceType", default_value=steps.evaluate.instance_type),
-        approval_status=ParameterString("ModelApprovalStatus", default_value=cfg.registration.approval_status),
+        # EnumValues in the definition: `start --param ModelApprovalStatus=approved` is refused at
+        # start, not when Register runs. The list is botocore's ModelApprovalStatus enum, in its order.
+        approval_status=ParameterString(
+            "ModelApprovalStatus",
+            default_value=cfg.registration.approval_status,
+            enum_values=enum_values("ModelApprovalStatus"),
+        ),
         gate_threshold=ParameterFloat("QualityGateThreshold", default_value=cfg.quality_gate.threshold),
     )
 
@@ -262,27 +269,35 @@ def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
-    """The definition JSON, canonical: equal configs give byte-identical text."""
+    """The definition JSON, canonical: equal configs give byte-identical text.
+
+    Every verb that renders (render, upsert, graph, run --local) comes through here, so a
+    definition SageMaker's API would refuse once a step starts (a 300-character container
+    argument, a bad approval status) is a ConfigError here instead (`pipeline/api_limits.py`).
+    """
     import warnings
 
     with warnings.catch_warnings(), _clients_on_first_use(cfg.aws.region) as boto_session:
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
         pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session))
         definition = _strip_build_noise(json.loads(pipeline.definition()))
+    check_definition(definition)
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
 
 
 def _builder_digest() -> str:
-    """The source of the modules that turn a config into a definition."""
-    builder = [Path(__file__), *(Path(__file__).parent / "steps").glob("*.py")]
+    """The source of the modules that turn a config into a definition and check it."""
+    here = Path(__file__).parent
+    builder = [Path(__file__), here / "api_limits.py", *(here / "steps").glob("*.py")]
     return files_digest({path.name: path.read_bytes() for path in builder})
 
 
 def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
     """`render_definition`, memoised on disk by everything the output depends on: the
     validated config, the scripts' content address, this builder's own source and the SDK
-    version. A hit skips importing the SDK (seconds), which is what makes a fully cached
-    local rerun fast."""
+    version, and botocore's version (its service model sets the limits checked, and the
+    approval statuses). A hit skips importing the SDK (seconds), which is what makes a fully
+    cached local rerun fast; only checked definitions are ever written."""
     from importlib.metadata import version
 
     material = json.dumps(
@@ -291,6 +306,7 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
             "code": code_bundle(cfg).digest,
             "builder": _builder_digest(),
             "sdk": version("sagemaker"),
+            "botocore": version("botocore"),
         },
         sort_keys=True,
     )

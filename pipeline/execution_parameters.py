@@ -29,7 +29,8 @@ def _check_value(name: str, kind: str, value: str) -> str:
 
 
 def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any]) -> dict[str, str]:
-    declared = {p["Name"]: p.get("Type", "String") for p in definition.get("Parameters", [])}
+    """Name, type and, where a parameter declares them, `EnumValues` (`start` and `run --local`)."""
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     values: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -37,7 +38,10 @@ def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any])
             raise UsageError(f"--param expects Name=value, got {pair!r}")
         if name not in declared:
             raise UsageError(f"--param {name}: unknown parameter (the pipeline declares {', '.join(sorted(declared))})")
-        values[name] = _check_value(name, declared[name], value)
+        allowed = declared[name].get("EnumValues")
+        if allowed and value not in allowed:
+            raise UsageError(f"--param {name}: {value!r} is not one of {', '.join(allowed)}")
+        values[name] = _check_value(name, declared[name].get("Type", "String"), value)
     return values
 
 

@@ -2,107 +2,40 @@
 
 1. `api_request_errors`: each job step's Arguments, with every pipeline expression
    replaced by a sample value of the type the API expects at that spot, validated by
-   botocore's own ParamValidator against the SageMaker service model.
+   botocore's own ParamValidator against the SageMaker service model, plus the model's
+   max/pattern/enum constraints. The substitution and the checks are the product's own
+   (`pipeline/api_limits.py`, which `render` runs too); this module only groups them.
 2. `schema_errors`: the pipeline-level structure against the public definition schema,
    extended by exactly the fields listed in `SCHEMA_EXTENSIONS`, each with its reason.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import botocore.session
-from botocore.validate import ParamValidator
+from pipeline.api_limits import definition_violations, job_steps, sample_request
 
 # The public schema, kept in the repository with its source noted (tests/spec/README.md).
 SCHEMA_PATH = Path(__file__).resolve().parent / "spec" / "pipeline-definition.schema.json"
 
-API_OPERATION = {
-    "Processing": ("CreateProcessingJob", "ProcessingJobName"),
-    "Training": ("CreateTrainingJob", "TrainingJobName"),
-    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName"),
-    "RegisterModel": ("CreateModelPackage", None),
-}
-
-_EXPRESSION_KEYS = {"Get", "Std:Join", "Std:JsonGet"}
-
-
-def _service_model() -> Any:
-    return botocore.session.get_session().get_service_model("sagemaker")
-
-
-def _is_expression(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _EXPRESSION_KEYS
-
-
-def _sample(shape: Any, expression: dict[str, Any], parameters: dict[str, Any]) -> Any:
-    """A value of the type the API wants here, standing in for what SageMaker resolves at
-    run time. A parameter's default is used as is, so a Float parameter placed where the
-    API wants a string is caught."""
-    ((kind, body),) = expression.items()
-    if kind == "Get" and body.startswith("Parameters."):
-        return parameters[body.removeprefix("Parameters.")]
-    if kind == "Std:Join":
-        return "s3://sample-bucket/sample/key"  # a join always yields a string
-    type_name = shape.type_name
-    if type_name == "string":
-        if shape.enum:
-            return shape.enum[0]
-        return "s3://sample-bucket/sample/key"
-    if type_name in {"integer", "long"}:
-        return 1
-    if type_name in {"float", "double"}:
-        return 1.0
-    if type_name == "boolean":
-        return True
-    raise AssertionError(f"an expression stands where the API expects a {type_name}: {expression}")
-
-
-def substitute(value: Any, shape: Any, parameters: dict[str, Any]) -> Any:
-    if _is_expression(value):
-        return _sample(shape, value, parameters)
-    if shape is None:
-        return value
-    if shape.type_name == "structure" and isinstance(value, dict):
-        return {k: substitute(v, shape.members.get(k), parameters) for k, v in value.items()}
-    if shape.type_name == "list" and isinstance(value, list):
-        return [substitute(v, shape.member, parameters) for v in value]
-    if shape.type_name == "map" and isinstance(value, dict):
-        return {k: substitute(v, shape.value, parameters) for k, v in value.items()}
-    return value
-
-
-def job_steps(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = []
-    for step in definition["Steps"]:
-        steps.append(step)
-        if step["Type"] == "Condition":
-            steps += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
-    return [s for s in steps if s["Type"] in API_OPERATION]
+__all__ = ["api_request", "api_request_errors", "extended_schema", "job_steps", "schema_errors"]
 
 
 def api_request(step: dict[str, Any], definition: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
-    operation, name_key = API_OPERATION[step["Type"]]
-    shape = _service_model().operation_model(operation).input_shape
-    request = substitute(copy.deepcopy(step["Arguments"]), shape, parameters)
-    if name_key:
-        request[name_key] = "sample-job-name"
-    return request, shape
+    """The step's request with expressions replaced by typed samples (pipeline/api_limits.py)."""
+    return sample_request(step, definition)
 
 
 def api_request_errors(definition: dict[str, Any]) -> dict[str, str]:
-    """Step name -> botocore's validation report, for every job step that fails."""
-    errors = {}
-    for step in job_steps(definition):
-        request, shape = api_request(step, definition)
-        report = ParamValidator().validate(request, shape)
-        if report.has_errors():
-            errors[step["Name"]] = report.generate_report()
-    return errors
+    """Step name -> what the product's checker reports (botocore's ParamValidator plus the
+    service model's max/pattern/enum), for every job step that fails."""
+    errors: dict[str, list[str]] = defaultdict(list)
+    for violation in definition_violations(definition):
+        errors[violation.step].append(str(violation))
+    return {step: "\n".join(lines) for step, lines in errors.items()}
 
 
 # ---- the schema, extended ------------------------------------------------------------
@@ -246,6 +179,12 @@ def _extend(schema: dict[str, Any]) -> list[str]:
     add(
         "ModelApprovalStatus, SkipModelValidation, CustomerMetadataProperties (the MLflow run id), Domain, Task "
         "and container Environment/Framework on RegisterModel: CreateModelPackage fields"
+    )
+
+    d["StringParameter"]["properties"]["EnumValues"] = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    add(
+        "EnumValues on a String parameter: SDK v2's ParameterString(enum_values=...) emits it "
+        "(sagemaker/workflow/parameters.py); ModelApprovalStatus declares the approval statuses"
     )
 
     schema["properties"]["PipelineExperimentConfig"] = {"type": "object"}

@@ -8,6 +8,7 @@ import socket
 import boto3
 import pytest
 
+from pipeline.api_limits import enum_values
 from pipeline.cli import main
 from pipeline.config_loader import load_config
 from pipeline.definition import code_bundle
@@ -87,6 +88,10 @@ def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("param", "message"),
     [
+        (  # the definition's EnumValues, botocore's list
+            "ModelApprovalStatus=approved",
+            f"--param ModelApprovalStatus: 'approved' is not one of {', '.join(enum_values('ModelApprovalStatus'))}",
+        ),
         ("Nope=1", "--param Nope: unknown parameter"),
         ("QualityGateThreshold=high", "--param QualityGateThreshold: 'high' is not a valid Float"),
         ("missing-equals", "--param expects Name=value"),
@@ -129,6 +134,24 @@ def test_render_out_and_graph(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     code, _, _ = run(capsys, "graph", "--out", str(tmp_path / "g.png"))
     assert code == 0
     assert (tmp_path / "g.mmd").read_text().startswith("flowchart TD") or (tmp_path / "g.png").exists()
+
+
+def test_render_and_upsert_refuse_what_sagemaker_would(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 300-character script argument passes the config schema and moto, but SageMaker's
+    CreateProcessingJob allows 256: refused at render, and upsert creates nothing."""
+    too_long = "steps.preprocess.arguments.note=" + "x" * 300
+    code, out, err = run(capsys, "render", "--set", too_long)
+    assert code == 2 and out == ""
+    assert "Preprocess: AppSpecification.ContainerArguments[" in err
+    assert "300 characters, SageMaker allows at most 256" in err
+    code, out, err = run(capsys, "upsert", "--set", too_long)
+    assert code == 2 and out == ""
+    assert "300 characters, SageMaker allows at most 256" in err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_pipelines()["PipelineSummaries"] == []
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket = load_config(DEFAULT_CONFIG).aws.default_bucket
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # the bundle was not uploaded either
 
 
 def test_help_for_every_verb(capsys: pytest.CaptureFixture[str]) -> None:

@@ -206,3 +206,44 @@ def test_workspace_prefix_semantics(tmp_path: Path) -> None:
     assert ws.content_hash("s3://b/code/x/scripts") != before
     with pytest.raises(ValueError, match="unsupported S3 URI"):
         ws.path("s3://b/../../etc")
+
+
+def test_a_resolved_request_sagemaker_would_refuse_fails_the_step_before_its_job(tmp_path: Path) -> None:
+    """A Join is only known at run time, so render cannot check it; the runner checks the
+    resolved request and the job never starts."""
+    from pipeline.local.runner import LocalExecution
+
+    class Jobs:  # a stand-in for LocalJobRunner
+        def __init__(self) -> None:
+            self.env_overrides: dict[str, str] = {}
+            self.started: list[str] = []
+
+        def log_path(self, job_name: str) -> Path:
+            return tmp_path / f"{job_name}.log"
+
+        def processing(self, job_name: str, arguments: dict) -> None:
+            self.started.append(job_name)
+
+    class Registry:
+        def prepare_in_background(self) -> None:
+            pass
+
+    note = {"Std:Join": {"On": "", "Values": ["x" * 200, {"Get": "Parameters.Suffix"}]}}
+    cluster = {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    arguments = {
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "AppSpecification": {"ImageUri": "img", "ContainerArguments": ["--note", note]},
+        "RoleArn": "arn:aws:iam::123456789012:role/r",
+    }
+    definition = {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "Suffix", "Type": "String", "DefaultValue": "y" * 100}],
+        "Steps": [{"Name": "Preprocess", "Type": "Processing", "Arguments": arguments}],
+    }
+    jobs = Jobs()
+    execution = LocalExecution(definition, workspace=Workspace(tmp_path), jobs=jobs, registry=Registry())  # type: ignore[arg-type]
+    record = execution.run()
+    assert record.status == "Failed" and jobs.started == []
+    assert record.steps["Preprocess"].failure == (
+        "Preprocess: AppSpecification.ContainerArguments[1]: 300 characters, SageMaker allows at most 256"
+    )

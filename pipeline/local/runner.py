@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.api_limits import request_violations
 from pipeline.atomic_file import write_atomically
 from pipeline.graph import StepNode, step_graph, topological_order
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
@@ -216,6 +217,8 @@ class LocalExecution:
             self._apply(node, step, cached)
             self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
             return
+        if refused := request_violations(node.name, node.type, arguments):  # SageMaker would refuse the call
+            raise StepFailed("; ".join(map(str, refused)))
         if node.type != "RegisterModel":
             self.registry.prepare_in_background()  # while the job runs
         result = {
