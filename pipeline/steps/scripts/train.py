@@ -23,7 +23,7 @@ import numpy as np
 from container_paths import opt_ml
 from dataset import DataError, TableSchema, read_split
 from model_quality import validation_metrics
-from tabular_model import NUMERIC, build_model
+from tabular_model import NUMERIC, LabelEncodedClassifier, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
 MODEL_FILE = "model.joblib"
@@ -161,7 +161,8 @@ def log_to_mlflow(
 def fitted_estimator_params(model: Any) -> dict[str, Any]:
     """The estimator's own parameters (not the whole Pipeline's nested ones) for MLflow."""
     estimator = model.named_steps["estimator"]
-    estimator = getattr(estimator, "estimator_", estimator)
+    if isinstance(estimator, LabelEncodedClassifier):
+        estimator = estimator.estimator_
     return {k: v for k, v in estimator.get_params(deep=False).items() if not callable(v)}
 
 
