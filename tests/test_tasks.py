@@ -86,21 +86,23 @@ def evaluation_report(record: Any, workspace: Path) -> dict[str, Any]:
     return json.loads((workspace / "s3" / uri.removeprefix("s3://") / "evaluation.json").read_text())
 
 
+XGBOOST = [
+    "--set", "training.estimator=xgboost.XGBClassifier", "--set", "tuning.enabled=false",
+    "--set", "training.hyperparameters={n_estimators: 30, max_depth: 3}",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("example", "overrides"),
-    [
-        ("breast-cancer", []),
-        ("wine", ["--set", "training.estimator=random_forest"]),
-        (
-            "breast-cancer",
-            ["--set", "training.estimator=xgboost.XGBClassifier", "--set", "tuning.enabled=false",
-             "--set", "training.hyperparameters={n_estimators: 30, max_depth: 3}"],
-        ),  # fmt: skip
-    ],
+    [("breast-cancer", []), ("wine", ["--set", "training.estimator=random_forest"]), ("breast-cancer", XGBOOST)],
     ids=["binary", "multiclass", "binary-xgboost"],
 )
 def test_lifecycle_per_task_ends_in_predictions_for_raw_rows(
-    example: str, overrides: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str  # noqa: F811
+    example: str,
+    overrides: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
 ) -> None:
     from mlflow import MlflowClient
 
