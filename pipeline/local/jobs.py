@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +118,27 @@ class LocalJobRunner:
         """Where a job's console output goes, known before it starts (the progress view shows it)."""
         return self.jobs_root / job_name / "job.log"
 
+    def usage_path(self, job_name: str) -> Path:
+        """`{"seconds", "peak_memory_mb"}` of the job's process, written when it ends (what
+        SageMaker's CloudWatch metrics would tell about a real job; bench/scale.py reads it)."""
+        return self.jobs_root / job_name / "usage.json"
+
     def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         with log_path.open("w") as log:
-            code = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT).returncode
+            process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                # wait4 gives this child's own resource usage; Popen.wait would drop it.
+                _, status, usage = os.wait4(process.pid, 0)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            process.returncode = code = os.waitstatus_to_exitcode(status)
+        seconds = round(time.monotonic() - started, 3)
+        usage_record = {"seconds": seconds, "peak_memory_mb": round(usage.ru_maxrss / 1024, 1)}  # ru_maxrss: KiB
+        self.usage_path(job_name).write_text(json.dumps(usage_record))
         if code != 0:
             raise JobFailed(job_name, code, log_path, log_tail(log_path))
 
