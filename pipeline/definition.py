@@ -72,6 +72,14 @@ def code_bundle(cfg: PipelineConfig) -> CodeBundle:
     overlay, problems = _source_dir_overlay(cfg)
     overlay[SPEC_FILE] = dataset_spec_bytes(cfg)
     requirements = [*estimator_requirements(cfg.training.estimator_path), *cfg.training.requirements]
+    if requirements and not cfg.runtime.install_requirements and not cfg.runtime.image_uri:
+        problems.append(
+            (
+                "runtime.install_requirements",
+                f"the jobs need {', '.join(requirements)}, which the scikit-learn framework image lacks: "
+                "set runtime.install_requirements: true, or runtime.image_uri to an image that has them",
+            )
+        )
     bundle = build_bundle(
         cfg.s3_base,
         install_requirements=cfg.runtime.install_requirements,

@@ -1,0 +1,73 @@
+"""The estimator is checked where the command runs, before any job is paid for: a wrong
+import path, hyperparameter or tuning range fails `render` with exit 2 naming the key, and
+the job image gets the estimator's library pinned to the version that was checked."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config_loader import load_config
+from pipeline.definition import code_bundle
+from tests.conftest import DEFAULT_CONFIG
+
+NO_TUNING = ["--set", "tuning.enabled=false"]
+
+
+def render(tmp_path: Path, *overrides: str) -> int:
+    return main(["render", "--config", str(DEFAULT_CONFIG), "--out", str(tmp_path / "d.json"), *overrides])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["--set", "training.estimator=sklearn.ensemble.RandomForestRegresor"],
+            "training.estimator: module 'sklearn.ensemble' has no 'RandomForestRegresor'",
+        ),
+        (
+            ["--set", "training.estimator=catboost.CatBoostRegressor"],
+            "training.estimator: cannot import 'catboost' here",
+        ),
+        (
+            ["--set", "training.hyperparameters.n_trees=5"],
+            "training.hyperparameters.n_trees: sklearn.ensemble.RandomForestRegressor has no parameter 'n_trees'",
+        ),
+        (
+            ["--set", "training.estimator=ridge", "--set", "training.hyperparameters={alpha: 1.0}"],
+            "tuning.ranges.max_depth: sklearn.linear_model.Ridge has no parameter 'max_depth'",
+        ),
+    ],
+    ids=["typo in the class", "library not installed", "unknown hyperparameter", "range the estimator lacks"],
+)
+def test_a_wrong_estimator_fails_render_naming_the_key(
+    overrides: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert render(tmp_path, *overrides) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_the_job_image_gets_the_estimators_library_pinned(tmp_path: Path) -> None:
+    cfg = load_config(DEFAULT_CONFIG, overrides=["training.estimator=xgboost.XGBRegressor", "tuning.enabled=false",
+                                                 "training.hyperparameters={max_depth: 3}"])  # fmt: skip
+    requirements = code_bundle(cfg).files["requirements.txt"].decode().splitlines()
+    assert f"xgboost-cpu=={version('xgboost-cpu')}" in requirements
+    assert any(line.startswith("mlflow-skinny==") for line in requirements)  # the bundled ones stay
+    assert render(tmp_path, "--set", "training.estimator=xgboost.XGBRegressor", *NO_TUNING,
+                  "--set", "training.hyperparameters={max_depth: 3}") == 0  # fmt: skip
+    default = code_bundle(load_config(DEFAULT_CONFIG)).files["requirements.txt"].decode()
+    assert "xgboost" not in default  # scikit-learn's own estimators need nothing more
+
+
+def test_a_library_the_image_lacks_needs_installing_or_an_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = render(tmp_path, "--set", "training.estimator=xgboost.XGBRegressor", *NO_TUNING,
+                  "--set", "training.hyperparameters={}", "--set", "runtime.install_requirements=false")  # fmt: skip
+    assert code == 2
+    assert "runtime.install_requirements: the jobs need xgboost-cpu==" in capsys.readouterr().err
