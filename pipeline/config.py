@@ -192,9 +192,10 @@ class RuntimeSettings(_Strict):
 
 
 class StepSettings(_Strict):
-    """One job. `source_dir` (a folder of the team's repository, relative to the config
-    file's folder or absolute) replaces the bundled script: its files are added to the code
-    bundle and `script` names the entry point inside it."""
+    """One job. `source_dir` (a folder of the team's repository, relative to the directory
+    the command runs in, as the SageMaker SDK's own `source_dir` is, or absolute) replaces
+    the bundled script: its files are overlaid on the bundled ones in the code bundle and
+    `script` names the entry point inside it."""
 
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
