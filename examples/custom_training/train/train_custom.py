@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import joblib
 import ratio_features
-import tabular_model
 import train  # the bundled train.py: argument parsing, MLflow model and run
 from dataset import DataError, TableSchema, read_split
 from model_quality import validation_metrics
@@ -62,22 +60,6 @@ def with_ratio(schema: TableSchema, own: argparse.Namespace, args: argparse.Name
     )
 
 
-def save_mlflow_model(model: Any, schema: TableSchema, example: Any, estimator: str, into: Path) -> None:
-    """As train.save_mlflow_model, with this folder's module shipped beside tabular_model.py."""
-    import mlflow
-
-    shutil.rmtree(into, ignore_errors=True)  # a rerun of the same job
-    mlflow.sklearn.save_model(
-        model,
-        str(into),
-        signature=train.model_signature(schema, model, example),
-        input_example=example,
-        pip_requirements=train.pinned_requirements(estimator),
-        code_paths=[tabular_model.__file__, ratio_features.__file__],
-        serialization_format="cloudpickle",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--numerator", required=True)
@@ -99,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = Path(args.model_dir)  # the model first: a tracking outage must not lose it
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / train.MODEL_FILE)
-    save_mlflow_model(model, schema, x_train.head(5), args.estimator, model_dir / train.MLFLOW_MODEL_DIR)
+    train.save_mlflow_model(
+        model, schema, x_train.head(5), args.estimator, model_dir / train.MLFLOW_MODEL_DIR, (ratio_features.__file__,)
+    )
     for name, value in validation.items():  # the objective line(s) the pipeline reads
         print(f"validation:{name}={value:.6f}", flush=True)
 

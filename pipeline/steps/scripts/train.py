@@ -112,11 +112,14 @@ def pinned_requirements(estimator_path: str) -> list[str]:
     return [f"{name}=={pin}" for name, pin in sorted(pins.items())]
 
 
-def save_mlflow_model(model: Any, schema: TableSchema, example: Any, estimator_path: str, into: Path) -> None:
+def save_mlflow_model(
+    model: Any, schema: TableSchema, example: Any, estimator_path: str, into: Path, extra_code: tuple[str, ...] = ()
+) -> None:
     """The MLflow model, written locally (no server involved) with an explicit environment:
     requirement inference costs seconds and guesses wrong. The model is a scikit-learn
     Pipeline (preprocessing + estimator), so the sklearn flavour is the right one whatever
-    the estimator; `tabular_model.py` travels with it as code."""
+    the estimator; `tabular_model.py` travels with it as code, and so do `extra_code`
+    modules (a team's own classes inside the model)."""
     import shutil
 
     import mlflow
@@ -130,7 +133,7 @@ def save_mlflow_model(model: Any, schema: TableSchema, example: Any, estimator_p
         signature=model_signature(schema, model, example),
         input_example=example,
         pip_requirements=pinned_requirements(estimator_path),
-        code_paths=[tabular_model.__file__],
+        code_paths=[tabular_model.__file__, *extra_code],
         serialization_format="cloudpickle",
     )
 
