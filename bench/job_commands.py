@@ -1,27 +1,57 @@
-"""The job scripts' command lines as the benchmarks start them bare (no orchestration)."""
+"""The job scripts' command lines as the benchmarks start them bare (no orchestration).
+
+The contract is the pipeline's own (issue #10): Preprocess reads a `dataset_spec.json`
+written from the config (`pipeline.dataset_spec.dataset_spec`), Train takes the estimator's
+import path and the hyperparameters as `--name value` and reads the columns from the
+`schema.json` in its channels, Evaluate takes only paths.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline.code_bundle import SCRIPTS_DIR
+from pipeline.config import PipelineConfig
+from pipeline.dataset_spec import SPEC_FILE, dataset_spec
 
-__all__ = ["FEATURES", "preprocess_command", "train_command"]
-
-FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
+__all__ = ["evaluate_command", "preprocess_command", "train_command", "write_spec"]
 
 
-def preprocess_command(raw: Path, out: Path) -> list[str]:
+def write_spec(cfg: PipelineConfig, folder: Path) -> Path:
+    """The `dataset_spec.json` the code bundle would carry for this config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SPEC_FILE
+    path.write_text(json.dumps(dataset_spec(cfg)))
+    return path
+
+
+def preprocess_command(raw: Path, out: Path, spec: Path) -> list[str]:
     return [
-        sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--input", str(raw), "--output-dir", str(out),
-        "--target", "target", "--features", FEATURES,
-        "--train-ratio", "0.7", "--validation-ratio", "0.15", "--test-ratio", "0.15",
+        sys.executable, str(SCRIPTS_DIR / "preprocess.py"),
+        "--input", str(raw), "--output-dir", str(out), "--spec", str(spec),
     ]  # fmt: skip
 
 
-def train_command(hyperparameters: dict[str, object]) -> list[str]:
-    command = [sys.executable, str(SCRIPTS_DIR / "train.py"), "--target", "target", "--features", FEATURES]
+def train_command(cfg: PipelineConfig, hyperparameters: dict[str, Any]) -> list[str]:
+    """As the training toolkit starts train.py: the script's own arguments, then the
+    hyperparameters (the channels and model folder come from SM_* environment variables)."""
+    training = cfg.training
+    command = [
+        sys.executable, str(SCRIPTS_DIR / "train.py"),
+        "--estimator", training.estimator_path,
+        "--objective_metric", training.resolved_objective.metric,
+        "--categorical_encoding", training.categorical_encoding,
+    ]  # fmt: skip
     for key, value in hyperparameters.items():
         command += [f"--{key}", str(value)]
     return command
+
+
+def evaluate_command(model: Path, test: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, str(SCRIPTS_DIR / "evaluate.py"),
+        "--model", str(model), "--test", str(test), "--output-dir", str(out),
+    ]  # fmt: skip

@@ -30,9 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CONFIG = REPO / "config" / "pipeline.yaml"
 
-from bench.job_commands import FEATURES, preprocess_command, train_command  # noqa: E402
+from bench.job_commands import evaluate_command, preprocess_command, train_command, write_spec  # noqa: E402
 from pipeline.child_process import path_with_venv  # noqa: E402
-from pipeline.code_bundle import SCRIPTS_DIR  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
@@ -48,13 +47,15 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], parallel: int) -> float:
+def bare_scripts(
+    work: Path, env: dict[str, str], cfg: PipelineConfig, trials: list[dict[str, str]], parallel: int
+) -> float:
     """preprocess, the trials (`parallel` at a time), evaluate: what the pipeline's jobs do."""
-    python = sys.executable
     write_diabetes_csv(work / "raw" / "data.csv")
+    spec = write_spec(cfg, work / "code")
     start = time.perf_counter()
     timed(
-        preprocess_command(work / "raw", work / "splits"),
+        preprocess_command(work / "raw", work / "splits", spec),
         {**env, "MLOPS_JOB_NAME": f"bare-pre-{work.parent.name}"},
         work,
     )
@@ -68,30 +69,13 @@ def bare_scripts(work: Path, env: dict[str, str], trials: list[dict[str, str]], 
             "SM_MODEL_DIR": str(work / f"model-{index}"),
             "TRAINING_JOB_NAME": f"bare-trial-{index}-{work.parent.name}",
         }
-        return timed(train_command(hyperparameters), trial_env, work)
+        return timed(train_command(cfg, hyperparameters), trial_env, work)
 
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(trial, range(len(trials))))
     model = work / "model-0"
     subprocess.run(["tar", "czf", str(work / "model.tar.gz"), "-C", str(model), "."], check=True)
-    timed(
-        [
-            python,
-            str(SCRIPTS_DIR / "evaluate.py"),
-            "--model",
-            str(work / "model.tar.gz"),
-            "--test",
-            str(work / "splits/test"),
-            "--output-dir",
-            str(work / "eval"),
-            "--target",
-            "target",
-            "--features",
-            FEATURES,
-        ],
-        env,
-        work,
-    )
+    timed(evaluate_command(work / "model.tar.gz", work / "splits/test", work / "eval"), env, work)
     return time.perf_counter() - start
 
 
@@ -121,7 +105,7 @@ def one_round(root: Path, server_uri: str, base: dict[str, str]) -> dict[str, An
     static = {k: json.dumps(v) for k, v in cfg.training.hyperparameters.items() if k not in tuning.ranges}
     bare_env = {**base, "MLFLOW_TRACKING_URI": server_uri, "MLFLOW_EXPERIMENT_NAME": "bare"}
     bare_env["MLOPS_TRACKING_CREDENTIALS"] = "none"
-    bare = bare_scripts(root / "bare", bare_env, [{**static, **t} for t in trials], tuning.max_parallel_jobs)
+    bare = bare_scripts(root / "bare", bare_env, cfg, [{**static, **t} for t in trials], tuning.max_parallel_jobs)
     return {
         "cold": cold,
         "cached": cached,

@@ -25,8 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.job_commands import preprocess_command, train_command  # noqa: E402
+from bench.job_commands import preprocess_command, train_command, write_spec  # noqa: E402
 from pipeline.child_process import free_port, path_with_venv  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
@@ -74,8 +75,10 @@ class _Forward(BaseHTTPRequestHandler):
         pass
 
 
-def run_train(env: dict[str, str], work: Path, model_dir: Path, hyperparameters: dict[str, object]) -> float:
-    args = train_command(hyperparameters)
+def run_train(
+    env: dict[str, str], work: Path, model_dir: Path, cfg: PipelineConfig, hyperparameters: dict[str, object]
+) -> float:
+    args = train_command(cfg, hyperparameters)
     channels = {
         "SM_CHANNEL_TRAIN": str(work / "splits/train"),
         "SM_CHANNEL_VALIDATION": str(work / "splits/validation"),
@@ -95,7 +98,7 @@ def main() -> int:
         work = Path(tmp)
         write_diabetes_csv(work / "raw/diabetes.csv")
         subprocess.run(
-            preprocess_command(work / "raw", work / "splits"),
+            preprocess_command(work / "raw", work / "splits", write_spec(cfg, work / "code")),
             env={**base_env, "MLFLOW_TRACKING_URI": ""},
             check=True,
             capture_output=True,
@@ -110,14 +113,14 @@ def main() -> int:
                 "MLOPS_TRACKING_CREDENTIALS": "none",
             }
             untracked_env = {**base_env, "MLFLOW_TRACKING_URI": ""}
-            run_train(tracked_env, work, work / "warmup", hyperparameters)  # creates the experiment
+            run_train(tracked_env, work, work / "warmup", cfg, hyperparameters)  # creates the experiment
             proxy.requests.clear()
             tracked, untracked, counts = [], [], []
             for i in range(REPEATS):
                 before = sum(proxy.requests.values())
-                tracked.append(run_train(tracked_env, work, work / f"tracked-{i}", hyperparameters))
+                tracked.append(run_train(tracked_env, work, work / f"tracked-{i}", cfg, hyperparameters))
                 counts.append(sum(proxy.requests.values()) - before)
-                untracked.append(run_train(untracked_env, work, work / f"untracked-{i}", hyperparameters))
+                untracked.append(run_train(untracked_env, work, work / f"untracked-{i}", cfg, hyperparameters))
             proxy.shutdown()
     per_run = Counter({k: v // REPEATS for k, v in proxy.requests.items()})
     overhead = statistics.median(tracked) - statistics.median(untracked)
