@@ -140,3 +140,27 @@ def test_start_refuses_local_paths_for_input_parameters_only() -> None:
     for value in ("./x.csv", "file:///tmp/x.csv", "/tmp/x.csv"):
         with pytest.raises(UsageError, match=r"local paths work with `run --local` only"):
             refuse_local_inputs({"InputDataUri": value}, DEFINITION)
+
+
+def test_limits_are_checked_on_the_upload_a_local_input_stands_for() -> None:
+    """SageMaker's S3Uri pattern would refuse `./data/churn.csv`; local mode reads it from
+    disk, so the request is checked as it would be once the file is uploaded."""
+    from pipeline.api_limits import request_violations
+    from pipeline.local.inputs import as_uploaded
+
+    request = {
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+        },
+        "AppSpecification": {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+        "RoleArn": "arn:aws:iam::123456789012:role/r",
+        "ProcessingInputs": [
+            {"InputName": "raw", "S3Input": {"S3Uri": "./data/churn.csv", "LocalPath": "/opt/ml/processing/input/data",
+                                              "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+        ],
+    }  # fmt: skip
+    assert request_violations("Preprocess", "Processing", request)  # the path itself breaks the pattern
+    uploaded = as_uploaded("Processing", request)
+    assert uploaded["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "s3://local-mode-upload/churn.csv"
+    assert request_violations("Preprocess", "Processing", uploaded) == []
+    assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "./data/churn.csv"  # the run reads the file

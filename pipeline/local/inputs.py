@@ -21,7 +21,17 @@ from urllib.parse import unquote
 
 from pipeline.execution_parameters import referenced_parameter
 
-__all__ = ["StepInput", "UnsupportedInput", "input_location", "missing_input_message", "s3_location", "step_inputs"]
+__all__ = [
+    "StepInput",
+    "UnsupportedInput",
+    "as_uploaded",
+    "input_location",
+    "missing_input_message",
+    "s3_location",
+    "step_inputs",
+]
+
+UPLOAD_STAND_IN = "s3://local-mode-upload"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")  # `data:2024.csv` stays a relative path
 
@@ -129,3 +139,22 @@ def missing_input_message(item: StepInput, looked_at: Path, *, empty_folder: boo
         hint = f", or pass --param {item.parameter}=./{local_name}" if item.parameter else ""
         message += f" (copy the file there{hint})"
     return message
+
+
+def as_uploaded(step_type: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with every local input (a path or `file://` URI, local mode's extension)
+    replaced by an S3 URI standing in for its upload, so SageMaker's limits are checked on
+    the request as SageMaker would receive it, not on a path it never sees."""
+    import copy
+
+    request = copy.deepcopy(dict(resolved))
+    if step_type == "Processing":
+        uris = [item["S3Input"] for item in request.get("ProcessingInputs", []) if "S3Input" in item]
+    else:
+        definition = request.get("TrainingJobDefinition", {}) if step_type == "Tuning" else request
+        uris = [channel["DataSource"]["S3DataSource"] for channel in definition.get("InputDataConfig", [])]
+    for holder in uris:
+        uri = holder.get("S3Uri")
+        if isinstance(uri, str) and not uri.startswith("s3://"):
+            holder["S3Uri"] = f"{UPLOAD_STAND_IN}/{PurePosixPath(uri.rstrip('/')).name or 'input'}"
+    return request

@@ -24,7 +24,7 @@ from pipeline.atomic_file import write_atomically
 from pipeline.graph import StepNode, step_graph, topological_order
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import Scope, evaluate_condition, resolve
-from pipeline.local.inputs import UnsupportedInput, missing_input_message, step_inputs
+from pipeline.local.inputs import UnsupportedInput, as_uploaded, missing_input_message, step_inputs
 from pipeline.local.jobs import JobFailed, LocalJobRunner
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.tuning import Trial, TuningFailed, best_first, run_trials, sample_candidates, trial_job_name
@@ -217,7 +217,8 @@ class LocalExecution:
             self._apply(node, step, cached)
             self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
             return
-        if refused := request_violations(node.name, node.type, arguments):  # SageMaker would refuse the call
+        # SageMaker would refuse the call; a local input is checked as the upload it stands for
+        if refused := request_violations(node.name, node.type, as_uploaded(node.type, arguments)):
             raise StepFailed("; ".join(map(str, refused)))
         if node.type != "RegisterModel":
             self.registry.prepare_in_background()  # while the job runs
