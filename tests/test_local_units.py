@@ -247,3 +247,24 @@ def test_a_resolved_request_sagemaker_would_refuse_fails_the_step_before_its_job
     assert record.steps["Preprocess"].failure == (
         "Preprocess: AppSpecification.ContainerArguments[1]: 300 characters, SageMaker allows at most 256"
     )
+
+
+def test_a_job_reports_its_own_peak_memory_not_the_drivers(tmp_path: Path) -> None:
+    """Linux carries the memory high-water mark across exec: started straight from a big
+    driver, a tiny job would report the driver's peak. measured_child.py prevents that."""
+    import sys
+
+    from pipeline.local.jobs import JobFailed, LocalJobRunner
+
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: the driver is now 300 MB bigger
+    runner = LocalJobRunner(Workspace(tmp_path), tmp_path / "jobs")
+    allocate = "b = bytearray(150 * 1024 * 1024)\nb[::4096] = b'\\1' * len(b[::4096])"
+    for name, code in (("tiny", "pass"), ("big", allocate)):
+        runner._run([sys.executable, "-c", code], {"PATH": "/usr/bin:/bin"}, tmp_path, name, runner.log_path(name))
+    tiny, big = (json.loads(runner.usage_path(n).read_text())["peak_memory_mb"] for n in ("tiny", "big"))
+    assert tiny < 100 < 150 <= big < 250, (tiny, big)
+    with pytest.raises(JobFailed) as failed:
+        runner._run([sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path, "fails", runner.log_path("fails"))
+    assert failed.value.exit_code == 3
+    del ballast

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from pipeline.local.workspace import Workspace
 __all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "log_tail", "map_container_paths"]
 
 OPT_ML = "/opt/ml"
+MEASURED_CHILD = Path(__file__).with_name("measured_child.py")
 
 
 class JobFailed(RuntimeError):
@@ -125,20 +125,15 @@ class LocalJobRunner:
 
     def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
+        measured = [sys.executable, "-I", "-S", str(MEASURED_CHILD), str(self.usage_path(job_name)), *command]
         with log_path.open("w") as log:
-            process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(measured, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
             try:
-                # wait4 gives this child's own resource usage; Popen.wait would drop it.
-                _, status, usage = os.wait4(process.pid, 0)
-            except BaseException:
-                process.kill()
+                code = process.wait()
+            except BaseException:  # interrupted: stop the job too (measured_child forwards SIGTERM)
+                process.terminate()
                 process.wait()
                 raise
-            process.returncode = code = os.waitstatus_to_exitcode(status)
-        seconds = round(time.monotonic() - started, 3)
-        usage_record = {"seconds": seconds, "peak_memory_mb": round(usage.ru_maxrss / 1024, 1)}  # ru_maxrss: KiB
-        self.usage_path(job_name).write_text(json.dumps(usage_record))
         if code != 0:
             raise JobFailed(job_name, code, log_path, log_tail(log_path))
 
