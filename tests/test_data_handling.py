@@ -191,3 +191,23 @@ def test_config_metric_names_are_what_the_scripts_compute() -> None:
         scalars = [k for k, v in report.items() if isinstance(v, dict) and "value" in v]
         assert scalars == list(REPORT_METRICS[task]), task
         assert set(model_quality.validation_metrics(task, model, x, y)) == set(TRAINING_METRICS[task])
+
+
+def test_median_imputer_gives_simple_imputers_statistics() -> None:
+    """Our MedianImputer exists for memory only (see its docstring): same numbers as
+    SimpleImputer(strategy="median", keep_empty_features=True), an empty column included."""
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        from tabular_model import MedianImputer
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    rng = np.random.RandomState(0)
+    x = pd.DataFrame(rng.rand(500, 4), columns=list("abcd")).mask(lambda f: f > 0.8).assign(d=np.nan)
+    expected = SimpleImputer(strategy="median", keep_empty_features=True).fit(x)
+    ours = MedianImputer().fit(x)
+    assert np.allclose(ours.statistics_, expected.statistics_)
+    unseen = x.sample(frac=1.0, random_state=1)
+    assert np.allclose(ours.transform(unseen), expected.transform(unseen))

@@ -5,7 +5,7 @@ model takes rows as they come, with the original column names:
 
 1. `RawRowNormalizer`: missing-value spellings to NaN, numeric columns to float, boolean
    spellings to "True"/"False", categories to text; absent columns become missing.
-2. A ColumnTransformer: median imputation for numbers; a constant fill and an encoder for
+2. A ColumnTransformer: median imputation for numbers (`MedianImputer`); a constant fill and an encoder for
    categories (ordinal codes for tree ensembles, which split on them; one-hot otherwise),
    with categories unseen in training encoded as unknown rather than refused.
 3. The estimator, imported by path; for classification wrapped in `LabelEncodedClassifier`
@@ -164,6 +164,27 @@ def _boolean_column(values: pd.Series) -> pd.Series:
     return values.map(_boolean_text).astype(object)
 
 
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """Missing numbers -> the training split's median of each column (0 for a column with
+    no value, as SimpleImputer's keep_empty_features does). scikit-learn's
+    SimpleImputer(strategy="median") computes the same medians through a masked array and
+    sorts a copy of the whole matrix: about 450 MB at 700k rows x 20 columns, the training
+    job's peak. pandas' median works one column at a time."""
+
+    def fit(self, x: pd.DataFrame, y: Any = None) -> MedianImputer:
+        medians = pd.DataFrame(x).median(skipna=True)
+        self.statistics_ = medians.fillna(0.0).to_numpy(dtype=float)
+        self.n_features_in_ = len(self.statistics_)
+        return self
+
+    def transform(self, x: pd.DataFrame) -> np.ndarray:
+        frame = pd.DataFrame(x)
+        return frame.fillna(dict(zip(frame.columns, self.statistics_, strict=True))).to_numpy(dtype=float)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features if input_features is not None else [], dtype=object)
+
+
 class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
     """Any classifier, trained on integer labels, answering in the original ones."""
 
@@ -216,7 +237,7 @@ def build_model(
     text = [c for c in features if c not in numeric]
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        transformers.append(("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric))
+        transformers.append(("numeric", MedianImputer(), numeric))
     if text:
         categories = Pipeline(
             [
