@@ -9,20 +9,15 @@ against one MLflow server started for the bench, for each size:
   - bare: preprocess, train and evaluate started directly one after another on the CSV
     (bench/job_commands.py), the model packed in between as SageMaker would;
   - cold: `run --local` of the default config in an empty workspace, reading the CSV
-    through `--param InputDataUri`, with every column a feature, HistGradientBoosting with
-    its defaults, no tuning, and a gate that passes. (A local path as InputDataUri is
-    refused before the job starts: the API-limits check holds it to SageMaker's S3Uri
-    pattern. So the CSV is hard-linked into the workspace's S3 folder and passed as its
-    s3:// URI; the job copies it in from there, as it would from a local path.)
+    where it is (`--param InputDataUri=<path>`), with every column a feature,
+    HistGradientBoosting with its defaults, no tuning, and a gate that passes.
 It prints the time per step (the execution record's started/ended), each job's peak memory
-(its usage.json, from os.wait4) against the table's in-memory size as pandas reads it
-(`memory_usage(deep=True)`), the bare scripts' time and each one's own peak, and the
-targets, met or not. The memory target is judged at 1M rows: at 100k a job's interpreter
-and libraries alone outweigh the table. A usage.json peak is never below the local
-driver's own (about 390 MB): Linux carries the memory high-water mark a process had before
-exec into its ru_maxrss, and a job starts as a fork of the driver. The bare scripts' peaks
-(through a small launcher, see MEASURE) are the scripts' own. The bare scripts run first
-at each size, so they pay for the cold file cache, not the local run.
+(its usage.json) against the table's in-memory size as pandas reads it
+(`memory_usage(deep=True)`), the bare scripts' time and each one's own peak (started
+through the same pipeline/local/measured_child.py, so both measure the script alone), and
+the targets, met or not. The memory target is judged at 1M rows: at 100k a job's
+interpreter and libraries alone outweigh the table. The bare scripts run first at each
+size, so they pay for the cold file cache, not the local run.
 
     .venv/bin/python bench/scale.py
     BENCH_SCALE_ROWS=2000,20000 .venv/bin/python bench/scale.py   # a quick check of the bench
@@ -50,7 +45,7 @@ from bench.job_commands import evaluate_command, preprocess_command, train_comma
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
-from pipeline.local.workspace import Workspace  # noqa: E402
+from pipeline.local.jobs import MEASURED_CHILD  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
 
 ROWS = tuple(int(n) for n in os.environ.get("BENCH_SCALE_ROWS", "100000,1000000").split(","))
@@ -84,18 +79,6 @@ def generate_table(rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-# A small process between the bench and a bare script: Linux carries the high-water mark of
-# the memory a process had before exec into its ru_maxrss, so a script started straight
-# from this (large) process would report this process's peak, not its own.
-MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss / 1024))
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
@@ -106,9 +89,9 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 
 def measured(command: list[str], env: dict[str, str], cwd: Path, scripts: dict[str, Any], name: str) -> None:
     """`timed`, into `scripts[name]` with the script's own peak memory (MB)."""
-    peak_file = cwd / f"{name}.peak"
-    seconds = timed([sys.executable, "-c", MEASURE, str(peak_file), *command], env, cwd)
-    scripts[name] = {"seconds": seconds, "peak_memory_mb": float(peak_file.read_text())}
+    usage_file = cwd / f"{name}.usage.json"
+    seconds = timed([sys.executable, "-I", "-S", str(MEASURED_CHILD), str(usage_file), *command], env, cwd)
+    scripts[name] = {"seconds": seconds, "peak_memory_mb": json.loads(usage_file.read_text())["peak_memory_mb"]}
 
 
 def bare_scripts(csv: Path, work: Path, env: dict[str, str], cfg: PipelineConfig) -> tuple[float, dict[str, Any]]:
@@ -136,13 +119,10 @@ def bare_scripts(csv: Path, work: Path, env: dict[str, str], cfg: PipelineConfig
 
 def local_run(csv: Path, workspace: Path, env: dict[str, str]) -> dict[str, Any]:
     """A cold `run --local`: its wall time, each step's time and each job's usage.json."""
-    uri = f"s3://bench-data/scale/{csv.name}"
-    staged = Workspace(workspace).path(uri)
-    staged.parent.mkdir(parents=True)
-    os.link(csv, staged)  # in place before the clock starts, as for the bare scripts
+    workspace.mkdir(parents=True)
     command = [
         sys.executable, "-m", "pipeline.definition", "run", "--local", "--config", str(CONFIG),
-        "--workspace", str(workspace), "--param", f"InputDataUri={uri}",
+        "--workspace", str(workspace), "--param", f"InputDataUri={csv}",
         *(arg for override in OVERRIDES for arg in ("--set", override)),
     ]  # fmt: skip
     seconds = timed(command, env, workspace.parent)

@@ -141,7 +141,7 @@ class RawRowNormalizer(TransformerMixin, BaseEstimator):
                 out[column] = values
             else:  # numbers or other objects among the categories: each as its text
                 out[column] = values.map(_category_text).astype(object)
-        return pd.DataFrame(out, index=frame.index, columns=features)
+        return pd.DataFrame(out, index=frame.index, columns=features, copy=False)  # the columns as they are
 
     @staticmethod
     def _numeric(column: str, values: pd.Series, missing_spellings: list[str]) -> pd.Series:
@@ -178,8 +178,10 @@ class MedianImputer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, x: pd.DataFrame) -> np.ndarray:
-        frame = pd.DataFrame(x)
-        return frame.fillna(dict(zip(frame.columns, self.statistics_, strict=True))).to_numpy(dtype=float)
+        values = pd.DataFrame(x).to_numpy(dtype=float, copy=True)  # the one copy; filled in place
+        rows, columns = np.nonzero(np.isnan(values))
+        values[rows, columns] = self.statistics_[columns]
+        return values
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(input_features if input_features is not None else [], dtype=object)
