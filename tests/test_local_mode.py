@@ -139,10 +139,11 @@ def test_crashing_step_stops_the_run_and_the_fix_reuses_upstream(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
     workspace = tmp_path / ".local"
-    code, broken, err = run_local(capsys, workspace, "--set", "training.hyperparameters.n_trees=5")
+    # A parameter the estimator has (so render accepts it) with a value its fit refuses.
+    code, broken, err = run_local(capsys, workspace, "--set", "training.hyperparameters.min_weight_fraction_leaf=2.0")
     assert code == 1
     assert broken.status == "Failed" and broken.steps["Tune"].status == "Failed"
-    assert "random_forest has no hyperparameter(s) n_trees" in err  # the end of the trial's log
+    assert "'min_weight_fraction_leaf' parameter of RandomForestRegressor" in err  # the end of the trial's log
     assert "job.log" in err  # where the full log is
     assert broken.steps["Register-RegisterModel"].status == "Pending"
     assert registered(workspace) == []
