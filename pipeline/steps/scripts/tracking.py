@@ -95,6 +95,7 @@ class Tracking:
         self.on_unavailable = on_unavailable
         self.experiment_id = experiment_id
         self.experiment_name: str | None = None
+        self.artifact_uris: dict[str, str] = {}
 
     def call(self, what: str, fn: Callable[[], T]) -> T | None:
         if not self.enabled:
@@ -131,9 +132,15 @@ class Tracking:
             runs = self.client.search_runs(
                 [self.experiment_id or "0"], filter_string=f"tags.`{key}` = '{value}'", max_results=1
             )
-            return runs[0].info.run_id if runs else None
+            return self._known(runs[0].info) if runs else None
 
         return self.call("search_runs", search)
+
+    def _known(self, info: Any) -> str:
+        """Remember a run's artifact location, which the client would otherwise fetch again
+        (GET runs/get) before every upload."""
+        self.artifact_uris[info.run_id] = info.artifact_uri
+        return info.run_id
 
     @contextmanager
     def run(self, *, run_name: str, tags: dict[str, str], resume_key: str | None = None) -> Iterator[str | None]:
@@ -146,7 +153,7 @@ class Tracking:
                 "create_run",
                 lambda: self.client.create_run(self.experiment_id or "0", run_name=run_name, tags=tags),
             )
-            run_id = created.info.run_id if created is not None else None
+            run_id = self._known(created.info) if created is not None else None
         try:
             yield run_id
         except BaseException:
@@ -185,8 +192,18 @@ class Tracking:
             self.call("log_dict", lambda: self.client.log_dict(run_id, value, artifact_file))
 
     def log_artifacts(self, run_id: str | None, local_dir: str, artifact_path: str) -> None:
-        if run_id:
+        """Upload a folder: one request per file, straight to the run's artifact repository
+        when its location is known from creating or finding the run."""
+        if not run_id:
+            return
+        artifact_uri = self.artifact_uris.get(run_id)
+        if artifact_uri is None:
             self.call("log_artifacts", lambda: self.client.log_artifacts(run_id, local_dir, artifact_path))
+            return
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repository = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
+        self.call("log_artifacts", lambda: repository.log_artifacts(local_dir, artifact_path))
 
 
 def connect(env: dict[str, str] | None = None) -> Tracking:
