@@ -167,7 +167,7 @@ def test_dataset_spec_is_what_the_script_reads() -> None:
 def test_config_metric_names_are_what_the_scripts_compute() -> None:
     import numpy as np
 
-    from pipeline.config import REPORT_METRICS, TRAINING_METRICS
+    from pipeline.tasks import REPORT_METRICS, TRAINING_METRICS
 
     sys.path.insert(0, str(SCRIPTS_DIR))
     try:
