@@ -1,4 +1,5 @@
-"""The job scripts' command lines as the benchmarks start them bare (no orchestration).
+"""The job scripts' command lines as the benchmarks start them bare (no orchestration),
+and the timer the benchmarks run commands with.
 
 The contract is the pipeline's own (issue #10): Preprocess reads a `dataset_spec.json`
 written from the config (`pipeline.dataset_spec.dataset_spec`), Train takes the estimator's
@@ -9,7 +10,9 @@ import path and the hyperparameters as `--name value` and reads the columns from
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from pipeline.code_bundle import SCRIPTS_DIR
 from pipeline.config import PipelineConfig
 from pipeline.dataset_spec import SPEC_FILE, dataset_spec
 
-__all__ = ["evaluate_command", "preprocess_command", "train_command", "write_spec"]
+__all__ = ["evaluate_command", "preprocess_command", "timed", "train_command", "write_spec"]
 
 
 def write_spec(cfg: PipelineConfig, folder: Path) -> Path:
@@ -55,3 +58,12 @@ def evaluate_command(model: Path, test: Path, out: Path) -> list[str]:
         sys.executable, str(SCRIPTS_DIR / "evaluate.py"),
         "--model", str(model), "--test", str(test), "--output-dir", str(out),
     ]  # fmt: skip
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Wall seconds of one command; a failure ends the bench with the command's output."""
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:5]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start

@@ -30,21 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CONFIG = REPO / "config" / "pipeline.yaml"
 
-from bench.job_commands import evaluate_command, preprocess_command, train_command, write_spec  # noqa: E402
+from bench.job_commands import evaluate_command, preprocess_command, timed, train_command, write_spec  # noqa: E402
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.example_data import write_diabetes_csv  # noqa: E402
 from pipeline.local.workspace import Workspace  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
-
-
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{command[:4]} failed:\n{result.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def bare_scripts(

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CONFIG = REPO / "config" / "pipeline.yaml"
 
-from bench.job_commands import evaluate_command, preprocess_command, train_command, write_spec  # noqa: E402
+from bench.job_commands import evaluate_command, preprocess_command, timed, train_command, write_spec  # noqa: E402
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
@@ -77,14 +77,6 @@ def generate_table(rows: int, seed: int = 0) -> pd.DataFrame:
         values[rng.random(rows) < MISSING] = None if values.dtype == object else np.nan
     columns["target"] = (target + rng.normal(0, 1, rows)).round(4)
     return pd.DataFrame(columns)
-
-
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{command[:5]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def measured(command: list[str], env: dict[str, str], cwd: Path, scripts: dict[str, Any], name: str) -> None:

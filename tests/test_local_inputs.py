@@ -28,7 +28,7 @@ BASE = Path("/home/me/project")
         ("FILE://./data/my%20churn.csv", "/home/me/project/data/my churn.csv"),
         ("./data/churn.csv", "/home/me/project/data/churn.csv"),
         ("data/churn.csv", "/home/me/project/data/churn.csv"),
-        ("../shared/churn.csv", "/home/me/shared/churn.csv"),
+        ("../common/churn.csv", "/home/me/common/churn.csv"),
         ("/srv/data/", "/srv/data"),
         ("data:2024.csv", "/home/me/project/data:2024.csv"),  # a colon without "/" is no scheme
     ],
