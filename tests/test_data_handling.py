@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,6 +22,16 @@ from pipeline.dataset_spec import dataset_spec
 from pipeline.example_data import write_example_csv
 from tests.conftest import DEFAULT_CONFIG
 from tests.test_step_scripts import FEATURES, RANDOM_FOREST, processing, script_env, training, trial_env, write_spec
+
+
+@contextmanager
+def scripts_importable() -> Iterator[None]:
+    """The job scripts' modules importable here, as they are beside each other in a job."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
 
 
 def run_preprocess(work: Path, frame_or_text: pd.DataFrame | bytes, **spec: Any) -> Any:
@@ -155,11 +168,8 @@ def test_classification_split_is_stratified(tmp_path: Path, diabetes: pd.DataFra
 
 
 def test_dataset_spec_is_what_the_script_reads() -> None:
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
+    with scripts_importable():
         from dataset import DatasetSpec
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
     spec = dataset_spec(load_config(DEFAULT_CONFIG))
     assert DatasetSpec(**spec).target == "target"  # every key is a field of the reading side
 
@@ -169,12 +179,9 @@ def test_config_metric_names_are_what_the_scripts_compute() -> None:
 
     from pipeline.tasks import REPORT_METRICS, TRAINING_METRICS
 
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
+    with scripts_importable():
         import model_quality
         from tabular_model import build_model
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
     assert model_quality.TRAINING_METRICS == TRAINING_METRICS
     rng = np.random.RandomState(0)
     x = pd.DataFrame({"a": rng.rand(300), "b": rng.rand(300)})
@@ -199,11 +206,8 @@ def test_median_imputer_gives_simple_imputers_statistics() -> None:
     import numpy as np
     from sklearn.impute import SimpleImputer
 
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
+    with scripts_importable():
         from tabular_model import MedianImputer
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
     rng = np.random.RandomState(0)
     x = pd.DataFrame(rng.rand(500, 4), columns=list("abcd")).mask(lambda f: f > 0.8).assign(d=np.nan)
     expected = SimpleImputer(strategy="median", keep_empty_features=True).fit(x)
@@ -211,3 +215,51 @@ def test_median_imputer_gives_simple_imputers_statistics() -> None:
     assert np.allclose(ours.statistics_, expected.statistics_)
     unseen = x.sample(frac=1.0, random_state=1)
     assert np.allclose(ours.transform(unseen), expected.transform(unseen))
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive"),
+    [([True, False], True), ([1, 0], 1), (["churned", "stayed"], "churned")],
+    ids=["boolean", "integer", "string"],
+)
+def test_labels_of_any_type_come_back_as_themselves(
+    tmp_path: Path, diabetes: pd.DataFrame, labels: list[Any], positive: Any
+) -> None:
+    """Encoded inside the model, so a boolean, integer or string label is predicted as the
+    same value, and the positive class of the report is the configured one."""
+    import joblib
+
+    from tests.test_step_scripts import pack
+
+    target = [labels[0] if value > 140 else labels[1] for value in diabetes["target"]]
+    result = run_preprocess(tmp_path, diabetes.assign(target=target), task="binary_classification",
+                            positive_class=positive)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trial = trial_env(script_env("", "x"), tmp_path, 1)
+    train = training(["--estimator", "sklearn.linear_model.LogisticRegression", "--objective_metric",
+                      "validation:auc"], trial, tmp_path)  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    assert "validation:auc=" in train.stdout
+    with scripts_importable():
+        model = joblib.load(Path(trial["SM_MODEL_DIR"]) / "model.joblib")
+    test = pd.read_csv(tmp_path / "splits" / "test" / "test.csv")
+    predicted = model.predict(test.drop(columns="target"))
+    assert {type(v) for v in predicted} <= {type(labels[0]), np.bool_, np.int64, np.str_, str}
+    assert set(predicted.tolist()) <= set(labels)
+    archive = pack(Path(trial["SM_MODEL_DIR"]), tmp_path / "model.tar.gz")
+    paths = [
+        "--model",
+        str(archive),
+        "--test",
+        str(tmp_path / "splits" / "test"),
+        "--output-dir",
+        str(tmp_path / "eval"),
+    ]
+    evaluate = processing("evaluate.py", paths, script_env("", "x"), tmp_path)
+    assert evaluate.returncode == 0, evaluate.stderr
+    section = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["binary_classification_metrics"]
+    assert set(section["confusion_matrix"]) == {str(v) for v in labels}
+    truth = test["target"].astype(str) == str(positive)
+    assert section["recall"]["value"] == pytest.approx(
+        float(((pd.Series(predicted).astype(str) == str(positive)) & truth).sum() / truth.sum())
+    )
