@@ -4,7 +4,7 @@
     python -m mlflow_bridge sync [--group NAME] [--dry-run]
 
 Settings come from the same environment variables as the Lambda (see settings.py).
-Exit codes: 0 done, 2 bad input (malformed event, missing setting), 1 other failures.
+Exit codes: 0 done, 2 bad input (malformed event, a missing or invalid setting), 1 other failures.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlflow_bridge.errors import BridgeError, MalformedEvent
+from mlflow_bridge.errors import BridgeError, InvalidSettings, MalformedEvent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings
 
-    settings = BridgeSettings.from_env()
+    try:
+        settings = BridgeSettings.from_env()
+    except InvalidSettings as exc:
+        for name, message in exc.problems:
+            print(f"error: {name}: {message}", file=sys.stderr)
+        return 2
     if not settings.tracking_uri:
         print("error: MLFLOW_TRACKING_URI is not set", file=sys.stderr)
         return 2

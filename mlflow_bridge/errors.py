@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BridgeError", "DeploymentError", "MalformedEvent"]
+__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent"]
 
 
 class BridgeError(Exception):
@@ -15,3 +15,12 @@ class MalformedEvent(BridgeError):
 
 class DeploymentError(BridgeError):
     """The endpoint could not be created or updated now (e.g. it is still updating): retry."""
+
+
+class InvalidSettings(BridgeError):
+    """A BRIDGE_* variable (or MLFLOW_TRACKING_URI) is unusable. Permanent until the
+    configuration changes: retrying cannot help. `problems` is [(variable, message)]."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))

@@ -1,7 +1,8 @@
 """The Lambda entry point: parse, hand over to the bridge, classify failures.
 
-A malformed event is answered with a rejection (and an error log line) instead of an
-exception, so Lambda does not retry what can never succeed; anything else raises, so
+A malformed event, or settings the bridge cannot work with (checked before anything is
+written), is answered with a rejection (and an error log line) instead of an exception,
+so Lambda does not retry what can never succeed; anything else raises, so
 Lambda retries it (and finally sends it to the dead-letter queue).
 """
 
@@ -11,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from mlflow_bridge.errors import MalformedEvent
+from mlflow_bridge.errors import InvalidSettings, MalformedEvent
 from mlflow_bridge.logs import configure
 
 __all__ = ["lambda_handler"]
@@ -45,7 +46,7 @@ def _get_bridge() -> Any:
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         return _get_bridge().handle(event)
-    except MalformedEvent as exc:
+    except (MalformedEvent, InvalidSettings) as exc:  # permanent: a retry would fail the same way
         configure().error("event rejected", extra={"fields": {"reason": str(exc), "package_arn": _arn_of(event)}})
         return {"status": "rejected", "reason": str(exc)}
 

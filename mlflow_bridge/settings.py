@@ -1,13 +1,22 @@
 """Bridge settings from the environment (the Lambda's configuration). Plain pydantic:
-importing it pulls in neither boto3 nor MLflow."""
+importing it pulls in neither boto3 nor MLflow (reading them checks the alias with
+MLflow's own rules, imported then).
+
+Every variable is checked when the settings are read, before any MLflow or SageMaker
+write: a bad value is `InvalidSettings` naming the variable (exit 2 from the CLI, a
+rejection without retry in Lambda), never a traceback half-way through a sync, and never
+a value silently read as its default (`BRIDGE_DEPLOY=yes` is true, `=maybe` is refused)."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from mlflow_bridge.errors import InvalidSettings
 
 __all__ = ["BridgeSettings", "DeploymentSettings"]
 
@@ -36,26 +45,110 @@ class BridgeSettings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BridgeSettings:
+        """The settings, every variable checked before anything is written to MLflow or
+        SageMaker. Raises InvalidSettings naming each bad variable (all at once)."""
         env = os.environ if env is None else env
+        reader = _EnvReader(env)
+        groups = [reader.group(item) for item in reader.listed("BRIDGE_MODEL_PACKAGE_GROUPS")]
+        settings = {
+            "tracking_uri": env.get("MLFLOW_TRACKING_URI", ""),
+            "registered_model": env.get("BRIDGE_REGISTERED_MODEL", ""),
+            "groups": [g for g in groups if g],
+            "alias": reader.alias("BRIDGE_ALIAS", "champion"),
+            "manage_stages": reader.boolean("BRIDGE_MANAGE_STAGES", True),
+            "champion_order": reader.choice("BRIDGE_CHAMPION_ORDER", ("highest_version", "latest_approval")),
+            "credentials_secret_arn": env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
+        }
+        deployment = {
+            "enabled": reader.boolean("BRIDGE_DEPLOY", True),
+            "endpoint_name": env.get("BRIDGE_ENDPOINT_NAME", ""),
+            "role_arn": env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),
+            "instance_type": reader.matching("BRIDGE_ENDPOINT_INSTANCE_TYPE", "ml.m5.large", _INSTANCE_TYPE),
+            "instance_count": reader.integer("BRIDGE_ENDPOINT_INSTANCE_COUNT", 1, minimum=1),
+            "serverless_memory_mb": reader.integer("BRIDGE_SERVERLESS_MEMORY_MB", 0, minimum=0),
+            "rollback_alarms": reader.listed("BRIDGE_ROLLBACK_ALARMS"),
+        }
+        if reader.problems:
+            raise InvalidSettings(reader.problems)
+        return cls(**settings, deployment=DeploymentSettings(**deployment))
 
-        def listed(name: str) -> list[str]:
-            return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
 
-        return cls(
-            tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
-            registered_model=env.get("BRIDGE_REGISTERED_MODEL", ""),
-            groups=listed("BRIDGE_MODEL_PACKAGE_GROUPS"),
-            alias=env.get("BRIDGE_ALIAS", "champion"),
-            manage_stages=env.get("BRIDGE_MANAGE_STAGES", "true").lower() == "true",
-            champion_order=env.get("BRIDGE_CHAMPION_ORDER", "highest_version"),
-            credentials_secret_arn=env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
-            deployment=DeploymentSettings(
-                enabled=env.get("BRIDGE_DEPLOY", "true").lower() == "true",
-                endpoint_name=env.get("BRIDGE_ENDPOINT_NAME", ""),
-                role_arn=env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),
-                instance_type=env.get("BRIDGE_ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
-                instance_count=int(env.get("BRIDGE_ENDPOINT_INSTANCE_COUNT", "1")),
-                serverless_memory_mb=int(env.get("BRIDGE_SERVERLESS_MEMORY_MB", "0")),
-                rollback_alarms=listed("BRIDGE_ROLLBACK_ALARMS"),
-            ),
-        )
+# The spellings of a boolean setting; anything else is refused, never read as false.
+_TRUE, _FALSE = {"true", "1", "yes", "on", "y", "t"}, {"false", "0", "no", "off", "n", "f"}
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+# arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME (SageMaker's ModelPackageGroupArn).
+_GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package-group/(?P<name>.+)$")
+_GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+class _EnvReader:
+    """Reads one variable at a time, noting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[tuple[str, str]] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def listed(self, name: str) -> list[str]:
+        return [item.strip() for item in self.env.get(name, "").split(",") if item.strip()]
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        self.problems.append((name, f"{value!r} is not a boolean (true/false, yes/no, on/off, 1/0)"))
+        return default
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        value = self._raw(name) or allowed[0]
+        if value not in allowed:
+            self.problems.append((name, f"{value!r} is not one of {', '.join(allowed)}"))
+            return allowed[0]
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append((name, f"{value!r} is not a whole number"))
+            return default
+        if number < minimum:
+            self.problems.append((name, f"{number} is below {minimum}"))
+        return number
+
+    def matching(self, name: str, default: str, pattern: re.Pattern[str]) -> str:
+        value = self._raw(name) or default
+        if not pattern.match(value):
+            self.problems.append((name, f"{value!r} does not match {pattern.pattern}"))
+        return value
+
+    def alias(self, name: str, default: str) -> str:
+        """MLflow's own alias rules (its validators; source: mlflow.utils.validation), so a
+        reserved name (`latest`, `v<number>`) fails here, not after a version was created."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+        value = self._raw(name) or default
+        try:
+            _validate_model_alias_name(value)
+            _validate_model_alias_name_reserved(value)
+        except MlflowException as exc:
+            self.problems.append((name, exc.message))
+        return value
+
+    def group(self, value: str) -> str:
+        """A group name, or a group ARN (as cross-account registries are named) as its name."""
+        match = _GROUP_ARN.match(value)
+        name = match.group("name") if match else value
+        if not _GROUP_NAME.match(name):
+            self.problems.append(("BRIDGE_MODEL_PACKAGE_GROUPS", f"{value!r} is neither a group name nor a group ARN"))
+            return ""
+        return name

@@ -139,3 +139,63 @@ def test_a_lost_upsert_race_is_told_apart_from_other_bad_requests(message: str) 
     foreign_key = "(pymysql.err.IntegrityError) (1452, 'Cannot add or update a child row')"
     assert not lost_upsert_race(MlflowException(foreign_key, error_code=BAD_REQUEST))
     assert not lost_upsert_race(ValueError(message))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BRIDGE_ALIAS", "latest", "'latest' alias name (case insensitive) is reserved"),
+        ("BRIDGE_ALIAS", "V1", "Version alias name 'V1' is reserved"),
+        ("BRIDGE_ALIAS", "champ ion", "Invalid alias name"),
+        ("BRIDGE_CHAMPION_ORDER", "newest", "'newest' is not one of highest_version, latest_approval"),
+        ("BRIDGE_ENDPOINT_INSTANCE_COUNT", "two", "'two' is not a whole number"),
+        ("BRIDGE_ENDPOINT_INSTANCE_COUNT", "0", "0 is below 1"),
+        ("BRIDGE_SERVERLESS_MEMORY_MB", "lots", "'lots' is not a whole number"),
+        ("BRIDGE_DEPLOY", "maybe", "'maybe' is not a boolean"),
+        ("BRIDGE_MANAGE_STAGES", "nope", "'nope' is not a boolean"),
+        ("BRIDGE_ENDPOINT_INSTANCE_TYPE", "m5.large", "'m5.large' does not match"),
+        (
+            "BRIDGE_MODEL_PACKAGE_GROUPS",
+            "churn, not a group!",
+            "'not a group!' is neither a group name nor a group ARN",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_variable(variable: str, value: str, message: str) -> None:
+    from mlflow_bridge.errors import InvalidSettings
+
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", variable: value})
+    assert [name for name, _ in refused.value.problems] == [variable]
+    assert message in str(refused.value)
+
+
+def test_boolean_spellings_and_group_arns_are_read_not_guessed() -> None:
+    yes = BridgeSettings.from_env({"BRIDGE_DEPLOY": "Yes", "BRIDGE_MANAGE_STAGES": "1"})
+    no = BridgeSettings.from_env({"BRIDGE_DEPLOY": "off", "BRIDGE_MANAGE_STAGES": "NO"})
+    assert (yes.deployment.enabled, yes.manage_stages, no.deployment.enabled, no.manage_stages) == (
+        True, True, False, False,
+    )  # fmt: skip
+    arn = "arn:aws:sagemaker:eu-west-1:210987654321:model-package-group/churn-model"
+    assert BridgeSettings.from_env({"BRIDGE_MODEL_PACKAGE_GROUPS": f"{arn}, fraud"}).groups == ["churn-model", "fraud"]
+
+
+def test_bad_settings_exit_2_from_the_cli_and_are_not_retried_by_lambda(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before the bridge is built: nothing reaches MLflow or SageMaker (no server
+    listens at the tracking URI, and none is needed to refuse)."""
+    from mlflow_bridge import handler
+    from mlflow_bridge.__main__ import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("BRIDGE_ALIAS", "latest")
+    monkeypatch.setenv("BRIDGE_ENDPOINT_INSTANCE_COUNT", "two")
+    assert main(["sync", "--group", "g", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "error: BRIDGE_ALIAS: 'latest' alias name" in err and "BRIDGE_ENDPOINT_INSTANCE_COUNT" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(handler, "_bridge", None)
+    event = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
+    answer = handler.lambda_handler(event)  # returns instead of raising: Lambda does not retry it
+    assert answer["status"] == "rejected" and "BRIDGE_ALIAS" in answer["reason"]
