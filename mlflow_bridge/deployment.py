@@ -13,7 +13,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from mlflow_bridge.errors import DeploymentError
-from mlflow_bridge.sagemaker_registry import describe_or_none
+from mlflow_bridge.sagemaker_registry import already_exists, describe_or_none
 from mlflow_bridge.settings import DeploymentSettings
 
 __all__ = ["EndpointDeployer", "config_name", "endpoint_name", "model_name", "production_variant", "update_request"]
@@ -83,25 +83,57 @@ class EndpointDeployer:
         name = endpoint_name(package, self.settings)
         if not self.settings.role_arn:
             raise DeploymentError("no endpoint execution role configured (BRIDGE_ENDPOINT_ROLE_ARN)")
-        if describe_or_none(self.client.describe_model, ModelName=model_name(package)) is None:
-            self.client.create_model(
-                ModelName=model_name(package),
-                ExecutionRoleArn=self.settings.role_arn,
-                Containers=[{"ModelPackageName": package.arn}],
-            )
+        model = {"ExecutionRoleArn": self.settings.role_arn, "Containers": [{"ModelPackageName": package.arn}]}
+        self._create_once(
+            "model", self.client.describe_model, self.client.create_model, {"ModelName": model_name(package)}, model
+        )
         desired = config_name(package, self.settings)
-        if describe_or_none(self.client.describe_endpoint_config, EndpointConfigName=desired) is None:
-            self.client.create_endpoint_config(
-                EndpointConfigName=desired, ProductionVariants=[production_variant(package, self.settings)]
-            )
+        self._create_once(
+            "endpoint config",
+            self.client.describe_endpoint_config,
+            self.client.create_endpoint_config,
+            {"EndpointConfigName": desired},
+            {"ProductionVariants": [production_variant(package, self.settings)]},
+        )
         current = self.current_config(package)
         if current is None:
-            self.client.create_endpoint(EndpointName=name, EndpointConfigName=desired)
-            return name, "created"
+            created = self._create_once(
+                "endpoint",
+                self.client.describe_endpoint,
+                self.client.create_endpoint,
+                {"EndpointName": name},
+                {"EndpointConfigName": desired},
+                absent=True,  # current_config just looked
+            )
+            return name, "created" if created else "unchanged"
         if current == desired:
             return name, "unchanged"
         self.client.update_endpoint(**update_request(package, self.settings))
         return name, "updated"
+
+    def _create_once(
+        self, what: str, describe: Any, create: Any, key: dict[str, str], body: dict[str, Any], *, absent: bool = False
+    ) -> bool:
+        """Create a resource unless it exists (`absent`: the caller just saw it missing);
+        True if this call created it.
+
+        Two deliveries racing on a first deployment both find nothing and both create: the
+        loser's "already exists" is success when the winner made the same resource (same
+        request, as Describe* reports it), and a DeploymentError (retried) when it did not."""
+        from botocore.exceptions import ClientError
+
+        if not absent and describe_or_none(describe, **key) is not None:
+            return False
+        try:
+            create(**key, **body)
+            return True
+        except ClientError as exc:
+            if not already_exists(exc):
+                raise
+        existing = describe_or_none(describe, **key) or {}
+        if all(_same(existing.get(field), wanted) for field, wanted in body.items()):
+            return False
+        raise DeploymentError(f"{what} {next(iter(key.values()))} was just created with other settings: retry")
 
     def serves(self, package: Package) -> bool:
         """Whether the endpoint currently serves this package (by its config name)."""
@@ -109,3 +141,13 @@ class EndpointDeployer:
             return self.current_config(package) == config_name(package, self.settings)
         except DeploymentError:
             return False
+
+
+def _same(found: Any, wanted: Any) -> bool:
+    """Whether a Describe* answer holds what a Create* asked for: the fields asked for, in
+    lists and nested dicts alike (SageMaker adds fields of its own to the answer)."""
+    if isinstance(wanted, dict):
+        return isinstance(found, dict) and all(_same(found.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(found, list) and len(found) == len(wanted) and all(map(_same, found, wanted))
+    return found == wanted

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 
-__all__ = ["SageMakerRegistry", "describe_or_none", "is_not_found"]
+__all__ = ["SageMakerRegistry", "already_exists", "describe_or_none", "is_not_found"]
 
 
 def is_not_found(exc: Any) -> bool:
@@ -17,6 +17,14 @@ def is_not_found(exc: Any) -> bool:
     return error.get("Code") in {"ResourceNotFound", "ValidationException"} and (
         "does not exist" in message or "not found" in message or "could not find" in message
     )
+
+
+def already_exists(exc: Any) -> bool:
+    """SageMaker refuses a Create* of a name in use as a ValidationException ("Cannot create
+    already existing endpoint configuration ...") or ResourceInUse."""
+    error = exc.response.get("Error", {})
+    message = error.get("Message", "").lower()
+    return error.get("Code") in {"ValidationException", "ResourceInUse"} and "already exist" in message
 
 
 def describe_or_none(describe: Callable[..., dict[str, Any]], **request: Any) -> dict[str, Any] | None:

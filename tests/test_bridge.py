@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from mlflow_bridge import handler
 from mlflow_bridge.decisions import Action, Package, Tags
 from mlflow_bridge.deployment import EndpointDeployer, config_name, update_request
-from mlflow_bridge.errors import MalformedEvent
+from mlflow_bridge.errors import DeploymentError, MalformedEvent
 from mlflow_bridge.mlflow_registry import MlflowRegistry
 from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 from mlflow_bridge.service import Bridge
@@ -322,7 +322,6 @@ def test_existing_endpoint_gets_a_blue_green_update_with_rollback_alarms() -> No
 
 
 def test_endpoint_busy_is_a_retryable_error() -> None:
-    from mlflow_bridge.errors import DeploymentError
 
     client = boto3.client("sagemaker", region_name="us-east-1")
     package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/d/1", "d", 1, "Approved")
@@ -373,3 +372,74 @@ def test_sync_command_line(world: World, monkeypatch: pytest.MonkeyPatch, capsys
     assert world.alias_target() == "1"
     monkeypatch.delenv("BRIDGE_MODEL_PACKAGE_GROUPS", raising=False)
     assert bridge_main(["sync"]) == 2
+
+
+RACE_PACKAGE = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1", "churn", 1, "Approved")
+RACE_SETTINGS = DeploymentSettings(role_arn=ROLE)
+
+
+def _lost_race_stubs(stub: Stubber, variant: dict) -> None:
+    """Another delivery created the model first (between our look and our create); the
+    endpoint config was already there when we looked; then it created the endpoint too."""
+    name, config = "churn-v1", config_name(RACE_PACKAGE, RACE_SETTINGS)
+    exists = 'Cannot create already existing {} "arn:aws:sagemaker:us-east-1:123456789012:{}".'
+    stub.add_client_error(
+        "describe_model", "ValidationException", "Could not find model", expected_params={"ModelName": name}
+    )
+    stub.add_client_error("create_model", "ValidationException", exists.format("model", f"model/{name}"))
+    stub.add_response(
+        "describe_model",
+        {"ModelName": name, "ExecutionRoleArn": ROLE, "CreationTime": "2026-11-30",
+         "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}",
+         "Containers": [{"ModelPackageName": RACE_PACKAGE.arn, "Environment": {}}]},
+        {"ModelName": name},
+    )  # fmt: skip
+    stub.add_response(
+        "describe_endpoint_config",
+        {"EndpointConfigName": config, "CreationTime": "2026-11-30", "ProductionVariants": [variant],
+         "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config}"},
+        {"EndpointConfigName": config},
+    )  # fmt: skip
+
+
+def test_a_racing_first_deployment_that_made_the_same_resources_is_success() -> None:
+    from mlflow_bridge.deployment import production_variant
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    config = config_name(RACE_PACKAGE, RACE_SETTINGS)
+    endpoint = {"EndpointName": "churn", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn",
+                "CreationTime": "2026-11-30", "LastModifiedTime": "2026-11-30"}  # fmt: skip
+    with Stubber(client) as stub:
+        _lost_race_stubs(stub, {**production_variant(RACE_PACKAGE, RACE_SETTINGS), "InitialVariantWeight": 1.0})
+        stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+        stub.add_client_error("create_endpoint", "ValidationException", "Cannot create already existing endpoint")
+        stub.add_response("describe_endpoint", {**endpoint, "EndpointConfigName": config, "EndpointStatus": "Creating"})
+        assert EndpointDeployer(client, RACE_SETTINGS).deploy(RACE_PACKAGE) == ("churn", "unchanged")
+        stub.assert_no_pending_responses()
+    with Stubber(client) as stub:  # the other order: the racer's endpoint serves another config
+        _lost_race_stubs(stub, {**production_variant(RACE_PACKAGE, RACE_SETTINGS), "InitialVariantWeight": 1.0})
+        stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+        stub.add_client_error("create_endpoint", "ValidationException", "Cannot create already existing endpoint")
+        stub.add_response(
+            "describe_endpoint", {**endpoint, "EndpointConfigName": "churn-v2-0a1b2c3d", "EndpointStatus": "Creating"}
+        )
+        with pytest.raises(DeploymentError, match="endpoint churn was just created with other settings"):
+            EndpointDeployer(client, RACE_SETTINGS).deploy(RACE_PACKAGE)
+        stub.assert_no_pending_responses()
+
+
+def test_a_racing_model_with_another_package_is_an_error_not_success() -> None:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    name = "churn-v1"
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_model", "ValidationException", "Could not find model")
+        stub.add_client_error("create_model", "ValidationException", "Cannot create already existing model")
+        stub.add_response(
+            "describe_model",
+            {"ModelName": name, "ExecutionRoleArn": ROLE, "CreationTime": "2026-11-30",
+             "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}",
+             "Containers": [{"ModelPackageName": RACE_PACKAGE.arn.replace("/1", "/9")}]},
+        )  # fmt: skip
+        with pytest.raises(DeploymentError, match="model churn-v1 was just created with other settings"):
+            EndpointDeployer(client, RACE_SETTINGS).deploy(RACE_PACKAGE)
+        stub.assert_no_pending_responses()
