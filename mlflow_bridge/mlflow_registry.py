@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_bridge.decisions import Action, MlflowVersion, Tags
 
-__all__ = ["MlflowRegistry", "lost_upsert_race"]
+__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race"]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
 _UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
 _UPSERT_ATTEMPTS = 3
+MODEL_FOLDER = "model"  # where the project's jobs log the MLflow model among the run's artifacts
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model version's source: a logged model's URI with its id, or a run's model folder."""
+
+    uri: str
+    model_id: str | None = None
 
 
 def lost_upsert_race(exc: BaseException) -> bool:
@@ -93,14 +103,27 @@ class MlflowRegistry:
     def for_package(self, name: str, package_arn: str) -> list[MlflowVersion]:
         return [v for v in self.versions(name) if v.package_arn == package_arn]
 
-    def model_source(self, run_id: str) -> str:
-        """Where the run logged its model (`<run artifact URI>/model`)."""
-        run = self.client.get_run(run_id)
-        return f"{run.info.artifact_uri.rstrip('/')}/model"
+    def model_source(self, run_id: str) -> ModelSource | None:
+        """Where the run's model is, however it was logged; None when it has none.
 
-    def create_version(self, name: str, run_id: str, tags: dict[str, str]) -> str:
+        MLflow 3's `mlflow.<flavor>.log_model(name=...)` makes a *logged model*
+        (`models:/m-<id>`) outside the run's artifacts; a version must point at it (and name
+        its `model_id`) to load. A model folder logged as run artifacts (this project's
+        jobs) is `<run artifact URI>/model`. Source: MLflow 3 docs, "Logged models"."""
+        run = self.client.get_run(run_id)
+        logged = self.client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=50
+        )
+        ready = sorted((m for m in logged if str(m.status) == "READY"), key=lambda m: m.creation_timestamp or 0)
+        if ready:
+            return ModelSource(ready[-1].model_uri, ready[-1].model_id)
+        if any(a.path == f"{MODEL_FOLDER}/MLmodel" for a in self.client.list_artifacts(run_id, MODEL_FOLDER)):
+            return ModelSource(f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER}")
+        return None
+
+    def create_version(self, name: str, run_id: str, source: ModelSource, tags: dict[str, str]) -> str:
         version = self.client.create_model_version(
-            name, self.model_source(run_id), run_id=run_id, tags=tags, await_creation_for=0
+            name, source.uri, run_id=run_id, tags=tags, await_creation_for=0, model_id=source.model_id
         )
         return str(version.version)
 

@@ -97,12 +97,19 @@ class Bridge:
             mine = [v for v in existing if v.package_arn == package.arn]
             wanted = version_tags(package)
             if not mine and package.status == "Approved" and package.run_id:
+                source = self.mlflow.model_source(package.run_id)
+                if source is None:  # the same answer for --dry-run and the real sync
+                    log.warning(
+                        "package ignored: its run has no loadable model",
+                        fields={"run_id": package.run_id, "reason": "no logged model and no model/MLmodel artifact"},
+                    )
+                    continue
                 changes.append(f"{name}: create a version for {package.arn} from run {package.run_id}")
                 if dry_run:
                     planned.append(MlflowVersion(version=f"new:{package.version}", tags=wanted))
                     continue
                 self.mlflow.ensure_model(name, description=f"Synced from SageMaker model package group {package.group}")
-                created = self.mlflow.create_version(name, package.run_id, wanted)
+                created = self.mlflow.create_version(name, package.run_id, source, wanted)
                 log.info("created MLflow version", fields={"model": name, "version": created})
                 mine = self._one_version_per_package(name, package.arn, log)
             for version in mine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -57,9 +58,20 @@ class World:
             EndpointDeployer(self.sm, settings.deployment),
         )
 
-    def package(self, status: str = "PendingManualApproval", group: str | None = None) -> str:
+    def package(self, status: str = "PendingManualApproval", group: str | None = None, logged: str = "folder") -> str:
+        """A package whose run holds the model as this project's jobs log it (`folder`), as
+        `mlflow.sklearn.log_model` does in MLflow 3 (`logged_model`), or not at all (`none`)."""
         run = self.mlflow.create_run(self.experiment)
-        self.mlflow.log_artifacts(run.info.run_id, str(self.model_dir), "model")
+        if logged == "folder":
+            self.mlflow.log_artifacts(run.info.run_id, str(self.model_dir), "model")
+        elif logged == "logged_model":
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=run.info.run_id):
+                mlflow.sklearn.log_model(
+                    mlflow.sklearn.load_model(str(self.model_dir)), name="model", pip_requirements=["scikit-learn"]
+                )
         return self.sm.create_model_package(
             ModelPackageGroupName=group or self.group,
             ModelApprovalStatus=status,
@@ -216,7 +228,7 @@ def test_racing_first_writes_of_an_alias_and_a_tag_all_succeed(world: World) -> 
     registry = MlflowRegistry.connect(world.uri)
     registry.ensure_model(world.model)
     run_id = world.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]["mlflow_run_id"]
-    version = registry.create_version(world.model, run_id, {})
+    version = registry.create_version(world.model, run_id, registry.model_source(run_id), {})
     writers, rounds = 8, 4
 
     def write(alias: str, key: str) -> None:
@@ -443,3 +455,30 @@ def test_a_racing_model_with_another_package_is_an_error_not_success() -> None:
         with pytest.raises(DeploymentError, match="model churn-v1 was just created with other settings"):
             EndpointDeployer(client, RACE_SETTINGS).deploy(RACE_PACKAGE)
         stub.assert_no_pending_responses()
+
+
+def test_a_model_logged_the_ordinary_way_gets_a_loadable_version(world: World) -> None:
+    """MLflow 3 keeps `log_model`'s model as a logged model, not under the run's artifacts:
+    the version points at it, and `models:/NAME@champion` loads and predicts."""
+    import mlflow.pyfunc
+
+    arn = world.package("Approved", logged="logged_model")
+    world.bridge(deployment=DeploymentSettings(enabled=False)).handle(world.event(arn))
+    version = world.version_of(arn)
+    assert version.source.startswith("models:/m-")  # the logged model, not the run's artifacts
+    mlflow.set_tracking_uri(world.uri)
+    model = mlflow.pyfunc.load_model(f"models:/{world.model}@champion")
+    assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
+
+
+def test_a_run_without_a_model_is_ignored_alike_by_sync_and_its_dry_run(world: World) -> None:
+    empty = world.package("Approved", logged="none")
+    good = world.package("Approved")
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    planned = bridge.sync_groups([world.group], dry_run=True)
+    applied = bridge.sync_groups([world.group], dry_run=False)
+    # a dry run cannot know the number MLflow will give a new version ("new:2")
+    same = [re.sub(r"version (new:)?\d+", "version N", change) for change in planned]
+    assert same == [re.sub(r"version \d+", "version N", change) for change in applied]
+    assert not any(empty in change for change in applied)
+    assert [v.tags[Tags.PACKAGE_ARN] for v in world.versions()] == [good]
