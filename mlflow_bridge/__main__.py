@@ -42,9 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.verb == "handle":
-            text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
             try:
+                text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
                 event = json.loads(text)
+            except UnicodeDecodeError as exc:
+                raise MalformedEvent(f"{args.event} is not UTF-8 text: {exc}") from None
+            except RecursionError:
+                raise MalformedEvent(f"{args.event} is JSON nested too deeply to be an event") from None
             except ValueError as exc:
                 raise MalformedEvent(f"{args.event} is not JSON: {exc}") from None
             print(json.dumps(Bridge.from_settings(settings).handle(event), indent=2))
@@ -66,6 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BridgeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # MLflow's or botocore's errors (a server down, a refusal): one line, exit 1
+        if not _is_service_error(exc):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_service_error(exc: BaseException) -> bool:
+    """An error of the services the bridge talks to, reported as a message, not a traceback."""
+    module = type(exc).__module__.split(".", 1)[0]
+    return module in {"mlflow", "botocore", "requests", "urllib3"}
 
 
 if __name__ == "__main__":

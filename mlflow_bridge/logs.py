@@ -10,10 +10,21 @@ from typing import Any
 __all__ = ["PackageLogger", "configure"]
 
 
+MAX_FIELD_CHARACTERS = 2048  # a field longer than this (a 5 MB "ARN") is cut, saying so
+
+
+def _shortened(value: Any) -> Any:
+    """A field as logged: long text cut to MAX_FIELD_CHARACTERS with its full length noted,
+    so one hostile event cannot write megabytes to CloudWatch."""
+    if isinstance(value, str) and len(value) > MAX_FIELD_CHARACTERS:
+        return f"{value[:MAX_FIELD_CHARACTERS]}... ({len(value)} characters)"
+    return value
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"level": record.levelname, "message": record.getMessage(), "logger": record.name}
-        line.update(getattr(record, "fields", {}))
+        line.update({key: _shortened(value) for key, value in getattr(record, "fields", {}).items()})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

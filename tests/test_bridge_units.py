@@ -199,3 +199,61 @@ def test_bad_settings_exit_2_from_the_cli_and_are_not_retried_by_lambda(
     event = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
     answer = handler.lambda_handler(event)  # returns instead of raising: Lambda does not retry it
     assert answer["status"] == "rejected" and "BRIDGE_ALIAS" in answer["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("café".encode("latin-1") + b'{"detail": {}}', "is not UTF-8 text"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b"{not json", "is not JSON"),
+    ],
+    ids=["not UTF-8", "deeply nested", "not JSON"],
+)
+def test_handle_refuses_unreadable_event_files_in_one_line(
+    body: bytes, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow_bridge.__main__ import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    (tmp_path / "event.json").write_bytes(body)
+    assert main(["handle", str(tmp_path / "event.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
+    aws: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    from mlflow_bridge.__main__ import main
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model_package_group(ModelPackageGroupName="down")
+    sm.create_model_package(
+        ModelPackageGroupName="down",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={"mlflow_run_id": "0123456789abcdef"},
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    assert main(["sync", "--group", "down"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_long_log_fields_are_cut_saying_so(tmp_path: Path) -> None:
+    from mlflow_bridge.logs import MAX_FIELD_CHARACTERS, PackageLogger, configure
+
+    arn = "arn:" + "x" * 5_000_000
+    log_file = tmp_path / "bridge.log"
+    PackageLogger(configure(file=str(log_file)), arn).info("event seen")
+    line = json.loads(log_file.read_text().strip().splitlines()[-1])
+    assert len(line["package_arn"]) < MAX_FIELD_CHARACTERS + 40
+    assert line["package_arn"].endswith("... (5000004 characters)")
