@@ -20,7 +20,7 @@ from pipeline.code_bundle import SCRIPTS_DIR
 from pipeline.config import PipelineConfig
 from pipeline.dataset_spec import SPEC_FILE, dataset_spec
 
-__all__ = ["evaluate_command", "preprocess_command", "timed", "train_command", "write_spec"]
+__all__ = ["evaluate_command", "preprocess_command", "step_seconds", "timed", "train_command", "write_spec"]
 
 
 def write_spec(cfg: PipelineConfig, folder: Path) -> Path:
@@ -67,3 +67,12 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     if result.returncode != 0:
         raise SystemExit(f"{command[:5]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
     return time.perf_counter() - start
+
+
+def step_seconds(record: dict[str, Any]) -> dict[str, float]:
+    """Each step's seconds in an execution record (`execution.json`) of a local run."""
+    return {
+        name: step["ended"] - step["started"]
+        for name, step in record["steps"].items()
+        if step["started"] and step["ended"]
+    }

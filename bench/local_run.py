@@ -30,7 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CONFIG = REPO / "config" / "pipeline.yaml"
 
-from bench.job_commands import evaluate_command, preprocess_command, timed, train_command, write_spec  # noqa: E402
+from bench.job_commands import (  # noqa: E402
+    evaluate_command,
+    preprocess_command,
+    step_seconds,
+    timed,
+    train_command,
+    write_spec,
+)
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
@@ -103,11 +110,7 @@ def one_round(root: Path, server_uri: str, base: dict[str, str]) -> dict[str, An
         "cached": cached,
         "bare": bare,
         "executing": cold_record["ended"] - cold_record["started"],
-        "steps": {
-            name: step["ended"] - step["started"]
-            for name, step in cold_record["steps"].items()
-            if step["started"] and step["ended"]
-        },
+        "steps": step_seconds(cold_record),
         "cached_statuses": {name: step["status"] for name, step in record["steps"].items()},
         "trials": len(trials),
         "parallel": tuning.max_parallel_jobs,

@@ -41,7 +41,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CONFIG = REPO / "config" / "pipeline.yaml"
 
-from bench.job_commands import evaluate_command, preprocess_command, timed, train_command, write_spec  # noqa: E402
+from bench.job_commands import (  # noqa: E402
+    evaluate_command,
+    preprocess_command,
+    step_seconds,
+    timed,
+    train_command,
+    write_spec,
+)
 from pipeline.child_process import path_with_venv  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.config_loader import load_config  # noqa: E402
@@ -122,11 +129,7 @@ def local_run(csv: Path, workspace: Path, env: dict[str, str]) -> dict[str, Any]
     return {
         "total": seconds,
         "executing": record["ended"] - record["started"],
-        "steps": {
-            name: step["ended"] - step["started"]
-            for name, step in record["steps"].items()
-            if step["started"] and step["ended"]
-        },
+        "steps": step_seconds(record),
         "jobs": {
             path.parent.name: json.loads(path.read_text())
             for path in sorted((workspace / "jobs").glob("*/usage.json"), key=lambda p: p.stat().st_mtime)
