@@ -188,7 +188,7 @@ def classify_columns(frame: pd.DataFrame, features: list[str], declared: dict[st
     return kinds
 
 
-def data_faults(frame: pd.DataFrame, spec: DatasetSpec, kinds: dict[str, str], declared: dict[str, str]) -> list[str]:
+def data_faults(frame: pd.DataFrame, spec: DatasetSpec, kinds: dict[str, str]) -> list[str]:
     """Every reason this table cannot train a model, each naming its columns; [] if none."""
     faults = []
     features = list(kinds)
@@ -211,7 +211,7 @@ def data_faults(frame: pd.DataFrame, spec: DatasetSpec, kinds: dict[str, str], d
             if bad.any():
                 example = frame[column][bad].iloc[0]
                 faults.append(f"column {column} is numeric in data.column_types but holds {example!r}")
-        if kind == CATEGORICAL and column not in declared:
+        if kind == CATEGORICAL and column not in spec.column_types:
             distinct = frame[column].nunique(dropna=True)
             if distinct > spec.max_categories:
                 faults.append(

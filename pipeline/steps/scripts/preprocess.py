@@ -31,6 +31,7 @@ from dataset import (
     split_size_faults,
     split_sizes,
 )
+from tabular_model import NUMERIC
 from tracking import TrackingUnavailable, connect, job_tags, warn
 
 SPLITS = ("train", "validation", "test")
@@ -92,7 +93,7 @@ def job_name() -> str:
 
 def checked_table(spec: DatasetSpec, source: str) -> tuple[pd.DataFrame, TableSchema, list[str]]:
     """The rows to split, their schema and warnings; DataError listing every fault."""
-    declared_text = [c for c, kind in spec.column_types.items() if kind != "numeric"]
+    declared_text = [c for c, kind in spec.column_types.items() if kind != NUMERIC]
     frame = read_table(source, spec, dtype=dict.fromkeys(declared_text, str) or None)
     require_columns(frame, [spec.target], "target")
     features = spec.features or [c for c in frame.columns if c != spec.target]
@@ -104,7 +105,7 @@ def checked_table(spec: DatasetSpec, source: str) -> tuple[pd.DataFrame, TableSc
         frame = frame[frame[spec.target].notna()].reset_index(drop=True)
         warnings.append(f"{unlabeled} row(s) without a value in target column {spec.target} were left out")
     kinds = classify_columns(frame, features, spec.column_types)
-    faults = data_faults(frame, spec, kinds, spec.column_types) + split_size_faults(len(frame), spec.split)
+    faults = data_faults(frame, spec, kinds) + split_size_faults(len(frame), spec.split)
     if faults:
         raise DataError("the data cannot train a model:\n  - " + "\n  - ".join(faults))
     classes = None

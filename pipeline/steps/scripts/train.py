@@ -3,8 +3,8 @@ save it for SageMaker serving, log it to MLflow, and print the validation metric
 tuner.
 
 Training contract: hyperparameters arrive as `--name value` arguments; data and the
-`schema.json` Preprocess wrote in SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION; the model goes to SM_MODEL_DIR (packed by
-SageMaker into model.tar.gz). The model is written to SM_MODEL_DIR before anything is
+`schema.json` Preprocess wrote in SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION; the model goes
+to SM_MODEL_DIR (packed by SageMaker into model.tar.gz). The model is written to SM_MODEL_DIR before anything is
 sent to MLflow, so a tracking outage can never lose it.
 """
 
@@ -29,7 +29,6 @@ from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 MODEL_FILE = "model.joblib"
 MLFLOW_MODEL_DIR = "mlflow-model"  # the same model as an MLflow model, inside model.tar.gz too
 RUN_FILE = "mlflow_run.json"
-SCRIPT_ARGS = {"estimator", "objective_metric", "categorical_encoding"}
 _TRIAL_SUFFIX = re.compile(r"-\d{3}-[0-9a-f]{8}$")  # tuning trials are <tuning job>-NNN-xxxxxxxx
 
 
