@@ -11,7 +11,13 @@ from typing import Any
 
 from pipeline.errors import UsageError
 
-__all__ = ["input_parameters", "parse_execution_parameters", "referenced_parameter", "refuse_local_inputs"]
+__all__ = [
+    "input_parameters",
+    "input_sources",
+    "parse_execution_parameters",
+    "referenced_parameter",
+    "refuse_local_inputs",
+]
 
 
 def _check_value(name: str, kind: str, value: str) -> str:
@@ -55,22 +61,23 @@ def referenced_parameter(value: Any) -> str | None:
     return None
 
 
-def _input_uris(node: Any) -> Iterator[Any]:
-    """Every `S3Uri` a job reads: processing inputs (`S3Input`) and training channels
-    (`S3DataSource`), wherever they sit in a step's arguments."""
+def input_sources(node: Any) -> Iterator[dict[str, Any]]:
+    """Every input source a job reads, wherever it sits in a step's arguments: processing
+    inputs' `S3Input` and training channels' `S3DataSource`, each a dict with `S3Uri`."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in {"S3Input", "S3DataSource"} and isinstance(value, dict) and "S3Uri" in value:
-                yield value["S3Uri"]
-            yield from _input_uris(value)
+                yield value
+            yield from input_sources(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _input_uris(item)
+            yield from input_sources(item)
 
 
 def input_parameters(definition: dict[str, Any]) -> set[str]:
     """Parameters that are, whole, the URI of a job's input."""
-    found = (referenced_parameter(uri) for step in definition.get("Steps", []) for uri in _input_uris(step))
+    steps = definition.get("Steps", [])
+    found = (referenced_parameter(source["S3Uri"]) for step in steps for source in input_sources(step))
     return {name for name in found if name}
 
 

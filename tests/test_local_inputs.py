@@ -160,7 +160,7 @@ def test_limits_are_checked_on_the_upload_a_local_input_stands_for() -> None:
         ],
     }  # fmt: skip
     assert request_violations("Preprocess", "Processing", request)  # the path itself breaks the pattern
-    uploaded = as_uploaded("Processing", request)
+    uploaded = as_uploaded(request)
     assert uploaded["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "s3://local-mode-upload/churn.csv"
     assert request_violations("Preprocess", "Processing", uploaded) == []
     assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "./data/churn.csv"  # the run reads the file

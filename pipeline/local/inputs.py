@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
-from pipeline.execution_parameters import referenced_parameter
+from pipeline.execution_parameters import input_sources, referenced_parameter
 
 __all__ = [
     "StepInput",
@@ -141,20 +141,15 @@ def missing_input_message(item: StepInput, looked_at: Path, *, empty_folder: boo
     return message
 
 
-def as_uploaded(step_type: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+def as_uploaded(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The request with every local input (a path or `file://` URI, local mode's extension)
     replaced by an S3 URI standing in for its upload, so SageMaker's limits are checked on
     the request as SageMaker would receive it, not on a path it never sees."""
     import copy
 
     request = copy.deepcopy(dict(resolved))
-    if step_type == "Processing":
-        uris = [item["S3Input"] for item in request.get("ProcessingInputs", []) if "S3Input" in item]
-    else:
-        definition = request.get("TrainingJobDefinition", {}) if step_type == "Tuning" else request
-        uris = [channel["DataSource"]["S3DataSource"] for channel in definition.get("InputDataConfig", [])]
-    for holder in uris:
-        uri = holder.get("S3Uri")
+    for source in input_sources(request):
+        uri = source["S3Uri"]
         if isinstance(uri, str) and not uri.startswith("s3://"):
-            holder["S3Uri"] = f"{UPLOAD_STAND_IN}/{PurePosixPath(uri.rstrip('/')).name or 'input'}"
+            source["S3Uri"] = f"{UPLOAD_STAND_IN}/{PurePosixPath(uri.rstrip('/')).name or 'input'}"
     return request

@@ -218,7 +218,7 @@ class LocalExecution:
             self._update(step, status="Cached", ended=time.time(), detail=step.detail or "reused")
             return
         # SageMaker would refuse the call; a local input is checked as the upload it stands for
-        if refused := request_violations(node.name, node.type, as_uploaded(node.type, arguments)):
+        if refused := request_violations(node.name, node.type, as_uploaded(arguments)):
             raise StepFailed("; ".join(map(str, refused)))
         if node.type != "RegisterModel":
             self.registry.prepare_in_background()  # while the job runs
