@@ -20,6 +20,7 @@ from constructs import Construct
 
 from infra.network import Network
 from infra.roles import bridge_statements
+from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import InfraSettings
 
 __all__ = ["BridgeFunction"]
@@ -90,8 +91,8 @@ class BridgeFunction(Construct):
             "Approvals",
             description="Model package approvals and rejections for the MLflow bridge",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Model Package State Change"],
+                source=[EVENT_SOURCE],
+                detail_type=[STATE_CHANGE_DETAIL_TYPE],
                 detail={"ModelPackageGroupName": package_groups, "ModelApprovalStatus": ["Approved", "Rejected"]},
             ),
         )

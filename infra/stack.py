@@ -27,7 +27,8 @@ class MlopsStack(Stack):
         store = ArtifactStore(self, "ArtifactStore")
         database = Database(self, "Database", vpc=network.vpc, subnets=network.data_subnets, settings=settings)
         pipeline_user = service_user_secret(self, "PipelineMlflowUser", "pipeline")
-        bridge_user = service_user_secret(self, "BridgeMlflowUser", "mlflow-bridge")
+        bridge_username = "mlflow-bridge"
+        bridge_user = service_user_secret(self, "BridgeMlflowUser", bridge_username)
         tracking = TrackingService(
             self,
             "Tracking",
@@ -36,6 +37,9 @@ class MlopsStack(Stack):
             store=store,
             users={"pipeline": pipeline_user, "bridge": bridge_user},
             settings=settings,
+            # the bridge writes versions, aliases and stages of the model it syncs, even when
+            # someone else created that registered model first (default permission is READ)
+            model_managers={bridge_username: [cfg.mlflow.registered_model]},
         )
         groups = [cfg.registration.model_package_group]
         roles = Roles(

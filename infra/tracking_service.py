@@ -6,6 +6,7 @@ the task definition's environment) and the entrypoint assembles them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -60,7 +61,10 @@ class TrackingService(Construct):
         store: ArtifactStore,
         users: dict[str, secretsmanager.ISecret],
         settings: InfraSettings,
+        model_managers: dict[str, list[str]] | None = None,
     ) -> None:
+        """`model_managers`: MLflow user name -> registered model names it gets MANAGE on
+        at every server start (prepare.py), whoever created the model."""
         super().__init__(scope, construct_id)
         vpc = network.vpc
         self.admin_password = secretsmanager.Secret(
@@ -114,6 +118,7 @@ class TrackingService(Construct):
                 **pool_environment(settings),
                 "ALLOWED_HOSTS": ",".join(hosts),
                 "PORT": str(PORT),
+                "MLFLOW_REGISTERED_MODEL_MANAGERS": json.dumps(model_managers or {}, sort_keys=True),
             },
             secrets=secrets,
             logging=ecs.LogDrivers.aws_logs(stream_prefix="mlflow", log_group=log_group),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlflow_bridge.errors import BridgeError, InvalidSettings, MalformedEvent
+from mlflow_bridge.failures import permanent_failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sync.add_argument("--dry-run", action="store_true", help="print the repairs without making them")
     args = parser.parse_args(argv)
 
+    from mlflow_bridge.events import parse_event
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings
 
@@ -51,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise MalformedEvent(f"{args.event} is JSON nested too deeply to be an event") from None
             except ValueError as exc:
                 raise MalformedEvent(f"{args.event} is not JSON: {exc}") from None
-            print(json.dumps(Bridge.from_settings(settings).handle(event), indent=2))
+            parsed = parse_event(event)  # before any client is made: a bad event needs no service
+            print(json.dumps(Bridge.from_settings(settings).handle(parsed), indent=2))
             return 0
         groups = args.group or settings.groups
         if not groups:
@@ -64,14 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = "unchanged" if args.dry_run or not changes else "repaired"
         print(f"{len(changes)} change(s){' planned' if args.dry_run else ''}; MLflow {state}")
         return 0
-    except MalformedEvent as exc:
+    except (MalformedEvent, InvalidSettings) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (BridgeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # MLflow's or botocore's errors (a server down, a refusal): one line, exit 1
-        if not _is_service_error(exc):
+    except Exception as exc:  # the services' errors (a server down, a refusal): one line and the fix, exit 1
+        problem = permanent_failure(exc)
+        if problem is not None:
+            print(f"error: {problem.reason}\nfix: {problem.fix}", file=sys.stderr)
+            return 1
+        if not isinstance(exc, BridgeError | OSError) and not _is_service_error(exc):
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

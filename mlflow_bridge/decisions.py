@@ -1,49 +1,64 @@
-"""What the MLflow registry should look like, decided without I/O.
+"""What the MLflow registry and the endpoint should look like, decided without I/O.
 
 Inputs are small snapshots (`Package` from SageMaker, `MlflowVersion` from MLflow); the
-output is a list of actions. The handler and `sync` apply the same plans, and `sync
---dry-run` prints them.
+outputs are plans. The handler and `sync` apply the same plans, and `sync --dry-run`
+prints them, computed on the state the real run would reach.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from mlflow_bridge.contract import Tags
 
 __all__ = [
     "Action",
     "MlflowVersion",
     "Package",
+    "Sighting",
     "Tags",
+    "after_plan",
     "choose_champion",
+    "deployment_target",
     "ignore_reason",
+    "iso_utc",
+    "new_version_tags",
     "registry_actions",
-    "version_tags",
+    "status_record",
+    "tag_updates",
+    "versions_to_create",
 ]
 
-
-class Tags:
-    """Tag keys on MLflow model versions (no dots: they filter without quoting)."""
-
-    PACKAGE_ARN = "sagemaker_model_package_arn"
-    GROUP = "sagemaker_model_package_group"
-    PACKAGE_VERSION = "sagemaker_model_package_version"
-    APPROVAL = "sagemaker_approval_status"
-    APPROVAL_TIME = "sagemaker_approval_time"
-    APPROVED_BY = "sagemaker_approved_by"
-    ENDPOINT = "sagemaker_endpoint"
+SYNCED_STATUSES = ("Approved", "Rejected")
 
 
 @dataclass(frozen=True)
 class Package:
+    """A model package as DescribeModelPackage reports it now (times: ISO 8601, UTC)."""
+
     arn: str
     group: str
     version: int
     status: str
     run_id: str = ""
     registered_model: str = ""
-    modified: str = ""  # ISO time of the last status change
-    modified_by: str = ""
+    created: str = ""  # CreationTime
+    created_by: str = ""  # CreatedBy: the Studio user profile, else the IAM identity's ARN
+    modified_by: str = ""  # LastModifiedBy, likewise
+    never_modified: bool = False  # no LastModifiedTime after CreationTime: the status dates from creation
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """How the bridge learns of a package's current status, which dates a status change
+    SageMaker records no time for: the time of the event that reported it, else the time
+    the bridge first saw it (`sync` after a missed event)."""
+
+    now: str  # ISO 8601, UTC
+    event_time: str = ""  # the event's `time`, when the event reports the package's current status
 
 
 @dataclass(frozen=True)
@@ -66,13 +81,21 @@ class MlflowVersion:
         return int(self.tags.get(Tags.PACKAGE_VERSION, "0") or 0)
 
 
+ActionKind = Literal["create_version", "set_tags", "set_alias", "delete_alias", "transition"]
+
+
 @dataclass(frozen=True)
 class Action:
-    kind: str  # set_alias, delete_alias, transition, set_tags
+    """One write to the MLflow registry. `version` is MLflow's version number, or
+    `new:<package version>` for a version not created yet."""
+
+    kind: ActionKind
     version: str
-    value: Any = None
+    value: Any = None  # set_tags: the tags; transition: the stage; create_version: the package ARN
 
     def describe(self, model: str, alias: str) -> str:
+        if self.kind == "create_version":
+            return f"{model}: create a version for {self.value}"
         if self.kind == "set_alias":
             return f"{model}: point alias {alias!r} at version {self.version}"
         if self.kind == "delete_alias":
@@ -82,31 +105,97 @@ class Action:
         return f"{model}: set tags on version {self.version}: {self.value}"
 
 
+def iso_utc(moment: datetime) -> str:
+    """One spelling for every time the bridge compares (`latest_approval` orders these
+    strings): UTC, milliseconds, `+00:00`. A naive time is taken as UTC."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def ignore_reason(package: Package | None, groups: list[str]) -> str | None:
     """Why an event needs no action, or None when it does."""
     if package is None:
         return "the model package no longer exists"
     if groups and package.group not in groups:
         return f"package group {package.group} is not synced (configured: {', '.join(groups)})"
-    if package.status not in {"Approved", "Rejected"}:
+    if package.status not in SYNCED_STATUSES:
         return f"package is {package.status}: only Approved and Rejected are synced"
     if package.status == "Approved" and not package.run_id:
         return "package carries no mlflow_run_id customer metadata: nothing to link in MLflow"
     return None
 
 
-def version_tags(package: Package) -> dict[str, str]:
-    tags = {
+def identity_tags(package: Package) -> dict[str, str]:
+    """The tags that follow the package as it is now (an edit never changes them)."""
+    return {
         Tags.PACKAGE_ARN: package.arn,
         Tags.GROUP: package.group,
         Tags.PACKAGE_VERSION: str(package.version),
         Tags.APPROVAL: package.status,
     }
-    if package.modified:
-        tags[Tags.APPROVAL_TIME] = package.modified
-    if package.modified_by:
-        tags[Tags.APPROVED_BY] = package.modified_by
-    return tags
+
+
+def status_record(package: Package, seen: Sighting) -> dict[str, str]:
+    """When and by whom the package took its current status, for a status change seen
+    for the first time.
+
+    DescribeModelPackage records no approval time or approver (source: SageMaker API
+    reference, DescribeModelPackage: only CreationTime/CreatedBy and the generic
+    LastModifiedTime/LastModifiedBy of any update). So: a package never modified has the
+    status it was created with (its creation time and creator); otherwise the time of the
+    event that reported the status, else the time the bridge first saw it. The approver is
+    the last modifier at that moment, which is the approver unless an edit came first."""
+    if package.never_modified and package.created:
+        at, source, by = package.created, "created", package.created_by
+    elif seen.event_time:
+        at, source, by = seen.event_time, "event", package.modified_by
+    else:
+        at, source, by = seen.now, "observed", package.modified_by
+    return {Tags.APPROVAL_TIME: at, Tags.APPROVAL_TIME_SOURCE: source, Tags.APPROVED_BY: by or "unknown"}
+
+
+def new_version_tags(package: Package, seen: Sighting) -> dict[str, str]:
+    return {**identity_tags(package), **status_record(package, seen)}
+
+
+def _recorded_status_changed(package: Package, version: MlflowVersion) -> bool:
+    return version.tags.get(Tags.APPROVAL) != package.status or Tags.APPROVAL_TIME not in version.tags
+
+
+def versions_to_create(packages: Iterable[Package], existing: list[MlflowVersion]) -> list[Package]:
+    """Approved packages with a run and no version yet (one version per package ARN)."""
+    have = {v.package_arn for v in existing}
+    return [p for p in packages if p.arn not in have and p.status == "Approved" and p.run_id]
+
+
+def tag_updates(packages: Iterable[Package], existing: list[MlflowVersion], seen: Sighting) -> list[Action]:
+    """The tags that differ from the packages' current state. The approval record is part
+    of it only when the status differs from the one MLflow records: an edit, a metadata
+    update or a redelivery changes nothing."""
+    by_arn = {p.arn: p for p in packages}
+    actions = []
+    for version in existing:
+        package = by_arn.get(version.package_arn)
+        if package is None:
+            continue
+        wanted = identity_tags(package)
+        if _recorded_status_changed(package, version):
+            wanted.update(status_record(package, seen))
+        stale = {k: v for k, v in wanted.items() if version.tags.get(k) != v}
+        if stale:
+            actions.append(Action("set_tags", version.version, stale))
+    return actions
+
+
+def after_plan(
+    existing: list[MlflowVersion], creates: list[tuple[Package, dict[str, str]]], updates: list[Action]
+) -> list[MlflowVersion]:
+    """The versions as they will be once the creations and tag updates are applied: what
+    a dry run plans the alias and stages on, so it lists what the real run does."""
+    tags_by_version = {a.version: a.value for a in updates if a.kind == "set_tags"}
+    planned = [replace(v, tags={**v.tags, **tags_by_version.get(v.version, {})}) for v in existing]
+    planned += [MlflowVersion(version=f"new:{p.version}", tags=tags) for p, tags in creates]
+    return planned
 
 
 def choose_champion(versions: list[MlflowVersion], order: str) -> MlflowVersion | None:
@@ -138,3 +227,16 @@ def registry_actions(
         if champion is not None and champion.stage != "Production":
             actions.append(Action("transition", champion.version, "Production"))
     return champion, actions
+
+
+def deployment_target(package: Package, champion: MlflowVersion | None, endpoint_serves_package: bool) -> str | None:
+    """The package ARN the endpoint should now serve, or None to leave it as it is.
+
+    After an approval: this package, when it is the champion. After a rejection: the
+    champion, when the endpoint served the rejected package (endpoints are never torn
+    down, so with no champion left it keeps serving and the caller reports it)."""
+    if package.status == "Approved":
+        return package.arn if champion is not None and champion.package_arn == package.arn else None
+    if endpoint_serves_package and champion is not None:
+        return champion.package_arn
+    return None

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from mlflow_bridge.decisions import Package
-from mlflow_bridge.errors import DeploymentError
+from mlflow_bridge.errors import DeploymentError, InvalidSettings
 from mlflow_bridge.sagemaker_registry import already_exists, describe_or_none
 from mlflow_bridge.settings import DeploymentSettings
 
@@ -81,8 +81,8 @@ class EndpointDeployer:
     def deploy(self, package: Package) -> tuple[str, str]:
         """Returns (endpoint name, what was done: created / updated / unchanged)."""
         name = endpoint_name(package, self.settings)
-        if not self.settings.role_arn:
-            raise DeploymentError("no endpoint execution role configured (BRIDGE_ENDPOINT_ROLE_ARN)")
+        if not self.settings.role_arn:  # a configuration fault: no retry can cure it
+            raise InvalidSettings([("BRIDGE_ENDPOINT_ROLE_ARN", "an endpoint execution role is needed to deploy")])
         model = {"ExecutionRoleArn": self.settings.role_arn, "Containers": [{"ModelPackageName": package.arn}]}
         self._create_once(
             "model", self.client.describe_model, self.client.create_model, {"ModelName": model_name(package)}, model

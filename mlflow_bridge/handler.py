@@ -1,23 +1,37 @@
-"""The Lambda entry point: parse, hand over to the bridge, classify failures.
+"""The Lambda entry point: parse, hand over to the bridge, tell a retry from a rejection.
 
-A malformed event, or settings the bridge cannot work with (checked before anything is
-written), is answered with a rejection (and an error log line) instead of an exception,
-so Lambda does not retry what can never succeed; anything else raises, so
-Lambda retries it (and finally sends it to the dead-letter queue).
+The event is parsed before anything else (settings, the Secrets Manager read, clients), so
+a malformed event is rejected even when a dependency is down. A failure no retry can cure
+(`failures.permanent_failure`: bad settings, a malformed event, 401/403/404, an invalid
+request) is logged once with what to fix and answered with a rejection instead of an
+exception, so Lambda does not retry it into the dead-letter queue; anything else raises,
+so Lambda retries it. Every invocation adds one EMF count (Synced, Ignored, Rejected or
+Retried) through Powertools Metrics.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow_bridge.errors import InvalidSettings, MalformedEvent
-from mlflow_bridge.logs import configure
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["lambda_handler"]
+from mlflow_bridge.events import parse_event
+from mlflow_bridge.failures import permanent_failure
+from mlflow_bridge.logs import SERVICE, bridge_logger
 
-_bridge: Any = None
+if TYPE_CHECKING:
+    from mlflow_bridge.service import Bridge
+
+__all__ = ["METRICS_NAMESPACE", "lambda_handler"]
+
+METRICS_NAMESPACE = "MLflowBridge"  # CloudWatch namespace of the counts (infra's alarms read it)
+
+logger = bridge_logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+_bridge: Bridge | None = None
 
 
 def _load_credentials(secret_arn: str) -> None:
@@ -30,7 +44,7 @@ def _load_credentials(secret_arn: str) -> None:
     os.environ["MLFLOW_TRACKING_PASSWORD"] = secret["password"]
 
 
-def _get_bridge() -> Any:
+def _get_bridge() -> Bridge:
     global _bridge
     if _bridge is None:
         from mlflow_bridge.service import Bridge
@@ -43,14 +57,31 @@ def _get_bridge() -> Any:
     return _bridge
 
 
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def _count(outcome: str) -> None:
+    metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.append_keys(package_arn=_arn_of(event))
     try:
-        return _get_bridge().handle(event)
-    except (MalformedEvent, InvalidSettings) as exc:  # permanent: a retry would fail the same way
-        configure().error("event rejected", extra={"fields": {"reason": str(exc), "package_arn": _arn_of(event)}})
-        return {"status": "rejected", "reason": str(exc)}
+        parsed = parse_event(event)
+        result = _get_bridge().handle(parsed)
+    except Exception as exc:
+        problem = permanent_failure(exc)
+        if problem is None:
+            _count("Retried")
+            logger.exception("event failed; Lambda retries it")
+            raise
+        _count("Rejected")
+        logger.error("event rejected", reason=problem.reason, fix=problem.fix)
+        return {"status": "rejected", "reason": problem.reason, "fix": problem.fix}
+    _count(result["status"].capitalize())  # Synced or Ignored
+    return result
 
 
 def _arn_of(event: Any) -> str:
     detail = event.get("detail") if isinstance(event, dict) else None
-    return detail.get("ModelPackageArn", "") if isinstance(detail, dict) else ""
+    arn = detail.get("ModelPackageArn", "") if isinstance(detail, dict) else ""
+    return arn if isinstance(arn, str) else repr(arn)

@@ -1,55 +1,48 @@
-"""Structured JSON log lines, each carrying the package ARN it is about."""
+"""The bridge's logger: Powertools for AWS Lambda's structured JSON (cold start, request
+id and function name added by `inject_lambda_context`; the package ARN appended per
+event), with every long value cut so one hostile event cannot write megabytes."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
-import sys
 from typing import Any
 
-__all__ = ["PackageLogger", "configure"]
+from aws_lambda_powertools import Logger
+
+__all__ = ["MAX_FIELD_CHARACTERS", "SERVICE", "bridge_logger", "shortened"]
+
+SERVICE = "mlflow-bridge"  # the `service` of every log line and the Metrics dimension
+MAX_FIELD_CHARACTERS = 2048  # a value longer than this (a 5 MB "ARN") is cut, saying so
 
 
-MAX_FIELD_CHARACTERS = 2048  # a field longer than this (a 5 MB "ARN") is cut, saying so
-
-
-def _shortened(value: Any) -> Any:
-    """A field as logged: long text cut to MAX_FIELD_CHARACTERS with its full length noted,
-    so one hostile event cannot write megabytes to CloudWatch."""
+def shortened(value: Any) -> Any:
+    """A value as logged: text cut to MAX_FIELD_CHARACTERS with its full length noted, in
+    nested dicts and lists too."""
     if isinstance(value, str) and len(value) > MAX_FIELD_CHARACTERS:
         return f"{value[:MAX_FIELD_CHARACTERS]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {key: shortened(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [shortened(item) for item in value]
     return value
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {"level": record.levelname, "message": record.getMessage(), "logger": record.name}
-        line.update({key: _shortened(value) for key, value in getattr(record, "fields", {}).items()})
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+def _bounded_json(line: dict[str, Any]) -> str:
+    return json.dumps(shortened(line), default=str, separators=(",", ":"))
 
 
-def configure(level: int = logging.INFO, *, file: str | None = None) -> logging.Logger:
+@functools.cache
+def bridge_logger(*, file: str | None = None, level: int | str = logging.INFO) -> Logger:
     """JSON lines to stdout (Lambda sends them to CloudWatch), or to a file (local mode,
-    where stdout belongs to the command's result)."""
-    logger = logging.getLogger("mlflow_bridge" if file is None else f"mlflow_bridge.file.{file}")
-    if not any(isinstance(h.formatter, _JsonFormatter) for h in logger.handlers):
-        handler: logging.Handler = logging.StreamHandler(sys.stdout) if file is None else logging.FileHandler(file)
-        handler.setFormatter(_JsonFormatter())
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level)
-    return logger
-
-
-class PackageLogger(logging.LoggerAdapter):
-    """`log.info("...", key=value)` with the package ARN added to every line."""
-
-    def __init__(self, logger: logging.Logger, package_arn: str, **fields: Any) -> None:
-        super().__init__(logger, {"package_arn": package_arn, **fields})
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        fields = {**self.extra, **kwargs.pop("fields", {})}
-        kwargs["extra"] = {"fields": fields}
-        return msg, kwargs
+    where stdout belongs to the command's result). Powertools keys a logger by its name,
+    so each file gets a logger of its own (named beside the Lambda's, not below it, so its
+    lines do not also reach stdout). One Logger per file and level: Powertools configures
+    a logger name once, so a second Logger on it would hold a handler it never attached."""
+    common: dict[str, Any] = {"level": level, "json_serializer": _bounded_json, "utc": True, "use_rfc3339": True}
+    if file is None:
+        return Logger(service=SERVICE, **common)
+    name = f"{SERVICE}-file-{hashlib.sha256(file.encode()).hexdigest()[:12]}"
+    return Logger(service=name, logger_handler=logging.FileHandler(file), **common)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_bridge.decisions import Action, MlflowVersion, Tags
+from mlflow_bridge.decisions import Action, MlflowVersion
 
-__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race"]
+__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "filter_literal", "lost_upsert_race"]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
 _UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
@@ -22,6 +22,17 @@ class ModelSource:
 
     uri: str
     model_id: str | None = None
+
+
+def filter_literal(value: str) -> str:
+    """A string literal for an MLflow search filter. MLflow's filter grammar has no escape
+    inside quotes (mlflow.utils.search_utils strips one pair of quotes), so a value is
+    quoted with the quote character it does not contain."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"an MLflow filter cannot hold both quote characters: {value!r}")
 
 
 def lost_upsert_race(exc: BaseException) -> bool:
@@ -86,7 +97,7 @@ class MlflowRegistry:
         by_version: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
-        found = self.client.search_model_versions(f"name = '{name}'")
+        found = self.client.search_model_versions(f"name = {filter_literal(name)}")
         return sorted(
             (
                 MlflowVersion(
@@ -149,6 +160,3 @@ class MlflowRegistry:
             self.set_tags(name, action.version, action.value)
         else:
             raise ValueError(f"unknown action {action.kind}")
-
-    def record_endpoint(self, name: str, version: str, endpoint: str) -> None:
-        self.set_tags(name, version, {Tags.ENDPOINT: endpoint})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlflow_bridge.decisions import Package
+from mlflow_bridge.contract import UNTRACKED_RUN, CustomerMetadata
+from mlflow_bridge.decisions import Package, iso_utc
 
 __all__ = ["SageMakerRegistry", "already_exists", "describe_or_none", "is_not_found"]
 
@@ -48,17 +49,19 @@ class SageMakerRegistry:
         if raw is None:
             return None
         metadata = raw.get("CustomerMetadataProperties") or {}
-        modified = raw.get("LastModifiedTime") or raw.get("CreationTime")
-        modified_by = (raw.get("LastModifiedBy") or {}).get("UserProfileName", "")
+        run_id = metadata.get(CustomerMetadata.RUN_ID, "")
+        created, modified = raw.get("CreationTime"), raw.get("LastModifiedTime")
         return Package(
             arn=raw["ModelPackageArn"],
             group=raw.get("ModelPackageGroupName", ""),
             version=int(raw.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
             status=raw.get("ModelApprovalStatus", ""),
-            run_id=metadata.get("mlflow_run_id", "") if metadata.get("mlflow_run_id") != "untracked" else "",
-            registered_model=metadata.get("mlflow_registered_model", ""),
-            modified=modified.isoformat() if hasattr(modified, "isoformat") else str(modified or ""),
-            modified_by=modified_by,
+            run_id="" if run_id == UNTRACKED_RUN else run_id,
+            registered_model=metadata.get(CustomerMetadata.REGISTERED_MODEL, ""),
+            created=iso_utc(created) if created else "",
+            created_by=_identity(raw.get("CreatedBy")),
+            modified_by=_identity(raw.get("LastModifiedBy")),
+            never_modified=modified is None or (created is not None and modified <= created),
         )
 
     def packages(self, group: str) -> list[Package]:
@@ -67,3 +70,9 @@ class SageMakerRegistry:
         for page in paginator.paginate(ModelPackageGroupName=group, ModelPackageType="Versioned"):
             arns += [p["ModelPackageArn"] for p in page["ModelPackageSummaryList"]]
         return [p for p in (self.describe(arn) for arn in arns) if p is not None]
+
+
+def _identity(user: dict[str, Any] | None) -> str:
+    """Who a SageMaker UserContext names: the Studio user profile, else the IAM identity."""
+    user = user or {}
+    return user.get("UserProfileName") or (user.get("IamIdentity") or {}).get("Arn", "")

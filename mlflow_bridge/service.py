@@ -1,57 +1,77 @@
 """The bridge: an approval event (or a reconcile pass) in, MLflow and the endpoint in step.
 
-Policy lives in `decisions`; this module reads state through the three edges, applies
-the plan and verifies it, so the same event delivered any number of times, in any order
-or concurrently, converges on one state.
+Policy lives in `decisions`; this module reads state through the three edges
+(`interfaces`), applies the plan and verifies it, so the same event delivered any number
+of times, in any order or concurrently, converges on one state.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from mlflow_bridge.decisions import (
     Action,
     MlflowVersion,
     Package,
+    Sighting,
     Tags,
+    after_plan,
+    deployment_target,
     ignore_reason,
+    iso_utc,
+    new_version_tags,
     registry_actions,
-    version_tags,
+    tag_updates,
+    versions_to_create,
 )
-from mlflow_bridge.deployment import EndpointDeployer
 from mlflow_bridge.events import parse_event
-from mlflow_bridge.logs import PackageLogger, configure
-from mlflow_bridge.mlflow_registry import MlflowRegistry
-from mlflow_bridge.sagemaker_registry import SageMakerRegistry
+from mlflow_bridge.logs import bridge_logger
 from mlflow_bridge.settings import BridgeSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+    from mlflow_bridge.interfaces import ModelDeployer, ModelRegistry, PackageRegistry
+    from mlflow_bridge.mlflow_registry import ModelSource
 
 __all__ = ["Bridge"]
 
 _MAX_CONVERGENCE_PASSES = 5
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Bridge:
     def __init__(
         self,
         settings: BridgeSettings,
-        sagemaker: SageMakerRegistry,
-        mlflow: MlflowRegistry,
-        deployer: EndpointDeployer | None = None,
-        logger: logging.Logger | None = None,
+        sagemaker: PackageRegistry,
+        mlflow: ModelRegistry,
+        deployer: ModelDeployer | None = None,
+        logger: Logger | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.settings = settings
         self.sagemaker = sagemaker
         self.mlflow = mlflow
         self.deployer = deployer if settings.deployment.enabled else None
-        self.logger = logger or configure()
+        self.logger = logger or bridge_logger()
+        self.clock = clock
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings, sagemaker_client: Any = None) -> Bridge:
         import os
 
         import boto3
+
+        from mlflow_bridge.deployment import EndpointDeployer
+        from mlflow_bridge.mlflow_registry import MlflowRegistry
+        from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 
         # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION
         client = sagemaker_client or boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
@@ -68,98 +88,102 @@ class Bridge:
     # ---- events ----------------------------------------------------------------------
 
     def handle(self, event: Any) -> dict[str, Any]:
-        """Raises MalformedEvent for events that cannot be read (the Lambda handler rejects
-        them) and lets transient errors (MLflow down, throttling) propagate for a retry."""
+        """One state-change event (a dict, or one already parsed). Raises MalformedEvent
+        for an event that cannot be read; other errors propagate, and the Lambda handler
+        tells a retry from a rejection (`failures`)."""
         parsed = parse_event(event)
         arn = parsed.detail.model_package_arn
-        log = PackageLogger(self.logger, arn, event_id=parsed.id, event_status=parsed.detail.model_approval_status)
+        self.logger.thread_safe_append_keys(package_arn=arn, event_id=parsed.id)
+        try:
+            return self._handle(arn, parsed.detail.model_approval_status, iso_utc(parsed.time))
+        finally:
+            self.logger.thread_safe_remove_keys(["package_arn", "event_id"])
+
+    def _handle(self, arn: str, event_status: str, event_time: str) -> dict[str, Any]:
         package = self.sagemaker.describe(arn)
         reason = ignore_reason(package, self.settings.groups)
         if reason is not None or package is None:
-            log.info("event ignored", fields={"reason": reason})
+            self.logger.info("event ignored", reason=reason)
             return {"status": "ignored", "reason": reason, "package_arn": arn}
-        log.info("syncing package", fields={"current_status": package.status, "group": package.group})
-        changes = self.sync_packages(self.model_name(package), [package], log)
-        changes += self._deploy(package, log)
-        log.info("package synced", fields={"changes": changes})
+        self.logger.info("syncing package", current_status=package.status, group=package.group)
+        # The event dates the status only when it reports the status the package has now.
+        seen = Sighting(now=iso_utc(self.clock()), event_time=event_time if event_status == package.status else "")
+        changes = self.sync_packages(self.model_name(package), [package], seen)
+        changes += self._deploy(package)
+        self.logger.info("package synced", changes=changes)
         return {"status": "synced", "package_arn": arn, "changes": changes}
 
     # ---- MLflow state -----------------------------------------------------------------
 
-    def sync_packages(
-        self, name: str, packages: list[Package], log: logging.LoggerAdapter, *, dry_run: bool = False
-    ) -> list[str]:
-        """Versions and tags for these packages, then the alias and stages of the model."""
-        changes: list[str] = []
-        planned: list[MlflowVersion] = []
+    def sync_packages(self, name: str, packages: list[Package], seen: Sighting, *, dry_run: bool = False) -> list[str]:
+        """Versions and tags for these packages, then the alias and stages of the model.
+        A dry run plans the alias and stages on the state the writes would leave, so it
+        lists what the real run does."""
         existing = self.mlflow.versions(name)
-        for package in packages:
-            mine = [v for v in existing if v.package_arn == package.arn]
-            wanted = version_tags(package)
-            if not mine and package.status == "Approved" and package.run_id:
-                source = self.mlflow.model_source(package.run_id)
-                if source is None:  # the same answer for --dry-run and the real sync
-                    log.warning(
-                        "package ignored: its run has no loadable model",
-                        fields={"run_id": package.run_id, "reason": "no logged model and no model/MLmodel artifact"},
-                    )
-                    continue
-                changes.append(f"{name}: create a version for {package.arn} from run {package.run_id}")
-                if dry_run:
-                    planned.append(MlflowVersion(version=f"new:{package.version}", tags=wanted))
-                    continue
-                self.mlflow.ensure_model(name, description=f"Synced from SageMaker model package group {package.group}")
-                created = self.mlflow.create_version(name, package.run_id, source, wanted)
-                log.info("created MLflow version", fields={"model": name, "version": created})
-                mine = self._one_version_per_package(name, package.arn, log)
-            for version in mine:
-                stale = {k: v for k, v in wanted.items() if version.tags.get(k) != v}
-                if stale:
-                    changes.append(Action("set_tags", version.version, stale).describe(name, self.settings.alias))
-                    if not dry_run:
-                        self.mlflow.set_tags(name, version.version, stale)
-        changes += self._converge(name, log, dry_run=dry_run, planned=planned)
-        return changes
+        creates: list[tuple[Package, ModelSource]] = []
+        for package in versions_to_create(packages, existing):
+            source = self.mlflow.model_source(package.run_id)
+            if source is None:  # the same answer for --dry-run and the real sync
+                self.logger.warning(
+                    "package ignored: its run has no loadable model",
+                    ignored_package=package.arn,
+                    run_id=package.run_id,
+                    reason="no logged model and no model/MLmodel artifact",
+                )
+                continue
+            creates.append((package, source))
+        updates = tag_updates(packages, existing, seen)
+        alias = self.settings.alias
+        changes = [Action("create_version", f"new:{p.version}", p.arn).describe(name, alias) for p, _ in creates]
+        changes += [update.describe(name, alias) for update in updates]
+        if dry_run:
+            planned = after_plan(existing, [(p, new_version_tags(p, seen)) for p, _ in creates], updates)
+            return changes + [a.describe(name, alias) for a in self._registry_plan(planned)]
+        for package, source in creates:
+            self.mlflow.ensure_model(name, description=f"Synced from SageMaker model package group {package.group}")
+            created = self.mlflow.create_version(name, package.run_id, source, new_version_tags(package, seen))
+            self.logger.info("created MLflow version", model=name, version=created, source=source.uri)
+            self._one_version_per_package(name, package.arn)
+        for update in updates:
+            self.mlflow.apply(name, alias, update)
+        return changes + self._converge(name)
 
-    def _one_version_per_package(self, name: str, package_arn: str, log: logging.LoggerAdapter) -> list[MlflowVersion]:
+    def _registry_plan(self, versions: list[MlflowVersion]) -> list[Action]:
+        settings = self.settings
+        _, actions = registry_actions(
+            versions, alias=settings.alias, manage_stages=settings.manage_stages, order=settings.champion_order
+        )
+        return actions
+
+    def _one_version_per_package(self, name: str, package_arn: str) -> None:
         """Two deliveries racing may both create a version; keep the lowest, drop the rest."""
         from mlflow.exceptions import MlflowException
 
-        mine = self.mlflow.for_package(name, package_arn)
-        for duplicate in mine[1:]:
+        for duplicate in self.mlflow.for_package(name, package_arn)[1:]:
             try:
                 self.mlflow.delete_version(name, duplicate.version)
-                log.warning("removed duplicate version", fields={"model": name, "version": duplicate.version})
+                self.logger.warning("removed duplicate version", model=name, version=duplicate.version)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # the other delivery removed it
                     raise
-        return mine[:1]
 
-    def _converge(
-        self, name: str, log: logging.LoggerAdapter, *, dry_run: bool, planned: list[MlflowVersion]
-    ) -> list[str]:
+    def _converge(self, name: str) -> list[str]:
         """Apply the alias/stage plan and re-read until nothing is left to do, so a
         concurrent delivery that moved the alias meanwhile is corrected."""
         changes: list[str] = []
-        settings = self.settings
         for _ in range(_MAX_CONVERGENCE_PASSES):
-            versions = self.mlflow.versions(name) + planned
-            _, actions = registry_actions(
-                versions, alias=settings.alias, manage_stages=settings.manage_stages, order=settings.champion_order
-            )
+            actions = self._registry_plan(self.mlflow.versions(name))
             if not actions:
                 return changes
-            changes += [a.describe(name, settings.alias) for a in actions]
-            if dry_run:
-                return changes
+            changes += [a.describe(name, self.settings.alias) for a in actions]
             for action in actions:
-                self.mlflow.apply(name, settings.alias, action)
-                log.info("registry updated", fields={"model": name, "action": action.kind, "version": action.version})
+                self.mlflow.apply(name, self.settings.alias, action)
+                self.logger.info("registry updated", model=name, action=action.kind, version=action.version)
         raise RuntimeError(f"{name}: alias and stages did not settle after {_MAX_CONVERGENCE_PASSES} passes")
 
     # ---- deployment ------------------------------------------------------------------
 
-    def _deploy(self, package: Package, log: logging.LoggerAdapter) -> list[str]:
+    def _deploy(self, package: Package) -> list[str]:
         """Serve the champion: after an approval that made it champion, or after a
         rejection of the package the endpoint serves. Never tears an endpoint down."""
         if self.deployer is None:
@@ -169,25 +193,22 @@ class Bridge:
         champion, _ = registry_actions(
             versions, alias=self.settings.alias, manage_stages=False, order=self.settings.champion_order
         )
-        if package.status == "Approved":
-            if champion is None or champion.package_arn != package.arn:
-                log.info("not deploying: another approved package is the champion")
-                return []
-            target = package
-        else:
-            if not self.deployer.serves(package):
-                return []
-            if champion is None:
-                log.error("the endpoint serves a rejected package and no approved package remains to replace it")
-                return []
-            target = self.sagemaker.describe(champion.package_arn)
-            if target is None:
-                return []
+        serves = package.status != "Approved" and self.deployer.serves(package)
+        target_arn = deployment_target(package, champion, serves)
+        if target_arn is None:
+            if serves:
+                self.logger.error("the endpoint serves a rejected package and no approved package remains")
+            elif package.status == "Approved":
+                self.logger.info("not deploying: another approved package is the champion")
+            return []
+        target = package if target_arn == package.arn else self.sagemaker.describe(target_arn)
+        if target is None:
+            return []
         endpoint, outcome = self.deployer.deploy(target)
         served = next(v for v in versions if v.package_arn == target.arn)
         if served.tags.get(Tags.ENDPOINT) != endpoint:
-            self.mlflow.record_endpoint(name, served.version, endpoint)
-        log.info("endpoint deployed", fields={"endpoint": endpoint, "outcome": outcome, "served": target.arn})
+            self.mlflow.set_tags(name, served.version, {Tags.ENDPOINT: endpoint})
+        self.logger.info("endpoint deployed", endpoint=endpoint, outcome=outcome, served=target.arn)
         return [] if outcome == "unchanged" else [f"endpoint {endpoint} {outcome} with {target.arn}"]
 
     # ---- reconcile ---------------------------------------------------------------------
@@ -196,12 +217,16 @@ class Bridge:
         """Walk every package of the groups and repair MLflow to match (missed events,
         a restored server). Deployment is left to events."""
         changes: list[str] = []
+        seen = Sighting(now=iso_utc(self.clock()))
         for group in groups:
             by_model: dict[str, list[Package]] = defaultdict(list)
             for package in self.sagemaker.packages(group):
                 if ignore_reason(package, self.settings.groups) is None:
                     by_model[self.model_name(package)].append(package)
             for name, packages in sorted(by_model.items()):
-                log = PackageLogger(self.logger, f"group:{group}", model=name, dry_run=dry_run)
-                changes += self.sync_packages(name, packages, log, dry_run=dry_run)
+                self.logger.thread_safe_append_keys(group=group, model=name, dry_run=dry_run)
+                try:
+                    changes += self.sync_packages(name, packages, seen, dry_run=dry_run)
+                finally:
+                    self.logger.thread_safe_remove_keys(["group", "model", "dry_run"])
         return changes

@@ -24,6 +24,7 @@ from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 from mlflow_bridge.service import Bridge
 from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
 from pipeline.tracking_server import TrackingServer
+from tests.lambda_context import LambdaContext
 from tests.tracking_fixtures import small_model_dir, tracking_server  # noqa: F401 - fixtures
 
 EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
@@ -259,7 +260,7 @@ def test_other_groups_pending_and_vanished_packages_are_ignored(world: World) ->
 def test_malformed_events_are_rejected_not_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handler, "_bridge", world.bridge())
     for event in ({"source": "aws.sagemaker"}, {**EVENT, "detail": {"ModelPackageArn": 7}}, "nonsense"):
-        result = handler.lambda_handler(event)
+        result = handler.lambda_handler(event, LambdaContext())
         assert result["status"] == "rejected"
     with pytest.raises(MalformedEvent):
         world.bridge().handle({"detail-type": "x"})

@@ -7,12 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_bridge.decisions import MlflowVersion, Package, Tags, choose_champion, ignore_reason, registry_actions
+from mlflow_bridge.decisions import (
+    MlflowVersion,
+    Package,
+    Sighting,
+    Tags,
+    after_plan,
+    choose_champion,
+    deployment_target,
+    ignore_reason,
+    iso_utc,
+    new_version_tags,
+    registry_actions,
+    status_record,
+    tag_updates,
+    versions_to_create,
+)
 from mlflow_bridge.deployment import config_name, update_request
-from mlflow_bridge.errors import MalformedEvent
+from mlflow_bridge.errors import DeploymentError, InvalidSettings, MalformedEvent
 from mlflow_bridge.events import parse_event
+from mlflow_bridge.failures import permanent_failure
 from mlflow_bridge.mlflow_registry import lost_upsert_race
 from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
+from tests.lambda_context import LambdaContext
 
 EVENT = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
 
@@ -197,7 +214,7 @@ def test_bad_settings_exit_2_from_the_cli_and_are_not_retried_by_lambda(
     assert "Traceback" not in err
     monkeypatch.setattr(handler, "_bridge", None)
     event = json.loads((Path(__file__).parent / "events" / "model_package_approved.json").read_text())
-    answer = handler.lambda_handler(event)  # returns instead of raising: Lambda does not retry it
+    answer = handler.lambda_handler(event, LambdaContext())  # returns instead of raising: no retry
     assert answer["status"] == "rejected" and "BRIDGE_ALIAS" in answer["reason"]
 
 
@@ -249,11 +266,279 @@ def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
 
 
 def test_long_log_fields_are_cut_saying_so(tmp_path: Path) -> None:
-    from mlflow_bridge.logs import MAX_FIELD_CHARACTERS, PackageLogger, configure
+    from mlflow_bridge.logs import MAX_FIELD_CHARACTERS, bridge_logger
 
     arn = "arn:" + "x" * 5_000_000
     log_file = tmp_path / "bridge.log"
-    PackageLogger(configure(file=str(log_file)), arn).info("event seen")
+    logger = bridge_logger(file=str(log_file))
+    logger.thread_safe_append_keys(package_arn=arn)
+    logger.info("event seen", detail={"nested": ["y" * 10_000]})
+    logger.thread_safe_remove_keys(["package_arn"])
     line = json.loads(log_file.read_text().strip().splitlines()[-1])
     assert len(line["package_arn"]) < MAX_FIELD_CHARACTERS + 40
     assert line["package_arn"].endswith("... (5000004 characters)")
+    assert line["detail"]["nested"][0].endswith("... (10000 characters)")
+    assert line["message"] == "event seen" and line["level"] == "INFO"
+
+
+# ---- what an approval is --------------------------------------------------------------
+
+ARN_1 = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+SEEN = Sighting(now="2026-12-02T09:00:00.000+00:00", event_time="2026-12-01T08:00:00.000+00:00")
+
+
+def recorded(status: str = "Approved", **tags: str) -> MlflowVersion:
+    base = {Tags.PACKAGE_ARN: ARN_1, Tags.GROUP: "g", Tags.PACKAGE_VERSION: "1", Tags.APPROVAL: status}
+    base.update({Tags.APPROVAL_TIME: "2026-11-01T00:00:00.000+00:00", Tags.APPROVED_BY: "alice"}, **tags)
+    return MlflowVersion("1", base)
+
+
+def test_an_edit_or_a_redelivery_of_an_approved_package_changes_no_tag() -> None:
+    edited = Package(ARN_1, "g", 1, "Approved", "r", modified_by="bob-who-edited-metadata")
+    assert tag_updates([edited], [recorded()], SEEN) == []
+    assert tag_updates([edited], [recorded()], Sighting(now="2030-01-01T00:00:00.000+00:00")) == []
+
+
+def test_a_status_change_is_recorded_once_with_the_events_time_and_author() -> None:
+    rejected = Package(ARN_1, "g", 1, "Rejected", "r", modified_by="carol")
+    (update,) = tag_updates([rejected], [recorded()], SEEN)
+    assert update.value == {
+        Tags.APPROVAL: "Rejected",
+        Tags.APPROVAL_TIME: SEEN.event_time,
+        Tags.APPROVAL_TIME_SOURCE: "event",
+        Tags.APPROVED_BY: "carol",
+    }
+    after = after_plan([recorded()], [], [update])
+    assert tag_updates([rejected], after, Sighting(now="2030-01-01T00:00:00.000+00:00")) == []
+
+
+def test_the_approval_time_is_the_creation_for_an_unmodified_package_else_the_event_else_now() -> None:
+    created = Package(ARN_1, "g", 1, "Approved", "r", created="2026-10-10T10:10:10.000+00:00", created_by="ci",
+                      never_modified=True)  # fmt: skip
+    assert status_record(created, SEEN) == {
+        Tags.APPROVAL_TIME: created.created, Tags.APPROVAL_TIME_SOURCE: "created", Tags.APPROVED_BY: "ci"
+    }  # fmt: skip
+    later = Package(ARN_1, "g", 1, "Approved", "r", created="2026-10-10T10:10:10.000+00:00")
+    assert status_record(later, SEEN)[Tags.APPROVAL_TIME_SOURCE] == "event"
+    missed = status_record(later, Sighting(now=SEEN.now))
+    assert (missed[Tags.APPROVAL_TIME], missed[Tags.APPROVAL_TIME_SOURCE], missed[Tags.APPROVED_BY]) == (
+        SEEN.now, "observed", "unknown",
+    )  # fmt: skip
+
+
+def test_a_version_without_an_approval_record_gets_one_and_a_missing_version_is_created() -> None:
+    bare = MlflowVersion("1", {Tags.PACKAGE_ARN: ARN_1, Tags.APPROVAL: "Approved"})
+    package = Package(ARN_1, "g", 1, "Approved", "r")
+    (update,) = tag_updates([package], [bare], SEEN)
+    assert update.value[Tags.APPROVAL_TIME] == SEEN.event_time and update.value[Tags.GROUP] == "g"
+    second = Package(ARN_1.replace("/1", "/2"), "g", 2, "Approved", "r")
+    untracked = Package(ARN_1.replace("/1", "/3"), "g", 3, "Approved", "")
+    assert versions_to_create([package, second, untracked], [bare]) == [second]
+
+
+def test_a_dry_run_plans_the_alias_on_the_state_its_writes_leave() -> None:
+    """The issue's case: an older approved package edited, a newer one's approval missed:
+    the plan on the current state alone would list one change where the sync makes four."""
+    old = MlflowVersion("1", recorded().tags, ("champion",), "Production")
+    newer = Package(ARN_1.replace("/1", "/2"), "g", 2, "Approved", "r")
+    planned = after_plan([old], [(newer, new_version_tags(newer, SEEN))], [])
+    _, actions = registry_actions(planned, alias="champion", manage_stages=True, order="highest_version")
+    assert [(a.kind, a.version, a.value) for a in actions] == [
+        ("set_alias", "new:2", None), ("transition", "1", "Archived"), ("transition", "new:2", "Production"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "champion_package", "serves", "expected"),
+    [
+        ("Approved", 1, False, ARN_1),  # the approved package is the champion: deploy it
+        ("Approved", 2, False, None),  # another package is the champion
+        ("Rejected", 2, True, "arn:p/2"),  # the endpoint served the rejected package: the champion replaces it
+        ("Rejected", 2, False, None),  # the endpoint serves something else: leave it
+        ("Rejected", None, True, None),  # nothing approved remains: keep serving, never tear down
+    ],
+)
+def test_what_the_endpoint_serves_after_an_event(status, champion_package, serves, expected) -> None:
+    package = Package(ARN_1, "g", 1, status, "r")
+    champion = None
+    if champion_package == 1:
+        champion = MlflowVersion("1", {Tags.PACKAGE_ARN: ARN_1, Tags.APPROVAL: "Approved"})
+    elif champion_package:
+        champion = version(2, champion_package)
+    assert deployment_target(package, champion, serves) == expected
+
+
+def test_times_are_compared_in_one_spelling() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    paris = datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    assert iso_utc(paris) == "2026-12-01T09:00:00.123+00:00"
+    assert iso_utc(datetime(2026, 12, 1, 9)) == "2026-12-01T09:00:00.000+00:00"
+
+
+# ---- which failures are retried --------------------------------------------------------
+
+
+def _mlflow_error(code: str) -> Exception:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    return MlflowException("refused", error_code=getattr(databricks_pb2, code))
+
+
+def _aws_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+@pytest.mark.parametrize(
+    ("make", "fix"),
+    [
+        (lambda: _mlflow_error("PERMISSION_DENIED"), "MANAGE on the registered model"),
+        (lambda: _mlflow_error("UNAUTHENTICATED"), "BRIDGE_MLFLOW_SECRET_ARN"),
+        (lambda: _mlflow_error("RESOURCE_DOES_NOT_EXIST"), "mlflow_run_id"),
+        (lambda: _mlflow_error("INVALID_PARAMETER_VALUE"), "refused the request"),
+        (lambda: _aws_error("AccessDeniedException", 400), "IAM role"),
+        (lambda: _aws_error("ValidationException", 400), "correct the request"),
+        (lambda: MalformedEvent("no detail"), "State Change"),
+        (lambda: InvalidSettings([("BRIDGE_ALIAS", "reserved")]), "configuration"),
+        (lambda: _no_region(), "AWS_REGION"),
+    ],
+    ids=[
+        "mlflow 403",
+        "mlflow 401",
+        "mlflow 404",
+        "mlflow 400",
+        "aws denied",
+        "aws invalid",
+        "malformed",
+        "settings",
+        "no region",
+    ],
+)
+def test_permanent_failures_are_reported_with_what_to_fix(make, fix: str) -> None:
+    problem = permanent_failure(make())
+    assert problem is not None and fix in problem.fix
+
+
+def _no_region() -> Exception:
+    from botocore.exceptions import NoRegionError
+
+    return NoRegionError()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _mlflow_error("INTERNAL_ERROR"),  # also how the client reports a refused connection
+        lambda: _mlflow_error("TEMPORARILY_UNAVAILABLE"),
+        lambda: _mlflow_error("REQUEST_LIMIT_EXCEEDED"),
+        lambda: _aws_error("ThrottlingException", 400),
+        lambda: _aws_error("ServiceUnavailable", 503),
+        lambda: _aws_error("SomethingNew", 500),
+        lambda: __import__("botocore.exceptions").exceptions.EndpointConnectionError(endpoint_url="https://x"),
+        lambda: DeploymentError("endpoint is Updating"),
+        lambda: RuntimeError("did not settle"),
+    ],
+    ids=[
+        "mlflow 500",
+        "mlflow 503",
+        "mlflow 429",
+        "aws throttled",
+        "aws 503",
+        "aws 500",
+        "aws connection",
+        "endpoint busy",
+        "unknown",
+    ],
+)
+def test_transient_failures_are_left_to_retry(make) -> None:
+    assert permanent_failure(make()) is None
+
+
+# ---- the Lambda handler ------------------------------------------------------------------
+
+
+@pytest.fixture
+def lambda_stdout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """What the handler writes to stdout (its log lines and EMF), as CloudWatch gets it:
+    the logger's stream was bound when the module was imported, so it writes to whatever
+    stdout is when it writes (pytest swaps it between a test's phases)."""
+    import sys
+
+    from mlflow_bridge import handler
+
+    class CurrentStdout:
+        def write(self, text: str) -> int:
+            return sys.stdout.write(text)
+
+        def flush(self) -> None:
+            sys.stdout.flush()
+
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", CurrentStdout())
+    return lambda: capsys.readouterr().out
+
+
+def _emf_counts(output: str) -> dict[str, float]:
+    """The counts of the EMF lines Powertools Metrics printed (CloudWatch embedded metric format)."""
+    counts: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            record = json.loads(line)
+            for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                counts[metric["Name"]] = sum(record[metric["Name"]]) if isinstance(record[metric["Name"]], list) \
+                    else record[metric["Name"]]  # fmt: skip
+            assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MLflowBridge"
+    return counts
+
+
+def test_a_malformed_event_is_rejected_before_settings_or_secrets_are_read(
+    monkeypatch: pytest.MonkeyPatch, lambda_stdout
+) -> None:
+    """Secrets Manager is unreachable (nothing listens at its endpoint): the event is still
+    rejected, with no retry, since it is parsed first."""
+    from mlflow_bridge import handler
+
+    monkeypatch.setattr(handler, "_bridge", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("BRIDGE_MLFLOW_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:b-AbCdEf")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    context = LambdaContext()
+    answer = handler.lambda_handler({**EVENT, "detail": {"ModelPackageArn": "x" * 5_000_000}}, context)
+    assert answer["status"] == "rejected" and "ModelPackageArn" in answer["reason"]
+    assert handler._bridge is None  # nothing was set up
+    out = lambda_stdout()
+    (line,) = [json.loads(x) for x in out.splitlines() if '"event rejected"' in x]
+    assert line["cold_start"] in (True, False) and line["function_request_id"] == context.aws_request_id
+    assert line["package_arn"].endswith("(5000000 characters)") and line["fix"]
+    assert len(max(out.splitlines(), key=len)) < 20_000  # no line carries the 5 MB value
+    assert _emf_counts(out) == {"Rejected": 1}
+
+
+def test_a_transient_failure_raises_for_a_retry_and_is_counted(monkeypatch: pytest.MonkeyPatch, lambda_stdout) -> None:
+    from mlflow_bridge import handler
+
+    class Down:
+        def handle(self, event: object) -> dict:
+            raise _mlflow_error("TEMPORARILY_UNAVAILABLE")
+
+    monkeypatch.setattr(handler, "_bridge", Down())
+    with pytest.raises(Exception, match="refused"):
+        handler.lambda_handler(EVENT, LambdaContext())
+    out = lambda_stdout()
+    assert _emf_counts(out) == {"Retried": 1}
+    assert any('"event failed; Lambda retries it"' in x for x in out.splitlines())
+
+
+def test_a_permission_error_is_rejected_once_not_retried(monkeypatch: pytest.MonkeyPatch, lambda_stdout) -> None:
+    from mlflow_bridge import handler
+
+    class Denied:
+        def handle(self, event: object) -> dict:
+            raise _mlflow_error("PERMISSION_DENIED")
+
+    monkeypatch.setattr(handler, "_bridge", Denied())
+    answer = handler.lambda_handler(EVENT, LambdaContext())
+    assert answer["status"] == "rejected" and "MANAGE" in answer["fix"]
+    assert _emf_counts(lambda_stdout()) == {"Rejected": 1}

@@ -42,6 +42,8 @@ def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
     assert f"mlflow-skinny=={version}" in requirements
     lambda_dockerfile = (REPO / "infra" / "bridge_lambda" / "Dockerfile").read_text()
     assert f"mlflow-skinny=={version}" in lambda_dockerfile
+    (powertools,) = [p for p in pins if p.startswith("aws-lambda-powertools")]
+    assert f'"{powertools}"' in lambda_dockerfile
 
 
 def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(

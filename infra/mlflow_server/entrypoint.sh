@@ -6,7 +6,8 @@
 # Required: DB_HOST, DB_NAME, DB_USERNAME, DB_PASSWORD, ARTIFACTS_DESTINATION,
 #           MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY
 # Optional: DB_PORT (3306), PORT (5000), WORKERS (2), ALLOWED_HOSTS,
-#           MLFLOW_USER_SECRET_<NAME> (non-admin users: {"username": ..., "password": ...})
+#           MLFLOW_USER_SECRET_<NAME> (non-admin users: {"username": ..., "password": ...}),
+#           MLFLOW_REGISTERED_MODEL_MANAGERS ({"user": ["registered model", ...]}: MANAGE grants)
 set -euo pipefail
 
 for name in DB_HOST DB_NAME DB_USERNAME DB_PASSWORD ARTIFACTS_DESTINATION \

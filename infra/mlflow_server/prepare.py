@@ -80,7 +80,16 @@ def unique_foreign_key_names() -> None:
     Operations.create_table = create_table  # type: ignore[method-assign]
 
 
-def migrate_and_create_users(auth_uri: str, users: dict[str, str]) -> None:
+def migrate_and_create_users(
+    auth_uri: str, users: dict[str, str], model_managers: dict[str, list[str]] | None = None
+) -> None:
+    """Migrate the auth database, create the missing users, and grant each model manager
+    MANAGE on its registered models (an upsert, so every start converges on the grants).
+
+    A grant names the model, not its creator's row, so it holds whoever creates the model
+    and whenever (MLflow stores grants by name: mlflow.server.auth.sqlalchemy_store,
+    grant_user_permission); without it, under `default_permission = READ`, a model someone
+    else created first refuses the bridge's writes with 403 on every delivery."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     unique_foreign_key_names()
@@ -90,6 +99,20 @@ def migrate_and_create_users(auth_uri: str, users: dict[str, str]) -> None:
         if not store.has_user(name):
             store.create_user(name, password, is_admin=False)
             print(f"prepare: created MLflow user {name}", file=sys.stderr)
+    for name, models in (model_managers or {}).items():
+        for model in models:
+            store.grant_user_permission(name, "registered_model", model, "MANAGE")
+            print(f"prepare: MLflow user {name} manages registered model {model}", file=sys.stderr)
+
+
+def model_managers(text: str) -> dict[str, list[str]]:
+    """MLFLOW_REGISTERED_MODEL_MANAGERS: JSON {"user": ["registered model", ...]}."""
+    value = json.loads(text or "{}")
+    if not isinstance(value, dict) or not all(
+        isinstance(models, list) and all(isinstance(m, str) and m for m in models) for models in value.values()
+    ):
+        raise SystemExit('prepare: MLFLOW_REGISTERED_MODEL_MANAGERS must be JSON {"user": ["model", ...]}')
+    return value
 
 
 def main() -> int:
@@ -104,7 +127,11 @@ def main() -> int:
         if key.startswith("MLFLOW_USER_SECRET_"):
             secret = json.loads(value)
             users[secret["username"]] = secret["password"]
-    migrate_and_create_users(auth_uri, users)
+    managers = model_managers(os.environ.get("MLFLOW_REGISTERED_MODEL_MANAGERS", ""))
+    unknown = sorted(set(managers) - set(users))
+    if unknown:
+        raise SystemExit(f"prepare: MLFLOW_REGISTERED_MODEL_MANAGERS names users without a secret: {unknown}")
+    migrate_and_create_users(auth_uri, users, managers)
     print(database_uri(tracking_db))
     return 0
 

@@ -4,8 +4,10 @@ would send to the MLflow bridge; locally, "deployment" is `mlflow models serve`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import PipelineConfig
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.serving import LocalModelServer
@@ -27,9 +29,10 @@ def state_change_event(client: Any, arn: str) -> dict[str, Any]:
     return {
         "version": "0",
         "id": f"local-{arn.rsplit('/', 1)[-1]}-{package['ModelApprovalStatus']}",
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
+        "detail-type": STATE_CHANGE_DETAIL_TYPE,
+        "source": EVENT_SOURCE,
         "account": account,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "region": region,
         "resources": [arn],
         "detail": {
@@ -52,7 +55,7 @@ def approve_locally(
     serve: bool = True,
 ) -> ApprovalResult:
     from mlflow_bridge.deployment import EndpointDeployer
-    from mlflow_bridge.logs import configure
+    from mlflow_bridge.logs import bridge_logger
     from mlflow_bridge.mlflow_registry import MlflowRegistry
     from mlflow_bridge.sagemaker_registry import SageMakerRegistry
     from mlflow_bridge.service import Bridge
@@ -80,7 +83,7 @@ def approve_locally(
         SageMakerRegistry(registry.client),
         MlflowRegistry.connect(tracking_uri),
         deployer,
-        logger=configure(file=str(log_file)),
+        logger=bridge_logger(file=str(log_file)),
     )
     result = bridge.handle(state_change_event(registry.client, arn))
     if server is not None and server.process is None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_bridge.contract import CustomerMetadata
 from pipeline.steps.context import BuildContext, StepNames
 from pipeline.steps.evaluation import report_uri
 
-__all__ = ["MLFLOW_RUN_ID_KEY", "MLFLOW_RUN_ID_PATH", "register_step"]
+__all__ = ["MLFLOW_RUN_ID_PATH", "register_step"]
 
-MLFLOW_RUN_ID_KEY = "mlflow_run_id"
 MLFLOW_RUN_ID_PATH = "mlflow.run_id"  # where evaluate.py writes it in evaluation.json
 INFERENCE_SCRIPT = "inference.py"
 
@@ -48,9 +48,11 @@ def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any)
         model_metrics=metrics,
         description=reg.description or f"{cfg.pipeline.name}: {cfg.training.estimator_path} ({cfg.training.task})",
         customer_metadata_properties={
-            MLFLOW_RUN_ID_KEY: JsonGet(step_name=evaluate.name, property_file=report, json_path=MLFLOW_RUN_ID_PATH),
-            "mlflow_experiment": cfg.mlflow.experiment,
-            "mlflow_registered_model": cfg.mlflow.registered_model,
+            CustomerMetadata.RUN_ID: JsonGet(
+                step_name=evaluate.name, property_file=report, json_path=MLFLOW_RUN_ID_PATH
+            ),
+            CustomerMetadata.EXPERIMENT: cfg.mlflow.experiment,
+            CustomerMetadata.REGISTERED_MODEL: cfg.mlflow.registered_model,
         },
         domain="MACHINE_LEARNING",
         task="REGRESSION" if cfg.training.task == "regression" else "CLASSIFICATION",

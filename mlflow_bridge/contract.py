@@ -1,0 +1,49 @@
+"""The contract between the pipeline's register step and the bridge, written once.
+
+The register step (`pipeline/steps/registration.py`) writes these customer-metadata keys
+on every model package; the bridge reads them, answers SageMaker's state-change events
+and writes the version tags below on MLflow model versions. Both sides import this
+module. It lives in the bridge because the bridge's Lambda image holds `mlflow_bridge/`
+only (never `pipeline/`), and it imports nothing, so the builder pays nothing for it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EVENT_SOURCE", "STATE_CHANGE_DETAIL_TYPE", "UNTRACKED_RUN", "CustomerMetadata", "Tags"]
+
+# EventBridge's source and detail-type for model package changes (approval status and
+# lifecycle stage alike). Source: SageMaker Developer Guide, "Automating SageMaker with
+# Amazon EventBridge", Model package state change.
+EVENT_SOURCE = "aws.sagemaker"
+STATE_CHANGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+
+
+class CustomerMetadata:
+    """Keys of a model package's CustomerMetadataProperties (values: 1-256 characters of
+    letters, digits, spaces and `_.:/=+-@`, per CreateModelPackage's API reference)."""
+
+    RUN_ID = "mlflow_run_id"  # the MLflow run that trained and evaluated the model
+    EXPERIMENT = "mlflow_experiment"
+    REGISTERED_MODEL = "mlflow_registered_model"  # the MLflow model the versions go to
+
+
+# RUN_ID's value when the jobs ran without tracking (a metadata value may not be empty).
+# pipeline/steps/scripts/evaluate.py writes it; the scripts run in the job image and cannot
+# import this module, so a test keeps the two equal.
+UNTRACKED_RUN = "untracked"
+
+
+class Tags:
+    """Tag keys the bridge writes on MLflow model versions (no dots, so they filter
+    without quoting: `tags.sagemaker_model_package_arn = '...'`)."""
+
+    PACKAGE_ARN = "sagemaker_model_package_arn"
+    GROUP = "sagemaker_model_package_group"
+    PACKAGE_VERSION = "sagemaker_model_package_version"
+    APPROVAL = "sagemaker_approval_status"
+    # When and by whom the package took its current approval status, written once per
+    # status change (see decisions.status_record), never rewritten by an edit.
+    APPROVAL_TIME = "sagemaker_approval_time"
+    APPROVAL_TIME_SOURCE = "sagemaker_approval_time_source"  # created, event or observed
+    APPROVED_BY = "sagemaker_approved_by"
+    ENDPOINT = "sagemaker_endpoint"

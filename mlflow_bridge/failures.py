@@ -1,0 +1,88 @@
+"""Which failures a retry can cure, decided from the error alone.
+
+Lambda retries an EventBridge delivery that raises (then sends it to the dead-letter
+queue); a failure no retry can cure must not raise, or it fills the queue with events
+that fail the same way. Transient: throttling, 5xx, timeouts and connection errors, an
+endpoint still updating. Permanent: refused credentials or permissions (401/403), a run
+or model that does not exist (404), a request the service refuses as invalid, bad
+settings, a malformed event; each is reported once with what to fix. Anything not
+recognised is treated as transient: a retry is the safe default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow_bridge.errors import InvalidSettings, MalformedEvent
+
+__all__ = ["Permanent", "permanent_failure"]
+
+
+@dataclass(frozen=True)
+class Permanent:
+    """A failure a retry cannot cure: what went wrong and what to change."""
+
+    reason: str
+    fix: str
+
+
+# botocore error codes a retry can cure (botocore's own retry handler lists these as
+# throttling and transient errors: botocore/data/_retry.json).
+_AWS_TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException", "RequestTimeout", "RequestTimeoutException",
+    "InternalError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException",
+}  # fmt: skip
+
+_MLFLOW_FIXES = {
+    401: "the tracking server refused the bridge's credentials: check BRIDGE_MLFLOW_SECRET_ARN's secret "
+    "against the server's users (the server sets each user's password from its secret at start)",
+    403: "the bridge's MLflow user lacks permission: grant it MANAGE on the registered model (the tracking "
+    "server does so at start for the models in MLFLOW_REGISTERED_MODEL_MANAGERS)",
+    404: "the tracking server has no such run or model: check the package's mlflow_run_id customer metadata "
+    "and the tracking URI, or restore the run",
+    400: "the tracking server refused the request as invalid",
+}
+
+
+def permanent_failure(exc: BaseException) -> Permanent | None:
+    """The failure as a Permanent one, or None when a retry may cure it."""
+    if isinstance(exc, MalformedEvent):
+        return Permanent(str(exc), "send a 'SageMaker Model Package State Change' event from aws.sagemaker")
+    if isinstance(exc, InvalidSettings):
+        return Permanent(str(exc), "correct the named variables in the function's configuration")
+    module = type(exc).__module__.split(".", 1)[0]
+    if module == "mlflow":
+        return _mlflow(exc)
+    if module == "botocore":
+        return _aws(exc)
+    return None
+
+
+def _mlflow(exc: BaseException) -> Permanent | None:
+    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
+    if status in _MLFLOW_FIXES and getattr(exc, "error_code", "") not in {"REQUEST_LIMIT_EXCEEDED"}:
+        return Permanent(f"MLflow {status} {getattr(exc, 'error_code', '')}: {exc}", _MLFLOW_FIXES[status])
+    return None
+
+
+def _aws(exc: BaseException) -> Permanent | None:
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        return Permanent(str(exc), "give the function AWS credentials and a region (AWS_REGION)")
+    if not isinstance(exc, ClientError):
+        return None  # connection errors and timeouts
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+    if code in _AWS_TRANSIENT_CODES or status >= 500 or status == 429:
+        return None
+    fix = (
+        "allow the action in the bridge's IAM role"
+        if "AccessDenied" in code or code in {"UnauthorizedOperation", "UnrecognizedClientException"}
+        else "correct the request or the resource it names"
+    )
+    return Permanent(f"AWS {code}: {error.get('Message', exc)}", fix)
