@@ -8,7 +8,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Action, MlflowVersion
 
-__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "filter_literal", "lost_upsert_race"]
+__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "versions_filter"]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
 _UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
@@ -24,15 +24,17 @@ class ModelSource:
     model_id: str | None = None
 
 
-def filter_literal(value: str) -> str:
-    """A string literal for an MLflow search filter. MLflow's filter grammar has no escape
-    inside quotes (mlflow.utils.search_utils strips one pair of quotes), so a value is
-    quoted with the quote character it does not contain."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise ValueError(f"an MLflow filter cannot hold both quote characters: {value!r}")
+def versions_filter(name: str) -> str:
+    """An MLflow search filter that finds every version of the model `name`, whatever
+    characters it holds (MLflow allows any but `/` and `:`). MLflow's filter grammar has no
+    escape inside quotes (mlflow.utils.search_utils strips one pair), so the name is quoted
+    with the quote character it lacks; a name with both is matched by LIKE on its part
+    before the first `'`, and the caller keeps the exact name."""
+    if "'" not in name:
+        return f"name = '{name}'"
+    if '"' not in name:
+        return f'name = "{name}"'
+    return f"name LIKE '{name.split(chr(39))[0]}%'"
 
 
 def lost_upsert_race(exc: BaseException) -> bool:
@@ -97,7 +99,7 @@ class MlflowRegistry:
         by_version: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
-        found = self.client.search_model_versions(f"name = {filter_literal(name)}")
+        found = [v for v in self.client.search_model_versions(versions_filter(name)) if v.name == name]
         return sorted(
             (
                 MlflowVersion(

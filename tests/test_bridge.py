@@ -7,6 +7,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from mlflow_bridge import handler
 from mlflow_bridge.decisions import Action, Package, Tags
 from mlflow_bridge.deployment import EndpointDeployer, config_name, update_request
 from mlflow_bridge.errors import DeploymentError, MalformedEvent
-from mlflow_bridge.mlflow_registry import MlflowRegistry
+from mlflow_bridge.mlflow_registry import MlflowRegistry, versions_filter
 from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 from mlflow_bridge.service import Bridge
 from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
@@ -34,11 +35,11 @@ ROLE = "arn:aws:iam::123456789012:role/mlops-endpoint"
 class World:
     """One test's group, registered model, SageMaker client and MLflow client."""
 
-    def __init__(self, uri: str, model_dir: Path) -> None:
+    def __init__(self, uri: str, model_dir: Path, model: str = "") -> None:
         from mlflow import MlflowClient
 
         self.group = f"g-{uuid.uuid4().hex[:8]}"
-        self.model = f"m-{self.group}"
+        self.model = model or f"m-{self.group}"
         self.uri = uri
         self.model_dir = model_dir
         self.sm = boto3.client("sagemaker", region_name="us-east-1")
@@ -50,13 +51,14 @@ class World:
         base = BridgeSettings(tracking_uri=self.uri, groups=[self.group], deployment=DeploymentSettings(role_arn=ROLE))
         return base.model_copy(update=changes)
 
-    def bridge(self, **changes: Any) -> Bridge:
+    def bridge(self, clock: Callable[[], datetime] | None = None, **changes: Any) -> Bridge:
         settings = self.settings(**changes)
         return Bridge(
             settings,
             SageMakerRegistry(self.sm),
             MlflowRegistry.connect(self.uri),
             EndpointDeployer(self.sm, settings.deployment),
+            **({"clock": clock} if clock else {}),
         )
 
     def package(self, status: str = "PendingManualApproval", group: str | None = None, logged: str = "folder") -> str:
@@ -93,13 +95,35 @@ class World:
             ModelPackageArn=arn, ModelApprovalStatus=status, CustomerMetadataProperties=metadata
         )
 
+    def edit(self, arn: str, **metadata: str) -> None:
+        """An edit that is not an approval: a customer-metadata key added, status unchanged."""
+        current = self.sm.describe_model_package(ModelPackageName=arn)
+        # moto 5.2.5 drops the status too on an update that omits it (SageMaker keeps it)
+        self.sm.update_model_package(
+            ModelPackageArn=arn,
+            ModelApprovalStatus=current["ModelApprovalStatus"],
+            CustomerMetadataProperties={**current["CustomerMetadataProperties"], **metadata},
+        )
+
     def event(self, arn: str, status: str = "Approved") -> dict[str, Any]:
+        """The state-change event, timed now (EventBridge's `time` of the change)."""
         event = json.loads(json.dumps(EVENT))
+        event["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         event["detail"].update(ModelPackageArn=arn, ModelPackageGroupName=self.group, ModelApprovalStatus=status)
         return event
 
     def versions(self) -> list[Any]:
-        return sorted(self.mlflow.search_model_versions(f"name = '{self.model}'"), key=lambda v: int(v.version))
+        found = self.mlflow.search_model_versions(versions_filter(self.model))
+        return sorted((v for v in found if v.name == self.model), key=lambda v: int(v.version))
+
+    def assert_serves(self, arn: str, alias: str = "champion") -> None:
+        """`models:/NAME@ALIAS` points at the package's version, loads, and predicts."""
+        import mlflow.pyfunc
+
+        assert self.alias_target(alias) == self.version_of(arn).version
+        mlflow.set_tracking_uri(self.uri)
+        model = mlflow.pyfunc.load_model(f"models:/{self.model}@{alias}")
+        assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
 
     def alias_target(self, alias: str = "champion") -> str | None:
         return self.mlflow.get_registered_model(self.model).aliases.get(alias)
@@ -115,8 +139,6 @@ def world(aws: str, tracking_server: TrackingServer, small_model_dir: Path) -> W
 
 
 def test_approval_syncs_version_alias_stage_and_deploys(world: World) -> None:
-    import mlflow.pyfunc
-
     arn = world.package()
     world.set_status(arn, "Approved")
     result = world.bridge().handle(world.event(arn))
@@ -129,9 +151,8 @@ def test_approval_syncs_version_alias_stage_and_deploys(world: World) -> None:
     endpoint = world.sm.describe_endpoint(EndpointName=world.group)
     assert endpoint["EndpointStatus"] == "InService"
     assert version.tags[Tags.ENDPOINT] == world.group
-    mlflow.set_tracking_uri(world.uri)
-    model = mlflow.pyfunc.load_model(f"models:/{world.model}@champion")
-    assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
+    assert version.tags[Tags.APPROVAL_TIME_SOURCE] == "event"
+    world.assert_serves(arn)
 
 
 def test_duplicate_deliveries_change_nothing_further(world: World) -> None:
@@ -141,12 +162,14 @@ def test_duplicate_deliveries_change_nothing_further(world: World) -> None:
     assert len(world.versions()) == 1
     assert all(r["changes"] == [] for r in results[1:])
     assert "endpoint" in " ".join(results[0]["changes"])
+    world.assert_serves(arn)
 
 
 def test_rejection_removes_alias_and_archives(world: World) -> None:
     arn = world.package("Approved")
     bridge = world.bridge()
     bridge.handle(world.event(arn))
+    world.assert_serves(arn)
     world.set_status(arn, "Rejected")
     bridge.handle(world.event(arn, "Rejected"))
     version = world.version_of(arn)
@@ -161,10 +184,10 @@ def test_rejecting_the_champion_falls_back_to_the_newest_remaining_approved(worl
     bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
     bridge.handle(world.event(first))
     bridge.handle(world.event(second))
-    assert world.alias_target() == world.version_of(second).version
+    world.assert_serves(second)
     world.set_status(second, "Rejected")
     bridge.handle(world.event(second, "Rejected"))
-    assert world.alias_target() == world.version_of(first).version
+    world.assert_serves(first)
     assert world.version_of(first).current_stage == "Production"
     assert world.version_of(second).current_stage == "Archived"
 
@@ -176,7 +199,7 @@ def test_either_order_leaves_the_alias_on_the_highest_version(world: World, orde
     bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
     for index in order:
         bridge.handle(world.event(arns[index]))
-    assert world.alias_target() == world.version_of(arns[1]).version
+    world.assert_serves(arns[1])
     assert world.version_of(arns[1]).current_stage == "Production"
     assert world.version_of(arns[0]).current_stage != "Production"
 
@@ -190,6 +213,7 @@ def test_late_approval_of_an_older_version_does_not_redeploy(world: World) -> No
     assert not any("endpoint" in change for change in result["changes"])
     assert world.sm.describe_endpoint(EndpointName=world.group)["EndpointConfigName"] == served
     assert served == config_name(Package(arns[1], world.group, 2, "Approved"), DeploymentSettings(role_arn=ROLE))
+    world.assert_serves(arns[1])
 
 
 def raised_by_concurrent(calls: list[Callable[[], object]]) -> list[BaseException]:
@@ -217,7 +241,7 @@ def test_concurrent_approvals_converge(world: World) -> None:
     bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
     assert raised_by_concurrent([partial(bridge.handle, world.event(arn)) for arn in arns * 3]) == []
     assert sorted(v.tags[Tags.PACKAGE_ARN] for v in world.versions()) == sorted(arns)
-    assert world.alias_target() == world.version_of(arns[1]).version
+    world.assert_serves(arns[1])
     assert [v.current_stage for v in world.versions()].count("Production") == 1
 
 
@@ -242,6 +266,10 @@ def test_racing_first_writes_of_an_alias_and_a_tag_all_succeed(world: World) -> 
     assert {f"race{r}": version for r in range(rounds)}.items() <= model.aliases.items()
     tags = world.mlflow.get_model_version(world.model, version).tags
     assert all(tags[f"race_{r}"] == "same" for r in range(rounds))
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(world.uri)
+    assert mlflow.pyfunc.load_model(f"models:/{world.model}@race0").predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
 
 
 def test_other_groups_pending_and_vanished_packages_are_ignored(world: World) -> None:
@@ -284,7 +312,7 @@ def test_tracking_outage_raises_and_redelivery_converges(
         bridge.handle(world.event(arn))
         bridge.handle(world.event(arn))
         assert len(world.versions()) == 1
-        assert world.alias_target() == world.versions()[0].version
+        world.assert_serves(arn)
     finally:
         server.stop()
 
@@ -365,7 +393,7 @@ def test_sync_dry_run_lists_the_repairs_and_sync_applies_them(world: World) -> N
     assert len(world.versions()) == 1 and world.alias_target() == world.version_of(first).version  # untouched
     applied = bridge.sync_groups([world.group], dry_run=False)
     assert applied
-    assert world.alias_target() == world.version_of(second).version
+    world.assert_serves(second)
     assert world.version_of(first).tags[Tags.APPROVAL] == "Rejected"
     assert bridge.sync_groups([world.group], dry_run=False) == []
 
@@ -382,7 +410,7 @@ def test_sync_command_line(world: World, monkeypatch: pytest.MonkeyPatch, capsys
     assert world.versions() == []
     assert bridge_main(["sync", "--group", world.group]) == 0
     assert "MLflow repaired" in capsys.readouterr().out
-    assert world.alias_target() == "1"
+    world.assert_serves(arn)
     monkeypatch.delenv("BRIDGE_MODEL_PACKAGE_GROUPS", raising=False)
     assert bridge_main(["sync"]) == 2
 
@@ -461,15 +489,11 @@ def test_a_racing_model_with_another_package_is_an_error_not_success() -> None:
 def test_a_model_logged_the_ordinary_way_gets_a_loadable_version(world: World) -> None:
     """MLflow 3 keeps `log_model`'s model as a logged model, not under the run's artifacts:
     the version points at it, and `models:/NAME@champion` loads and predicts."""
-    import mlflow.pyfunc
-
     arn = world.package("Approved", logged="logged_model")
     world.bridge(deployment=DeploymentSettings(enabled=False)).handle(world.event(arn))
     version = world.version_of(arn)
     assert version.source.startswith("models:/m-")  # the logged model, not the run's artifacts
-    mlflow.set_tracking_uri(world.uri)
-    model = mlflow.pyfunc.load_model(f"models:/{world.model}@champion")
-    assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
+    world.assert_serves(arn)
 
 
 def test_a_run_without_a_model_is_ignored_alike_by_sync_and_its_dry_run(world: World) -> None:
@@ -483,3 +507,66 @@ def test_a_run_without_a_model_is_ignored_alike_by_sync_and_its_dry_run(world: W
     assert same == [re.sub(r"version \d+", "version N", change) for change in applied]
     assert not any(empty in change for change in applied)
     assert [v.tags[Tags.PACKAGE_ARN] for v in world.versions()] == [good]
+    world.assert_serves(good)
+
+
+def test_an_edit_of_an_approved_package_is_not_an_approval(world: World) -> None:
+    """With `latest_approval`, a metadata edit of the older approved package once moved the
+    alias and Production back to it, by handle and by sync alike."""
+    older, newer = world.package(), world.package()
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False), champion_order="latest_approval")
+    for arn in (older, newer):
+        world.set_status(arn, "Approved")
+        bridge.handle(world.event(arn))
+    world.assert_serves(newer)
+    before = world.version_of(older).tags
+    world.edit(older, review="reviewed-by-ops")
+    assert bridge.handle(world.event(older))["changes"] == []
+    assert bridge.sync_groups([world.group], dry_run=True) == []
+    assert bridge.sync_groups([world.group], dry_run=False) == []
+    assert world.version_of(older).tags == before
+    world.assert_serves(newer)
+    assert world.version_of(newer).current_stage == "Production"
+
+
+def test_a_dry_run_lists_exactly_what_the_sync_then_does(world: World) -> None:
+    """Drift of every kind at once: an approved package edited, a rejection and two
+    approvals missed (one of a run with no model). Both runs see the same clock."""
+    noon = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    edited, rejected = world.package("Approved"), world.package("Approved")
+    bridge = world.bridge(lambda: noon, deployment=DeploymentSettings(enabled=False))
+    for arn in (edited, rejected):
+        bridge.handle(world.event(arn))
+    world.edit(edited, review="ok")
+    world.set_status(rejected, "Rejected")
+    missed, empty = world.package(), world.package("Approved", logged="none")
+    world.set_status(missed, "Approved")  # an approval whose event was lost: dated when first seen
+    planned = bridge.sync_groups([world.group], dry_run=True)
+    applied = bridge.sync_groups([world.group], dry_run=False)
+    numbers = {f"new:{world.version_of(missed).tags[Tags.PACKAGE_VERSION]}": world.version_of(missed).version}
+    assert [re.sub(r"new:\d+", lambda m: numbers[m.group(0)], change) for change in planned] == applied
+    assert len(applied) >= 4 and not any(empty in change for change in applied)
+    assert bridge.sync_groups([world.group], dry_run=True) == []
+    world.assert_serves(missed)
+    assert world.version_of(missed).tags[Tags.APPROVAL_TIME] == "2026-12-02T12:00:00.000+00:00"
+    assert world.version_of(missed).tags[Tags.APPROVAL_TIME_SOURCE] == "observed"
+
+
+@pytest.fixture
+def odd_world(aws: str, tracking_server: TrackingServer, small_model_dir: Path) -> World:  # noqa: F811
+    """A registered model whose name holds both quote characters, spaces and non-ASCII."""
+    return World(tracking_server.uri, small_model_dir, model=f"""team's "churn" model (α) {uuid.uuid4().hex[:6]}""")
+
+
+def test_a_model_name_with_any_character_mlflow_accepts_works_end_to_end(odd_world: World) -> None:
+    world = odd_world
+    first, second = world.package("Approved"), world.package("Approved")
+    bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
+    bridge.handle(world.event(first))
+    bridge.handle(world.event(second))
+    world.assert_serves(second)
+    world.set_status(second, "Rejected")
+    bridge.handle(world.event(second, "Rejected"))
+    world.assert_serves(first)
+    assert [v.current_stage for v in world.versions()] == ["Production", "Archived"]
+    assert bridge.sync_groups([world.group], dry_run=False) == []
