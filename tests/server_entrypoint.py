@@ -53,6 +53,7 @@ def entrypoint_env(
     s3_endpoint: str,
     admin_password: str,
     service_users: dict[str, str],
+    model_managers: dict[str, list[str]] | None = None,
 ) -> dict[str, str]:
     """What ECS gives the container (`database` is user, password, name; the secrets as
     ECS secrets would inject them), over this shell's environment minus its MLflow settings."""
@@ -77,6 +78,7 @@ def entrypoint_env(
             f"MLFLOW_USER_SECRET_{username.upper()}": json.dumps({"username": username, "password": secret})
             for username, secret in service_users.items()
         },
+        "MLFLOW_REGISTERED_MODEL_MANAGERS": json.dumps(model_managers or {}),
     }
 
 

@@ -24,6 +24,8 @@ SERVER_DIR = REPO / "infra" / "mlflow_server"
 DB_PASSWORD = "db-pa55word-" + uuid.uuid4().hex[:8]
 ADMIN_PASSWORD = "admin-pa55word-" + uuid.uuid4().hex[:8]
 PIPELINE_PASSWORD = "pipeline-pa55word-" + uuid.uuid4().hex[:8]
+BRIDGE_PASSWORD = "bridge-pa55word-" + uuid.uuid4().hex[:8]
+SCIENTIST_PASSWORD = "scientist-pa55word-" + uuid.uuid4().hex[:8]
 
 
 @pytest.fixture
@@ -100,6 +102,92 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
         server_environments = [e for e in _session_files(process.pid, "environ") if "MLFLOW_BACKEND_STORE_URI" in e]
         assert server_environments
         assert all(" MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=16 " in f" {e} " for e in server_environments)
+
+
+def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
+    aws: str,
+    mariadb_user: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_model_dir: Path,  # noqa: F811
+) -> None:
+    """The server as deployed (basic auth, default READ, a non-admin bridge user): a data
+    scientist creates the registered models first. The model the deployment names is
+    granted to the bridge at start, so it syncs; another model refuses the bridge with 403,
+    which the Lambda reports once with the fix instead of retrying it."""
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    from mlflow_bridge import handler
+    from mlflow_bridge.mlflow_registry import MlflowRegistry
+    from mlflow_bridge.sagemaker_registry import SageMakerRegistry
+    from mlflow_bridge.service import Bridge
+    from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
+    from tests.lambda_context import LambdaContext
+    from tests.test_bridge import EVENT
+
+    user, database = mariadb_user
+    managed, unmanaged = "churn-managed", "churn-unmanaged"
+    env = entrypoint_env(
+        home=tmp_path,
+        port=free_port(),
+        workers=1,
+        database=(user, DB_PASSWORD, database),
+        artifacts="s3://mlops-artifacts-123456789012/mlflow",
+        s3_endpoint=aws,
+        admin_password=ADMIN_PASSWORD,
+        service_users={"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD, "ds": SCIENTIST_PASSWORD},
+        model_managers={"mlflow-bridge": [managed]},
+    )
+    with running_entrypoint(env, tmp_path / "server.log"):
+        uri = f"http://127.0.0.1:{env['PORT']}"
+
+        def act_as(name: str, password: str) -> MlflowClient:
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", name)
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+            return MlflowClient(uri)
+
+        scientist = act_as("ds", SCIENTIST_PASSWORD)
+        for name in (managed, unmanaged):
+            scientist.create_registered_model(name)
+        pipeline = act_as("pipeline", PIPELINE_PASSWORD)
+        run = pipeline.create_run(pipeline.create_experiment("churn"))
+        pipeline.log_artifacts(run.info.run_id, str(small_model_dir), "model")
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+        events = {}
+        for name in (managed, unmanaged):
+            arn = sm.create_model_package(
+                ModelPackageGroupName="churn",
+                ModelApprovalStatus="Approved",
+                InferenceSpecification={
+                    "Containers": [
+                        {"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}
+                    ],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+                CustomerMetadataProperties={"mlflow_run_id": run.info.run_id, "mlflow_registered_model": name},
+            )["ModelPackageArn"]
+            events[name] = {
+                **EVENT,
+                "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"},
+            }
+
+        act_as("mlflow-bridge", BRIDGE_PASSWORD)
+        settings = BridgeSettings(tracking_uri=uri, groups=["churn"], deployment=DeploymentSettings(enabled=False))
+        bridge = Bridge(settings, SageMakerRegistry(sm), MlflowRegistry.connect(uri))
+        monkeypatch.setattr(handler, "_bridge", bridge)
+        assert handler.lambda_handler(events[managed], LambdaContext())["status"] == "synced"
+        mlflow.set_tracking_uri(uri)
+        model = mlflow.pyfunc.load_model(f"models:/{managed}@champion")
+        assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
+
+        answer = handler.lambda_handler(events[unmanaged], LambdaContext())  # returns: no retry
+        assert answer["status"] == "rejected" and "403" in answer["reason"] and "MANAGE" in answer["fix"]
+        scientist = act_as("ds", SCIENTIST_PASSWORD)
+        assert scientist.search_model_versions(f"name = '{unmanaged}'") == []  # nothing half-written
+        assert scientist.get_registered_model(managed).aliases == {"champion": "1"}
 
 
 def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
