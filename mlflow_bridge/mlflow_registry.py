@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,7 +146,7 @@ class MlflowRegistry:
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            _upsert(lambda key=key, value=value: self.client.set_model_version_tag(name, version, key, value))
+            _upsert(functools.partial(self.client.set_model_version_tag, name, version, key, value))
 
     def apply(self, name: str, alias: str, action: Action) -> None:
         if action.kind == "set_alias":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -50,7 +50,7 @@ class BridgeSettings(BaseModel):
         env = os.environ if env is None else env
         reader = _EnvReader(env)
         groups = [reader.group(item) for item in reader.listed("BRIDGE_MODEL_PACKAGE_GROUPS")]
-        settings = {
+        settings: dict[str, Any] = {
             "tracking_uri": env.get("MLFLOW_TRACKING_URI", ""),
             "registered_model": env.get("BRIDGE_REGISTERED_MODEL", ""),
             "groups": [g for g in groups if g],
@@ -59,7 +59,7 @@ class BridgeSettings(BaseModel):
             "champion_order": reader.choice("BRIDGE_CHAMPION_ORDER", ("highest_version", "latest_approval")),
             "credentials_secret_arn": env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
         }
-        deployment = {
+        deployment: dict[str, Any] = {
             "enabled": reader.boolean("BRIDGE_DEPLOY", True),
             "endpoint_name": env.get("BRIDGE_ENDPOINT_NAME", ""),
             "role_arn": env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),

@@ -55,6 +55,7 @@ def approve_locally(
     serve: bool = True,
 ) -> ApprovalResult:
     from mlflow_bridge.deployment import EndpointDeployer
+    from mlflow_bridge.interfaces import ModelDeployer
     from mlflow_bridge.logs import bridge_logger
     from mlflow_bridge.mlflow_registry import MlflowRegistry
     from mlflow_bridge.sagemaker_registry import SageMakerRegistry
@@ -75,7 +76,8 @@ def approve_locally(
         if serve
         else None
     )
-    deployer: Any = server or EndpointDeployer(registry.client, settings.deployment)
+    # local mode's "endpoint" is a scoring server; both implement the bridge's ModelDeployer
+    deployer: ModelDeployer = server if server is not None else EndpointDeployer(registry.client, settings.deployment)
     log_file = workspace.root / "logs" / "bridge.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     bridge = Bridge(

@@ -1,7 +1,8 @@
 """Local deployment: `mlflow models serve` for the registered model's alias.
 
-Plays the part of the bridge's endpoint deployer in local mode (same `deploy`/`serves`
-interface), so the bridge's policy decides when the local "endpoint" changes.
+Plays the part of the bridge's endpoint deployer in local mode: it implements
+`mlflow_bridge.interfaces.ModelDeployer` (held to it by the type checker where approval.py
+hands it to the bridge), so the bridge's policy decides when the local "endpoint" changes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlflow_bridge.decisions import Package
 from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
 
 __all__ = ["LocalModelServer", "ServingError"]
@@ -33,7 +35,7 @@ class LocalModelServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def deploy(self, package: Any) -> tuple[str, str]:
+    def deploy(self, package: Package) -> tuple[str, str]:
         """(Re)start the scoring server on `models:/<name>@<alias>`."""
         outcome = "updated" if self.process is not None else "created"
         self.stop()
@@ -58,7 +60,7 @@ class LocalModelServer:
         self.served_arn = package.arn
         return self.url, outcome
 
-    def serves(self, package: Any) -> bool:
+    def serves(self, package: Package) -> bool:
         return self.process is not None and self.served_arn == package.arn
 
     def predict(self, records: list[dict[str, Any]]) -> list[Any]:
