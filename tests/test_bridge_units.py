@@ -542,3 +542,30 @@ def test_a_permission_error_is_rejected_once_not_retried(monkeypatch: pytest.Mon
     answer = handler.lambda_handler(EVENT, LambdaContext())
     assert answer["status"] == "rejected" and "MANAGE" in answer["fix"]
     assert _emf_counts(lambda_stdout()) == {"Rejected": 1}
+
+
+def test_the_job_scripts_write_the_contracts_untracked_run_value() -> None:
+    """evaluate.py runs in the job image and cannot import the contract: kept equal here."""
+    from mlflow_bridge.contract import UNTRACKED_RUN
+    from tests.test_data_handling import scripts_importable
+
+    with scripts_importable():
+        import evaluate
+
+    assert evaluate.UNTRACKED == UNTRACKED_RUN
+
+
+def test_the_register_step_writes_the_keys_the_bridge_reads() -> None:
+    from mlflow_bridge.contract import CustomerMetadata
+    from mlflow_bridge.sagemaker_registry import SageMakerRegistry
+
+    class Client:
+        def describe_model_package(self, ModelPackageName: str) -> dict:
+            return {
+                "ModelPackageArn": ModelPackageName, "ModelPackageGroupName": "g", "ModelPackageVersion": 1,
+                "ModelApprovalStatus": "Approved",
+                "CustomerMetadataProperties": {CustomerMetadata.RUN_ID: "abc", CustomerMetadata.REGISTERED_MODEL: "m"},
+            }  # fmt: skip
+
+    package = SageMakerRegistry(Client()).describe(ARN_1)
+    assert (package.run_id, package.registered_model, package.never_modified) == ("abc", "m", True)
