@@ -34,6 +34,28 @@ def mariadb_user() -> Iterator[tuple[str, str]]:
         yield user_and_database
 
 
+def server_env(
+    home: Path,
+    mariadb_user: tuple[str, str],
+    s3_endpoint: str,
+    users: dict[str, str],
+    model_managers: dict[str, list[str]] | None = None,
+) -> dict[str, str]:
+    """The container's environment for one worker on this test's database and moto S3."""
+    user, database = mariadb_user
+    return entrypoint_env(
+        home=home,
+        port=free_port(),
+        workers=1,
+        database=(user, DB_PASSWORD, database),
+        artifacts="s3://mlops-artifacts-123456789012/mlflow",
+        s3_endpoint=s3_endpoint,
+        admin_password=ADMIN_PASSWORD,
+        service_users=users,
+        model_managers=model_managers,
+    )
+
+
 def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
     pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tracking"]
     (pinned,) = [p for p in pins if p.startswith("mlflow")]
@@ -55,17 +77,7 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
     monkeypatch: pytest.MonkeyPatch,
     small_model_dir: Path,  # noqa: F811
 ) -> None:
-    user, database = mariadb_user
-    env = entrypoint_env(
-        home=tmp_path,
-        port=free_port(),
-        workers=1,
-        database=(user, DB_PASSWORD, database),
-        artifacts="s3://mlops-artifacts-123456789012/mlflow",
-        s3_endpoint=aws,
-        admin_password=ADMIN_PASSWORD,
-        service_users={"pipeline": PIPELINE_PASSWORD},
-    )
+    env = server_env(tmp_path, mariadb_user, aws, {"pipeline": PIPELINE_PASSWORD})
     log = tmp_path / "server.log"
     with running_entrypoint(env, log) as process:
         uri = f"http://127.0.0.1:{env['PORT']}"
@@ -126,19 +138,9 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
     from tests.lambda_context import LambdaContext
     from tests.test_bridge import EVENT
 
-    user, database = mariadb_user
     managed, unmanaged = "churn-managed", "churn-unmanaged"
-    env = entrypoint_env(
-        home=tmp_path,
-        port=free_port(),
-        workers=1,
-        database=(user, DB_PASSWORD, database),
-        artifacts="s3://mlops-artifacts-123456789012/mlflow",
-        s3_endpoint=aws,
-        admin_password=ADMIN_PASSWORD,
-        service_users={"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD, "ds": SCIENTIST_PASSWORD},
-        model_managers={"mlflow-bridge": [managed]},
-    )
+    users = {"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD, "ds": SCIENTIST_PASSWORD}
+    env = server_env(tmp_path, mariadb_user, aws, users, {"mlflow-bridge": [managed]})
     with running_entrypoint(env, tmp_path / "server.log"):
         uri = f"http://127.0.0.1:{env['PORT']}"
 
