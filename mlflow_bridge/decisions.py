@@ -23,6 +23,7 @@ __all__ = [
     "after_plan",
     "choose_champion",
     "deployment_target",
+    "duplicate_versions",
     "ignore_reason",
     "iso_utc",
     "new_version_tags",
@@ -185,6 +186,19 @@ def tag_updates(packages: Iterable[Package], existing: list[MlflowVersion], seen
         if stale:
             actions.append(Action("set_tags", version.version, stale))
     return actions
+
+
+def duplicate_versions(versions: list[MlflowVersion], package_arns: set[str]) -> list[MlflowVersion]:
+    """The versions beyond the first (lowest number) of each of these packages: what two
+    deliveries racing on one approval both created, one of which must go."""
+    seen: set[str] = set()
+    extra = []
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        if version.package_arn in package_arns:
+            if version.package_arn in seen:
+                extra.append(version)
+            seen.add(version.package_arn)
+    return extra
 
 
 def after_plan(

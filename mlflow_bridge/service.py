@@ -20,6 +20,7 @@ from mlflow_bridge.decisions import (
     Tags,
     after_plan,
     deployment_target,
+    duplicate_versions,
     ignore_reason,
     iso_utc,
     new_version_tags,
@@ -143,10 +144,9 @@ class Bridge:
             self.mlflow.ensure_model(name, description=f"Synced from SageMaker model package group {package.group}")
             created = self.mlflow.create_version(name, package.run_id, source, new_version_tags(package, seen))
             self.logger.info("created MLflow version", model=name, version=created, source=source.uri)
-            self._one_version_per_package(name, package.arn)
         for update in updates:
             self.mlflow.apply(name, alias, update)
-        return changes + self._converge(name)
+        return changes + self._converge(name, {package.arn for package, _ in creates})
 
     def _registry_plan(self, versions: list[MlflowVersion]) -> list[Action]:
         settings = self.settings
@@ -155,24 +155,15 @@ class Bridge:
         )
         return actions
 
-    def _one_version_per_package(self, name: str, package_arn: str) -> None:
-        """Two deliveries racing may both create a version; keep the lowest, drop the rest."""
-        from mlflow.exceptions import MlflowException
-
-        for duplicate in self.mlflow.for_package(name, package_arn)[1:]:
-            try:
-                self.mlflow.delete_version(name, duplicate.version)
-                self.logger.warning("removed duplicate version", model=name, version=duplicate.version)
-            except MlflowException as exc:
-                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # the other delivery removed it
-                    raise
-
-    def _converge(self, name: str) -> list[str]:
+    def _converge(self, name: str, created: set[str] | None = None) -> list[str]:
         """Apply the alias/stage plan and re-read until nothing is left to do, so a
-        concurrent delivery that moved the alias meanwhile is corrected."""
+        concurrent delivery that moved the alias meanwhile is corrected. Each read also
+        drops the extra versions two racing deliveries made for a package this call
+        created (the lowest stays), before anything points at them."""
         changes: list[str] = []
         for _ in range(_MAX_CONVERGENCE_PASSES):
-            actions = self._registry_plan(self.mlflow.versions(name))
+            versions = self._without_duplicates(name, self.mlflow.versions(name), created or set())
+            actions = self._registry_plan(versions)
             if not actions:
                 return changes
             changes += [a.describe(name, self.settings.alias) for a in actions]
@@ -180,6 +171,19 @@ class Bridge:
                 self.mlflow.apply(name, self.settings.alias, action)
                 self.logger.info("registry updated", model=name, action=action.kind, version=action.version)
         raise RuntimeError(f"{name}: alias and stages did not settle after {_MAX_CONVERGENCE_PASSES} passes")
+
+    def _without_duplicates(self, name: str, versions: list[MlflowVersion], arns: set[str]) -> list[MlflowVersion]:
+        from mlflow.exceptions import MlflowException
+
+        extra = duplicate_versions(versions, arns)
+        for duplicate in extra:
+            try:
+                self.mlflow.delete_version(name, duplicate.version)
+                self.logger.warning("removed duplicate version", model=name, version=duplicate.version)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # the other delivery removed it
+                    raise
+        return [v for v in versions if v not in extra]
 
     # ---- deployment ------------------------------------------------------------------
 

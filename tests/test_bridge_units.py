@@ -569,3 +569,11 @@ def test_the_register_step_writes_the_keys_the_bridge_reads() -> None:
 
     package = SageMakerRegistry(Client()).describe(ARN_1)
     assert (package.run_id, package.registered_model, package.never_modified) == ("abc", "m", True)
+
+
+def test_racing_deliveries_keep_the_lowest_version_of_a_package() -> None:
+    from mlflow_bridge.decisions import duplicate_versions
+
+    versions = [version(3, 1), version(1, 1), version(2, 2), version(4, 1)]
+    assert [v.version for v in duplicate_versions(versions, {"arn:p/1"})] == ["3", "4"]
+    assert duplicate_versions(versions, {"arn:p/2"}) == []
