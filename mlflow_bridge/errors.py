@@ -1,4 +1,5 @@
-"""One base error; the handler decides retry (transient) or reject (malformed) by class."""
+"""The bridge's own errors, one base class. Whether a failure is retried is decided in
+`failures.py`, for these and the services' errors alike."""
 
 from __future__ import annotations
 

@@ -114,9 +114,6 @@ class MlflowRegistry:
             key=lambda v: int(v.version),
         )
 
-    def for_package(self, name: str, package_arn: str) -> list[MlflowVersion]:
-        return [v for v in self.versions(name) if v.package_arn == package_arn]
-
     def model_source(self, run_id: str) -> ModelSource | None:
         """Where the run's model is, however it was logged; None when it has none.
 
