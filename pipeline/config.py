@@ -13,7 +13,16 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.tasks import (
     DEFAULT_OBJECTIVE,
@@ -23,6 +32,7 @@ from pipeline.tasks import (
     TRAINING_METRICS,
     Task,
 )
+from pipeline.uri_credentials import refuse_credentials_in_uri
 
 __all__ = [
     "AwsSettings",
@@ -52,9 +62,17 @@ __all__ = [
 SageMakerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")]
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
-S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
+_NoCredentials = BeforeValidator(refuse_credentials_in_uri)
+S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"), _NoCredentials]
+TrackingUri = Annotated[str, StringConstraints(pattern=r"^(https?|file)://.+$"), _NoCredentials]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
-S3Prefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()\-][A-Za-z0-9!_.*'()/\-]*$")]
+# Key segments of S3's "safe" characters without `*` (an IAM policy would read it as a
+# wildcard: the prefix becomes part of resource ARNs) and without `.`/`..` segments (a
+# path that climbs out of the prefix locally and on any file-like copy of the bucket).
+S3Prefix = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9!_.'()\-]+(/[A-Za-z0-9!_.'()\-]+)*/?$"),
+]
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")]
 SecretArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:.+$")]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
@@ -82,6 +100,13 @@ class AwsSettings(_Strict):
     role_arn: RoleArn
     default_bucket: BucketName
     prefix: S3Prefix = Field(description="Key prefix under which code, data and artifacts live.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, value: str) -> str:
+        if any(part in {".", ".."} for part in value.strip("/").split("/")):
+            raise ValueError(f"{value!r} has a '.' or '..' segment; name the prefix's folders plainly")
+        return value
 
     @property
     def account(self) -> str:
@@ -412,7 +437,7 @@ class MlflowCredentials(_Strict):
 
 
 class MlflowSettings(_Strict):
-    tracking_uri: Annotated[str, StringConstraints(pattern=r"^(https?|file)://.+$")]
+    tracking_uri: TrackingUri
     experiment: NonEmptyStr
     registered_model: NonEmptyStr
     credentials: MlflowCredentials = Field(default_factory=MlflowCredentials)

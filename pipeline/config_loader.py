@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "apply_overrides", "interpolate", "load_config", "parse_config"]
+__all__ = ["DEFAULT_CONFIG_PATH", "apply_overrides", "interpolate", "load_config", "parse_config", "parse_yaml"]
 
 DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
 
@@ -72,9 +72,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if any(not part for part in parts):
         raise ConfigError([("--set", f"empty key segment in {key!r}")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError([(key, f"--set value {raw!r} is not valid YAML: {exc}")]) from exc
+        value = parse_yaml(raw) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ConfigError([(key, f"--set value is not valid YAML: {exc}")]) from None
     return parts, value
 
 
@@ -154,6 +154,56 @@ def parse_config(
         raise ConfigError(_format_validation_error(exc), source) from None
 
 
+MAX_EXPANDED_NODES = 100_000  # the default config is ~300 nodes; a bomb is 10**9
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes `node` becomes once every alias is expanded (as interpolation and the
+    schema walk it), counted without expanding: each shared node is sized once."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise ValueError("an alias refers to a node that contains it (a recursive structure)")
+    open_nodes.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes, open_nodes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes) for k, v in node.value)
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
+
+
+def parse_yaml(text: str) -> Any:
+    """`yaml.safe_load`, bounded: anchors and aliases are allowed (a config may reuse a
+    block), but a document that would expand past MAX_EXPANDED_NODES (an alias bomb: a few
+    KB that become 10**9 nodes) or that refers to itself is refused before it is built.
+
+    Raises yaml.YAMLError for invalid YAML, ValueError for a document too large, too deep
+    or recursive."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ValueError("the YAML is nested too deeply") from None
+        if node is None:
+            return None
+        try:
+            size = _expanded_size(node, {}, set())
+        except RecursionError:
+            raise ValueError("the YAML is nested too deeply") from None
+        if size > MAX_EXPANDED_NODES:
+            raise ValueError(
+                f"the YAML expands to {size:,} nodes through its aliases (at most {MAX_EXPANDED_NODES:,} are read)"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(
     path: Path | str = DEFAULT_CONFIG_PATH, *, overrides: Iterable[str] = (), env: Mapping[str, str] | None = None
 ) -> PipelineConfig:
@@ -163,10 +213,15 @@ def load_config(
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([("", "config file not found")], str(path)) from None
+    except UnicodeDecodeError as exc:
+        message = f"not a UTF-8 text file (byte {exc.start} is 0x{exc.object[exc.start]:02x}); is it a YAML file?"
+        raise ConfigError([("", message)], str(path)) from None
     except OSError as exc:
         raise ConfigError([("", f"cannot read config file: {exc.strerror}")], str(path)) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text)
+    except ValueError as exc:
+        raise ConfigError([("", str(exc))], str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

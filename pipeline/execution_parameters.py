@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline.errors import UsageError
+from pipeline.uri_credentials import credentials_in_uri
 
 __all__ = [
     "input_parameters",
@@ -35,7 +36,8 @@ def _check_value(name: str, kind: str, value: str) -> str:
 
 
 def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any]) -> dict[str, str]:
-    """Name, type and, where a parameter declares them, `EnumValues` (`start` and `run --local`)."""
+    """Name, type and, where a parameter declares them, `EnumValues` (`start` and `run --local`);
+    a value carrying credentials (`pipeline.uri_credentials`) is refused without being echoed."""
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     values: dict[str, str] = {}
     for pair in pairs:
@@ -44,6 +46,9 @@ def parse_execution_parameters(pairs: Iterable[str], definition: dict[str, Any])
             raise UsageError(f"--param expects Name=value, got {pair!r}")
         if name not in declared:
             raise UsageError(f"--param {name}: unknown parameter (the pipeline declares {', '.join(sorted(declared))})")
+        found = credentials_in_uri(value)
+        if found:
+            raise UsageError(f"--param {name}: the value carries credentials ({found}); pass them at run time instead")
         allowed = declared[name].get("EnumValues")
         if allowed and value not in allowed:
             raise UsageError(f"--param {name}: {value!r} is not one of {', '.join(allowed)}")

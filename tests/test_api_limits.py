@@ -172,3 +172,11 @@ def test_execution_parameters_outside_enum_values_are_refused() -> None:
     with pytest.raises(UsageError, match=r"--param ModelApprovalStatus: 'approved' is not one of ") as info:
         parse_execution_parameters(["ModelApprovalStatus=approved"], definition)
     assert all(status in str(info.value) for status in statuses)
+
+
+def test_execution_parameters_carrying_credentials_are_refused_unechoed() -> None:
+    definition = {"Parameters": [{"Name": "InputDataUri", "Type": "String"}]}
+    assert parse_execution_parameters(["InputDataUri=s3://bucket/x.csv"], definition)
+    with pytest.raises(UsageError, match=r"--param InputDataUri: the value carries credentials \(user info") as info:
+        parse_execution_parameters(["InputDataUri=https://me:Hunter2Hunter2@host/x.csv"], definition)
+    assert "Hunter2" not in str(info.value)

@@ -84,6 +84,8 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("column kind for a column not in features", setting("data.column_types", {"zip": "categorical"}), "data: column_types names column(s) not in features: zip"),
     ("unknown categorical encoding", setting("training.categorical_encoding", "target"), "training.categorical_encoding"),
     ("empty content types", setting("registration.content_types", []), "registration.content_types"),
+    ("IAM wildcard in the prefix", setting("aws.prefix", "a*b"), "aws.prefix: 'a*b' does not match"),
+    ("prefix climbing out", setting("aws.prefix", "../x"), "aws.prefix: '../x' has a '.' or '..' segment"),
 ]  # fmt: skip
 
 
@@ -117,6 +119,67 @@ def test_there_are_at_least_twenty_broken_configs() -> None:
 def test_unparseable_files(text: str, expected: str, write_config, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--config", str(write_config(text))]) == 2
     assert expected in capsys.readouterr().err
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """The billion laughs in YAML: 342 bytes whose aliases expand to ~4.9 * 10**8 nodes."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (bytes(range(256)), "not a UTF-8 text file (byte 128 is 0x80)"),
+        ("\x89PNG\r\n".encode("latin-1") + bytes(64), "not a UTF-8 text file (byte 0 is 0x89)"),
+        (_alias_bomb().encode(), "the YAML expands to 490,329,064 nodes through its aliases"),
+        (b"a: &x\n  b: *x\n", "an alias refers to a node that contains it"),
+        (b"[" * 20000 + b"]" * 20000, "the YAML is nested too deeply"),
+    ],
+    ids=["binary", "png", "alias bomb", "recursive alias", "deep nesting"],
+)
+def test_unreadable_config_files_exit_2_quickly(
+    content: bytes, expected: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_bytes(content)
+    assert main(["validate", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{path}: {expected}" in err, err
+    assert "Traceback" not in out + err
+
+
+def test_aliases_within_bounds_still_work(write_config) -> None:
+    """Anchors are a normal YAML tool (one value reused); only their expansion is bounded."""
+    text = (REPO / "config/pipeline.yaml").read_text()
+    first, rest = text.split("instance_type: ml.m5.large", 1)
+    text = (
+        first + "instance_type: &jobs ml.c5.xlarge" + rest.replace("instance_type: ml.m5.large", "instance_type: *jobs")
+    )
+    config = load_config(write_config(text))
+    assert {config.steps.preprocess.instance_type, config.steps.evaluate.instance_type} == {"ml.c5.xlarge"}
+
+
+@pytest.mark.parametrize(
+    ("uri", "secret", "what"),
+    [
+        ("http://USER:PASSWORD@host:5000", "PASSWORD", "user info"),
+        ("https://mlflow-user@host", "mlflow-user", "user info"),
+        ("https://host/mlflow?token=s3cr3t-t0ken", "s3cr3t-t0ken", "query parameter 'token'"),
+        ("https://host/?X-Amz-Signature=abcdef0123", "abcdef0123", "query parameter 'X-Amz-Signature'"),
+    ],
+)
+def test_credentials_in_a_uri_are_refused_without_being_echoed(
+    uri: str, secret: str, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("validate", "render"):
+        assert main([command, "--config", str(DEFAULT_CONFIG), "--set", f"mlflow.tracking_uri={uri}"]) == 2
+        out, err = capsys.readouterr()
+        assert f"mlflow.tracking_uri: the URI carries credentials ({what}" in err, err
+        assert secret not in out + err
+    assert main(["validate", "--config", str(DEFAULT_CONFIG), "--set", "data.input_uri=s3://k:v@bucket/x.csv"]) == 2
+    assert "data.input_uri: the URI carries credentials" in capsys.readouterr().err
 
 
 def test_missing_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,7 +43,9 @@ def test_input_uris_map_to_local_paths(uri: str, expected: str) -> None:
         ("http://example.com/churn.csv", "local mode reads s3:// and file:// URIs and local paths, not http://"),
         ("gs://bucket/churn.csv", "not gs://"),
         ("s3:/bucket/churn.csv", "not an S3 URI"),
-        ("s3://bucket/../../etc", "unsupported S3 URI"),
+        ("s3://bucket/../../etc", "would leave the workspace"),
+        ("s3:///etc/passwd", "'' is not an S3 bucket name"),
+        ("s3://../etc", "'..' is not an S3 bucket name"),
         ("", "names no file or folder"),
         ("file://", "names no file or folder"),
         (".", "holds the local workspace /home/me/project/.local"),
@@ -53,6 +55,17 @@ def test_input_uris_map_to_local_paths(uri: str, expected: str) -> None:
 def test_what_local_mode_cannot_read_is_refused(uri: str, message: str) -> None:
     with pytest.raises(UnsupportedInput, match=message):
         input_location(uri, ROOT, BASE)
+
+
+def test_no_s3_uri_writes_outside_the_workspace(tmp_path: Path) -> None:
+    """`s3:///abs` once mapped to `/abs` (an empty bucket), and a run wrote there."""
+    workspace = Workspace(tmp_path / ".local")
+    outside = tmp_path / "outside" / "model.tar.gz"
+    for uri in (f"s3://{outside}", "s3://bucket/./../../outside/model.tar.gz", f"s3://bucket/..{outside}"):
+        with pytest.raises(UnsupportedInput, match=r"bucket name|leave the workspace"):
+            workspace.put(uri, b"x")
+    assert not (tmp_path / "outside").exists()
+    assert workspace.put("s3://bucket/a//b/model.tar.gz", b"x") == tmp_path / ".local/s3/bucket/a/b/model.tar.gz"
 
 
 def test_local_files_and_folders_are_copied_and_hashed_by_content(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ __all__ = [
 
 UPLOAD_STAND_IN = "s3://local-mode-upload"
 
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$")  # S3's legacy rule, the widest
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")  # `data:2024.csv` stays a relative path
 
 
@@ -42,13 +43,21 @@ class UnsupportedInput(ValueError):
 
 
 def s3_location(uri: str, s3_root: Path) -> Path:
-    """`s3://bucket/key` → `<s3_root>/bucket/key`; `..` is refused so a key cannot leave the root."""
+    """`s3://bucket/key` → `<s3_root>/bucket/key`, always inside `s3_root`.
+
+    The bucket must be a bucket name (at most 63 letters, digits, `.`, `_`, `-`, starting
+    with a letter or digit), so `s3:///abs` (empty bucket) cannot become `/abs`; `.` and
+    `..` key segments are refused so a key cannot climb out. Raises UnsupportedInput
+    naming the URI."""
     if not uri.startswith("s3://"):
         raise UnsupportedInput(f"not an S3 URI: {uri!r}")
-    bucket_key = uri.removeprefix("s3://").rstrip("/")
-    if not bucket_key or ".." in bucket_key.split("/"):
-        raise UnsupportedInput(f"unsupported S3 URI: {uri!r}")
-    return s3_root / bucket_key
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not _BUCKET.match(bucket):
+        raise UnsupportedInput(f"{uri!r}: {bucket!r} is not an S3 bucket name")
+    segments = key.rstrip("/").split("/")
+    if any(part in {".", ".."} for part in segments):
+        raise UnsupportedInput(f"{uri!r}: a key with '.' or '..' segments would leave the workspace")
+    return s3_root.joinpath(bucket, *filter(None, segments))
 
 
 def input_location(uri: str, workspace_root: Path, base: Path) -> Path:
