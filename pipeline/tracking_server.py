@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.child_process import NotAnswering, executable, free_port, stop_group, wait_until_answers
+from pipeline.errors import PipelineError
 
 __all__ = ["TrackingServer", "TrackingServerError", "wait_healthy"]
 
 
-class TrackingServerError(RuntimeError):
-    pass
+class TrackingServerError(PipelineError):
+    """A tracking server (or the local registry emulator) did not start or does not answer;
+    the CLI reports the message (exit 1)."""
 
 
 def wait_healthy(uri: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -258,3 +258,31 @@ def test_a_missing_input_fails_its_step_before_the_job_naming_the_uri_and_where_
         assert any(line.startswith(f"Step Preprocess failed: {message}") for line in err.splitlines()), err
         assert "Traceback" not in err
     assert not (workspace / "jobs").exists()  # no job was started
+
+
+def test_on_unavailable_continue_runs_without_a_reachable_tracking_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlflow.on_unavailable: continue` once never took effect locally: the run exited 1
+    ("unexpected TrackingServerError") before any job when an external server was down."""
+    from pipeline.child_process import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
+    code = main(["run", "--local", "--example-data", "--config", str(DEFAULT_CONFIG),
+                 "--workspace", str(tmp_path / "fail"), *FAST])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: MLFLOW_TRACKING_URI={down} does not answer /health" in err
+    assert "mlflow.on_unavailable: continue" in err and "unexpected" not in err
+    assert not (tmp_path / "fail" / "executions").exists()  # refused before any job
+
+    code, record, err = run_local(capsys, tmp_path / "continue", "--set", "mlflow.on_unavailable=continue")
+    assert code == 0, err
+    assert f"MLflow at {down} does not answer" in err
+    assert record.status == "Succeeded"
+    assert statuses(record)["Register-RegisterModel"] == "Succeeded"
+    from mlflow_bridge.contract import UNTRACKED_RUN, CustomerMetadata
+
+    package = registered(tmp_path / "continue")[0]
+    assert package["request"]["CustomerMetadataProperties"][CustomerMetadata.RUN_ID] == UNTRACKED_RUN

@@ -92,7 +92,13 @@ def run_local(
     workspace = Workspace(options.workspace.resolve(), input_base=Path.cwd())  # relative inputs: from here
     with ThreadPoolExecutor(max_workers=1) as pool:
         rendering = pool.submit(render)
-        with local_services(workspace.root, keep=options.keep_services) as services:
+        on_unavailable = cfg.mlflow.on_unavailable
+        with local_services(workspace.root, keep=options.keep_services, on_unavailable=on_unavailable) as services:
+            if services.tracking_unavailable:
+                console.print(
+                    f"[yellow]warning:[/yellow] MLflow at {services.tracking_address} does not answer; "
+                    "mlflow.on_unavailable is continue, so the jobs run without tracking"
+                )
             definition = rendering.result()
             check(definition)
             stage(cfg, definition, workspace, options)
@@ -164,9 +170,13 @@ def _execute(
 ) -> ExecutionRecord:
     from pipeline.local.progress import LiveProgress, summary
 
-    jobs = LocalJobRunner(
-        workspace, workspace.root / "jobs", services_env=lambda: {"MLFLOW_TRACKING_URI": services.tracking_uri}
-    )
+    def services_env() -> dict[str, str]:
+        env = {"MLFLOW_TRACKING_URI": services.tracking_uri}
+        if services.tracking_unavailable:  # known down: each job tries once, not for ~7 s
+            env["MLOPS_TRACKING_CONNECT_ATTEMPTS"] = "1"
+        return env
+
+    jobs = LocalJobRunner(workspace, workspace.root / "jobs", services_env=services_env)
     with LiveProgress(console) as progress:
         execution = LocalExecution(
             definition,

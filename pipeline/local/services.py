@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, wait_until_answers
@@ -47,6 +47,7 @@ class LocalServices:
     started: list[int]  # pids this command started
     _tracking: Callable[[], str]
     _moto: Callable[[], str]
+    tracking_unavailable: bool = False  # an external server that did not answer (on_unavailable: continue)
 
     @property
     def tracking_uri(self) -> str:
@@ -133,8 +134,15 @@ def _stop_soon(server: Any) -> None:
 
 
 @contextmanager
-def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]:
-    """Without `keep`, everything this started stops on exit; with it, only on a failed start."""
+def local_services(
+    root: Path, *, keep: bool = False, on_unavailable: Literal["fail", "continue"] = "fail"
+) -> Iterator[LocalServices]:
+    """Without `keep`, everything this started stops on exit; with it, only on a failed start.
+
+    An external server (MLFLOW_TRACKING_URI) that does not answer /health raises
+    TrackingServerError, unless `on_unavailable` is "continue" (`mlflow.on_unavailable`):
+    then the jobs get its URI anyway and apply that same setting themselves, as they
+    would on SageMaker, and `tracking_unavailable` says so."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     record = _read_record(root)
@@ -150,10 +158,16 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             else:
                 moto = None
         external = os.environ.get("MLFLOW_TRACKING_URI")
-        if external and not _healthy(external):
-            raise TrackingServerError(f"MLFLOW_TRACKING_URI={external} does not answer /health")
+        unavailable = bool(external) and not _healthy(external)
+        if unavailable and on_unavailable == "fail":
+            raise TrackingServerError(
+                f"MLFLOW_TRACKING_URI={external} does not answer /health "
+                "(start it, unset MLFLOW_TRACKING_URI for a local server, or set mlflow.on_unavailable: continue)"
+            )
         tracking = external or record.get("tracking_uri")
-        if not (tracking and _healthy(tracking)):
+        if unavailable:
+            booted = _OnFirstUse(lambda: tracking)
+        elif not (tracking and _healthy(tracking)):
             tracking_server = TrackingServer(
                 backend_store_uri=f"sqlite:///{(root / 'mlflow' / 'mlflow.db').resolve()}",
                 artifacts_dir=(root / "mlflow" / "artifacts").resolve(),
@@ -183,7 +197,9 @@ def local_services(root: Path, *, keep: bool = False) -> Iterator[LocalServices]
             cleanup.callback(_stop_soon, server)
             return endpoint
 
-        yield LocalServices(tracking, started, booted, _OnFirstUse(lambda: moto or moto_in_process()))
+        yield LocalServices(
+            tracking, started, booted, _OnFirstUse(lambda: moto or moto_in_process()), tracking_unavailable=unavailable
+        )
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
