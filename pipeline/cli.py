@@ -13,17 +13,18 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pipeline.atomic_file import write_atomically
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import Interrupted, PipelineError, UsageError
 from pipeline.example_data import EXAMPLES
 
 __all__ = ["main"]
@@ -295,15 +296,31 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         approve=args.approve,
         workspace=workspace,
     )
-    record = run_local(
-        cfg,
-        lambda: json.loads(render_definition_cached(cfg, workspace / "definitions")),
-        options,
-        _console(stderr=True),
-        check=check,
-    )
+    with stop_on_sigterm():
+        record = run_local(
+            cfg,
+            lambda: json.loads(render_definition_cached(cfg, workspace / "definitions")),
+            options,
+            _console(stderr=True),
+            check=check,
+        )
     print(record.arn)
     return 0 if record.status == "Succeeded" else 1
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (`kill`, a CI timeout, `docker stop`) raises `Interrupted` in the main thread,
+    so a local run ends Stopped with its jobs stopped instead of dying "Executing"."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
@@ -433,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Interrupted as exc:
+        err.print(f"stopped: {exc}")
+        return 143  # 128 + SIGTERM, as a shell reports it
     except Exception as exc:  # the last line of defence against a bare traceback
         if debug:
             err.print_exception()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AwsError", "ConfigError", "PipelineError", "UsageError"]
+__all__ = ["AwsError", "ConfigError", "Interrupted", "PipelineError", "UsageError"]
 
 
 class PipelineError(Exception):
@@ -34,3 +34,9 @@ class AwsError(PipelineError):
     """An AWS API call failed; the message is AWS's own."""
 
     exit_code = 1
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGTERM (`pipeline.cli.stop_on_sigterm`), so a local run
+    told to stop ends Stopped as one stopped with Ctrl-C does; a BaseException, as
+    KeyboardInterrupt is, so no step's error handling takes it for a step failure. Exit 143."""

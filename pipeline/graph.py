@@ -93,6 +93,7 @@ _STATE_CLASSES = {
     "Cached": "fill:#e0ecff,stroke:#1e4fa3",
     "Executing": "fill:#fff3c4,stroke:#b28704",
     "Failed": "fill:#ffd6d6,stroke:#c62828",
+    "Stopped": "fill:#ffe0b2,stroke:#e65100",
     "Skipped": "fill:#eeeeee,stroke:#9e9e9e",
 }
 

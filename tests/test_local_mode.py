@@ -4,6 +4,10 @@ real MLflow server and a moto registry."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.local.runner import ExecutionRecord, load_execution
 from pipeline.tracking_server import TrackingServer
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, REPO
 
 FAST = ["--set", "tuning.max_jobs=2", "--set", "tuning.max_parallel_jobs=2"]
 
@@ -286,3 +290,52 @@ def test_on_unavailable_continue_runs_without_a_reachable_tracking_server(
 
     package = registered(tmp_path / "continue")[0]
     assert package["request"]["CustomerMetadataProperties"][CustomerMetadata.RUN_ID] == UNTRACKED_RUN
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "reason"),
+    [(signal.SIGINT, 130, "stopped: interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "stopped: terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupted_run_ends_stopped_with_its_jobs_and_the_next_run_is_clean(
+    signum: int, exit_code: int, reason: str, tmp_path: Path, tracking_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once, an interrupted run stayed "Executing" for good in execution.json (and in
+    `graph --execution latest`), and tuning trials kept running after Ctrl-C."""
+    import psutil
+
+    workspace = tmp_path / ".local"
+    command = [sys.executable, "-m", "pipeline.definition", "run", "--local", "--example-data",
+               "--config", str(DEFAULT_CONFIG), "--workspace", str(workspace),
+               "--set", "tuning.max_jobs=6", "--set", "tuning.max_parallel_jobs=2"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    record = None
+    while time.monotonic() < deadline and process.poll() is None:
+        found = sorted((workspace / "executions").glob("*/execution.json"))
+        record = load_execution(found[0]) if found else None
+        if record and record.steps["Tune"].status == "Executing" and list((workspace / "jobs").glob("pipelines-*")):
+            break
+        time.sleep(0.2)
+    assert record is not None and process.poll() is None, process.communicate()
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == exit_code, err
+
+    stopped = load_execution(found[0])
+    assert (stopped.status, stopped.failure_reason) == ("Stopped", reason)
+    assert stopped.steps["Tune"].status == "Stopped" and stopped.steps["Tune"].failure == reason
+    assert stopped.steps["Preprocess"].status == "Succeeded"
+    assert stopped.steps["Register-RegisterModel"].status == "Pending"
+    trials = [d.name for d in (workspace / "jobs").iterdir() if d.name.startswith("pipelines-")]
+    assert len(trials) < 6  # the trials not yet started never started
+    jobs_root = str(workspace / "jobs")
+    alive = [p for p in psutil.process_iter(["cmdline"]) if any(jobs_root in part for part in p.info["cmdline"] or [])]
+    assert alive == []
+    assert main(["graph", "--config", str(DEFAULT_CONFIG), "--execution", "latest", "--workspace", str(workspace)]) == 0
+    assert "class Tune stopped" in capsys.readouterr().out
+
+    code, rerun, err = run_local(capsys, workspace)
+    assert code == 0, err
+    assert rerun.status == "Succeeded"
+    assert rerun.steps["Preprocess"].status == "Cached" and rerun.steps["Tune"].status == "Succeeded"

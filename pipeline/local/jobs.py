@@ -13,6 +13,7 @@ root in MLOPS_OPT_ML.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -20,6 +21,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +100,17 @@ class LocalJobRunner:
     jobs_root: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
     services_env: Callable[[], Mapping[str, str]] = dict
+    _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop every job still running (tuning trials run in worker threads), as
+        StopPipelineExecution stops an execution's jobs; their threads then see them fail."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
 
     def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
@@ -128,12 +141,17 @@ class LocalJobRunner:
         measured = [sys.executable, "-I", "-S", str(MEASURED_CHILD), str(self.usage_path(job_name)), *command]
         with log_path.open("w") as log:
             process = subprocess.Popen(measured, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+            with self._lock:
+                self._running.add(process)
             try:
                 code = process.wait()
             except BaseException:  # interrupted: stop the job too (measured_child forwards SIGTERM)
                 process.terminate()
                 process.wait()
                 raise
+            finally:
+                with self._lock:
+                    self._running.discard(process)
         if code != 0:
             raise JobFailed(job_name, code, log_path, log_tail(log_path))
 

@@ -24,6 +24,7 @@ _STYLE = {
     "Succeeded": "green",
     "Cached": "cyan",
     "Failed": "bold red",
+    "Stopped": "bold magenta",
     "Skipped": "dim",
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.api_limits import request_violations
 from pipeline.atomic_file import write_atomically
+from pipeline.errors import Interrupted
 from pipeline.graph import StepNode, step_graph, topological_order
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import Scope, evaluate_condition, resolve
@@ -40,7 +41,7 @@ class StepRecord:
     name: str
     type: str
     display_name: str = ""
-    status: str = "Pending"  # Pending, Executing, Succeeded, Cached, Failed, Skipped
+    status: str = "Pending"  # Pending, Executing, Succeeded, Cached, Failed, Skipped, Stopped
     started: float | None = None
     ended: float | None = None
     job_name: str = ""
@@ -57,7 +58,7 @@ class ExecutionRecord:
     pipeline: str
     parameters: dict[str, Any]
     steps: dict[str, StepRecord]
-    status: str = "Executing"
+    status: str = "Executing"  # then Succeeded, Failed or Stopped (SageMaker's execution statuses)
     failure_reason: str = ""
     started: float = field(default_factory=time.time)
     ended: float | None = None
@@ -74,6 +75,15 @@ def load_execution(path: Path) -> ExecutionRecord:
 
 class StepFailed(RuntimeError):
     pass
+
+
+def interruption(exc: BaseException) -> tuple[str, str]:
+    """(execution status, reason) for what ended a run early."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "Stopped", "stopped: interrupted (Ctrl-C)"
+    if isinstance(exc, Interrupted):
+        return "Stopped", f"stopped: {exc}"
+    return "Failed", f"the local runner stopped: {type(exc).__name__}: {exc}"
 
 
 def _typed_parameters(definition: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
@@ -166,25 +176,40 @@ class LocalExecution:
     # ---- the run ---------------------------------------------------------------------
 
     def run(self) -> ExecutionRecord:
+        """Run every step in order. Ends Succeeded or Failed, or, when interrupted
+        (Ctrl-C: KeyboardInterrupt; SIGTERM: `Interrupted`), Stopped as a stopped SageMaker
+        execution does: its running jobs are stopped, the step and execution say why,
+        and the interruption is re-raised. Anything else escaping a step ends Failed
+        with the reason, so no execution.json is left "Executing"."""
         self.record.save(self.path)
-        for name in self.order:
-            node, step = self.nodes[name], self.record.steps[name]
-            if not self._branch_taken(node):
-                self._update(step, status="Skipped")
-                continue
-            self._update(step, status="Executing", started=time.time())
-            try:
-                self._execute(node, step)
-            except Exception as exc:  # a job, tuning, expression or registry error: the step failed
-                ours = isinstance(exc, (StepFailed, JobFailed, TuningFailed))
-                failure = str(exc) if ours else f"{type(exc).__name__}: {exc}"
-                log = str(getattr(exc, "log_path", "") or step.log)
-                self._update(step, status="Failed", ended=time.time(), failure=failure, log=log)
-                self._finish("Failed", f"Step {name} failed: {failure}")
-                return self.record
-            if step.type == "Fail":
-                self._finish("Failed", step.properties["ErrorMessage"])
-                return self.record
+        current: StepRecord | None = None
+        try:
+            for name in self.order:
+                node, step = self.nodes[name], self.record.steps[name]
+                if not self._branch_taken(node):
+                    self._update(step, status="Skipped")
+                    continue
+                current = step
+                self._update(step, status="Executing", started=time.time())
+                try:
+                    self._execute(node, step)
+                except Exception as exc:  # a job, tuning, expression or registry error: the step failed
+                    ours = isinstance(exc, (StepFailed, JobFailed, TuningFailed))
+                    failure = str(exc) if ours else f"{type(exc).__name__}: {exc}"
+                    log = str(getattr(exc, "log_path", "") or step.log)
+                    self._update(step, status="Failed", ended=time.time(), failure=failure, log=log)
+                    self._finish("Failed", f"Step {name} failed: {failure}")
+                    return self.record
+                if step.type == "Fail":
+                    self._finish("Failed", step.properties["ErrorMessage"])
+                    return self.record
+        except BaseException as exc:  # interrupted, or the runner itself broke
+            self.jobs.stop()
+            status, reason = interruption(exc)
+            if current is not None and current.status == "Executing":
+                self._update(current, status=status, ended=time.time(), failure=reason)
+            self._finish(status, reason)
+            raise
         self._finish("Succeeded", "")
         return self.record
 

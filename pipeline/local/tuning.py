@@ -92,7 +92,9 @@ def best_first(trials: list[Trial], objective_type: str) -> list[Trial]:
 def run_trials(
     trials: list[Trial], run_one: Callable[[Trial], float | None], parallel: int, on_done: Callable[[Trial], None]
 ) -> list[Trial]:
-    """Run trials `parallel` at a time; a failed trial is recorded, not fatal (as on SageMaker)."""
+    """Run trials `parallel` at a time; a failed trial is recorded, not fatal (as on SageMaker).
+    An interruption cancels the trials not yet started and returns at once, without waiting
+    for the running ones (the caller stops their jobs: `LocalJobRunner.stop`)."""
 
     def attempt(trial: Trial) -> Trial:
         try:
@@ -104,5 +106,11 @@ def run_trials(
         on_done(trial)
         return trial
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        return list(pool.map(attempt, trials))
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    try:
+        results = list(pool.map(attempt, trials))
+    except BaseException:  # interrupted: start no more trials; the caller stops the running ones
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
