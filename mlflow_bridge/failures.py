@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlflow_bridge.errors import InvalidSettings, MalformedEvent
 
-__all__ = ["Permanent", "permanent_failure"]
+__all__ = ["Permanent", "permanent_failure", "refused_credentials"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,18 @@ def permanent_failure(exc: BaseException) -> Permanent | None:
     return None
 
 
+def refused_credentials(exc: BaseException) -> bool:
+    """The tracking server answered 401: the credentials are wrong or were rotated since
+    they were read (the handler re-reads its secret once before calling it permanent)."""
+    return type(exc).__module__.split(".", 1)[0] == "mlflow" and _status(exc) == 401
+
+
+def _status(exc: BaseException) -> int:
+    return exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
+
+
 def _mlflow(exc: BaseException) -> Permanent | None:
-    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
+    status = _status(exc)
     if status in _MLFLOW_FIXES and getattr(exc, "error_code", "") not in {"REQUEST_LIMIT_EXCEEDED"}:
         return Permanent(f"MLflow {status} {getattr(exc, 'error_code', '')}: {exc}", _MLFLOW_FIXES[status])
     return None

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mlflow_bridge.events import parse_event
-from mlflow_bridge.failures import permanent_failure
+from mlflow_bridge.events import ModelPackageStateChange, parse_event
+from mlflow_bridge.failures import permanent_failure, refused_credentials
 from mlflow_bridge.logs import SERVICE, bridge_logger
 
 if TYPE_CHECKING:
@@ -57,6 +57,24 @@ def _get_bridge() -> Bridge:
     return _bridge
 
 
+def _handle(parsed: ModelPackageStateChange) -> dict[str, Any]:
+    """Handle the event; when MLflow refuses credentials read from the secret on an earlier
+    invocation, read the secret again and handle it once more (handling converges, so
+    the repeat is safe). A rotated password reaches MLflow when its server restarts
+    (infra/mlflow_server/prepare.py): a warm function then still holds the old one."""
+    global _bridge
+    reused = _bridge is not None
+    bridge = _get_bridge()
+    try:
+        return bridge.handle(parsed)
+    except Exception as exc:
+        if not (reused and refused_credentials(exc) and bridge.settings.credentials_secret_arn):
+            raise
+        logger.warning("MLflow refused the cached credentials; reading the secret again (rotated?)")
+        _bridge = None
+        return _get_bridge().handle(parsed)
+
+
 def _count(outcome: str) -> None:
     metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
 
@@ -67,7 +85,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(package_arn=_arn_of(event))
     try:
         parsed = parse_event(event)
-        result = _get_bridge().handle(parsed)
+        result = _handle(parsed)
     except Exception as exc:
         problem = permanent_failure(exc)
         if problem is None:

@@ -3,8 +3,10 @@ and a moto S3 server: health, authentication, artifacts in S3, no secret on a co
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
+import sys
 import tomllib
 import urllib.error
 import urllib.request
@@ -40,6 +42,7 @@ def server_env(
     s3_endpoint: str,
     users: dict[str, str],
     model_managers: dict[str, list[str]] | None = None,
+    admin_password: str = ADMIN_PASSWORD,
 ) -> dict[str, str]:
     """The container's environment for one worker on this test's database and moto S3."""
     user, database = mariadb_user
@@ -50,7 +53,7 @@ def server_env(
         database=(user, DB_PASSWORD, database),
         artifacts="s3://mlops-artifacts-123456789012/mlflow",
         s3_endpoint=s3_endpoint,
-        admin_password=ADMIN_PASSWORD,
+        admin_password=admin_password,
         service_users=users,
         model_managers=model_managers,
     )
@@ -190,6 +193,124 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
         scientist = act_as("ds", SCIENTIST_PASSWORD)
         assert scientist.search_model_versions(f"name = '{unmanaged}'") == []  # nothing half-written
         assert scientist.get_registered_model(managed).aliases == {"champion": "1"}
+
+
+def test_each_start_converges_users_on_their_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's reproduction: the same call with a new password once left the old one working."""
+    import importlib.util
+
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    spec = importlib.util.spec_from_file_location("prepare", SERVER_DIR / "prepare.py")
+    assert spec and spec.loader
+    prepare = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "prepare", prepare)
+    spec.loader.exec_module(prepare)
+    uri = f"sqlite:///{tmp_path / 'auth.db'}"
+    prepare.migrate_and_create_users(uri, {"mlflow-bridge": "OldPassword111"})
+    prepare.migrate_and_create_users(uri, {"mlflow-bridge": "NewPassword222"})
+    store = SqlAlchemyStore()
+    store.init_db(uri)
+    assert store.authenticate_user("mlflow-bridge", "NewPassword222")
+    assert not store.authenticate_user("mlflow-bridge", "OldPassword111")
+
+    store.update_user("mlflow-bridge", is_admin=True)  # drift someone made by hand
+    prepare.migrate_and_create_users(uri, {"admin": prepare.Credentials("AdminPassword333", is_admin=True)})
+    prepare.migrate_and_create_users(uri, {"mlflow-bridge": "NewPassword222"})
+    assert store.get_user("admin").is_admin and not store.get_user("mlflow-bridge").is_admin
+
+
+def _answers(uri: str, user: str, password: str) -> int:
+    """The HTTP status of one authenticated request (200, or 401 for refused credentials)."""
+    request = urllib.request.Request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1")
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_rotated_secrets_reach_mlflow_at_the_next_start_and_the_bridge_rereads_its_own(
+    aws: str,
+    mariadb_user: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_model_dir: Path,  # noqa: F811
+) -> None:
+    """Rotation once locked clients out: users were created only when missing, so a new
+    password in a secret never reached MLflow (the admin's neither: MLflow's own start-up
+    creates the admin only once). Now each start converges every secret-backed user; a warm
+    bridge still holding the old password reads its secret again on the 401."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from mlflow_bridge import handler
+    from tests.lambda_context import LambdaContext
+    from tests.test_bridge import EVENT
+
+    old = {"admin": ADMIN_PASSWORD, "pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD}
+    new = {name: f"rotated-{name}-" + uuid.uuid4().hex[:10] for name in old}
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    bridge_secret = secrets.create_secret(
+        Name="mlflow-bridge", SecretString=json.dumps({"username": "mlflow-bridge", "password": old["mlflow-bridge"]})
+    )["ARN"]
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+
+    def server(passwords: dict[str, str], log: str):  # the container's real start-up path, on one port
+        services = {name: password for name, password in passwords.items() if name != "admin"}
+        env = server_env(tmp_path, mariadb_user, aws, services, {"mlflow-bridge": ["churn"]}, passwords["admin"])
+        return running_entrypoint({**env, "PORT": str(port)}, tmp_path / log)
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+
+    def approved_package_event(run_id: str) -> dict:
+        arn = sm.create_model_package(
+            ModelPackageGroupName="churn", ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
+                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            CustomerMetadataProperties={"mlflow_run_id": run_id},
+        )["ModelPackageArn"]  # fmt: skip
+        return {**EVENT, "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"}}
+
+    for name, value in {"MLFLOW_TRACKING_URI": uri, "BRIDGE_MLFLOW_SECRET_ARN": bridge_secret,
+                        "BRIDGE_MODEL_PACKAGE_GROUPS": "churn", "BRIDGE_DEPLOY": "false"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "_bridge", None)
+    with server(old, "first.log"):
+        assert {name: _answers(uri, name, password) for name, password in old.items()} == dict.fromkeys(old, 200)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", old["pipeline"])
+        pipeline = MlflowClient(uri)
+        run = pipeline.create_run(pipeline.create_experiment("churn"))
+        pipeline.log_artifacts(run.info.run_id, str(small_model_dir), "model")
+        assert handler.lambda_handler(approved_package_event(run.info.run_id), LambdaContext())["status"] == "synced"
+        warm = handler._bridge
+        assert os.environ["MLFLOW_TRACKING_PASSWORD"] == old["mlflow-bridge"]  # what the secret held
+
+    secrets.put_secret_value(
+        SecretId=bridge_secret, SecretString=json.dumps({"username": "mlflow-bridge", "password": new["mlflow-bridge"]})
+    )
+    with server(new, "second.log"):
+        assert {name: _answers(uri, name, password) for name, password in new.items()} == dict.fromkeys(new, 200)
+        assert {name: _answers(uri, name, password) for name, password in old.items()} == dict.fromkeys(old, 401)
+        log = (tmp_path / "second.log").read_text()
+        for name in old:
+            assert f"prepare: MLflow user {name}: password updated" in log
+        assert not any(password in log for password in [*old.values(), *new.values()])
+
+        answer = handler.lambda_handler(approved_package_event(run.info.run_id), LambdaContext())
+        assert answer["status"] == "synced", answer
+        assert handler._bridge is not warm  # rebuilt on the secret's new password
+        assert os.environ["MLFLOW_TRACKING_PASSWORD"] == new["mlflow-bridge"]
+        assert MlflowClient(uri).get_registered_model("churn").aliases == {"champion": "2"}
+
+    with server(new, "third.log"):  # nothing rotated: nothing rewritten
+        assert "prepare: MLflow user admin: unchanged" in (tmp_path / "third.log").read_text()
 
 
 def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:

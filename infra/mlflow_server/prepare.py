@@ -1,9 +1,16 @@
 """Runs before the MLflow server in its container (see entrypoint.sh).
 
 Creates the auth database beside the tracking database (utf8mb4), writes the basic-auth
-config, creates a non-admin user for every MLFLOW_USER_SECRET_* variable (each the JSON of
-a Secrets Manager secret: {"username": ..., "password": ...}), and prints the backend
-store URI on stdout for the entrypoint to export. Nothing secret is logged.
+config, converges the admin (MLFLOW_AUTH_ADMIN_PASSWORD) and a non-admin user for every
+MLFLOW_USER_SECRET_* variable (each the JSON of a Secrets Manager secret: {"username": ...,
+"password": ...}) on the secrets' current passwords, and prints the backend store URI on
+stdout for the entrypoint to export. Nothing secret is logged.
+
+Rotation: MLflow's own start-up creates the admin only when missing and never changes a
+password (mlflow.server.auth.create_admin_user), so without this a new password in a
+secret never reached MLflow. Here every start sets each user's password to its secret's
+current value (checked first, so an unchanged password is not rewritten); a new task
+(ECS reads secrets at task start) therefore carries a rotation.
 """
 
 from __future__ import annotations
@@ -11,7 +18,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
+
+if TYPE_CHECKING:
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+ADMIN_USERNAME = "admin"  # the config's admin_username; its password is MLFLOW_AUTH_ADMIN_PASSWORD
 
 
 def database_uri(database: str) -> str:
@@ -46,7 +60,7 @@ def write_auth_config(path: str, auth_uri: str) -> None:
         "[mlflow]\n"
         "default_permission = READ\n"
         f"database_uri = {auth_uri}\n"
-        "admin_username = admin\n"
+        f"admin_username = {ADMIN_USERNAME}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         # PBKDF2 on every request costs more CPU than the request itself (p50 2.7 s under 16
         # concurrent trials without it). A password change or revocation reaches the other
@@ -80,11 +94,36 @@ def unique_foreign_key_names() -> None:
     Operations.create_table = create_table  # type: ignore[method-assign]
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """One secret-backed MLflow user."""
+
+    password: str
+    is_admin: bool = False
+
+
+def converge_user(store: SqlAlchemyStore, name: str, credentials: Credentials) -> str:
+    """Create the user, or set its password and admin flag to the secret's; returns what
+    changed ("created", "password updated", "unchanged", ...), never the password."""
+    if not store.has_user(name, use_primary=True):
+        store.create_user(name, credentials.password, is_admin=credentials.is_admin)
+        return "created"
+    changes = []
+    if not store.authenticate_user(name, credentials.password, use_primary=True):
+        store.update_user(name, password=credentials.password)
+        changes.append("password updated")
+    if store.get_user(name).is_admin != credentials.is_admin:
+        store.update_user(name, is_admin=credentials.is_admin)
+        changes.append("admin" if credentials.is_admin else "admin revoked")
+    return ", ".join(changes) or "unchanged"
+
+
 def migrate_and_create_users(
-    auth_uri: str, users: dict[str, str], model_managers: dict[str, list[str]] | None = None
+    auth_uri: str, users: dict[str, str | Credentials], model_managers: dict[str, list[str]] | None = None
 ) -> None:
-    """Migrate the auth database, create the missing users, and grant each model manager
-    MANAGE on its registered models (an upsert, so every start converges on the grants).
+    """Migrate the auth database, converge every user on its secret (a plain string is a
+    non-admin's password), and grant each model manager MANAGE on its registered models
+    (an upsert, so every start converges on the grants).
 
     A grant names the model, not its creator's row, so it holds whoever creates the model
     and whenever (MLflow stores grants by name: mlflow.server.auth.sqlalchemy_store,
@@ -95,10 +134,9 @@ def migrate_and_create_users(
     unique_foreign_key_names()
     store = SqlAlchemyStore()
     store.init_db(auth_uri)
-    for name, password in users.items():
-        if not store.has_user(name):
-            store.create_user(name, password, is_admin=False)
-            print(f"prepare: created MLflow user {name}", file=sys.stderr)
+    for name, value in users.items():
+        credentials = value if isinstance(value, Credentials) else Credentials(value)
+        print(f"prepare: MLflow user {name}: {converge_user(store, name, credentials)}", file=sys.stderr)
     for name, models in (model_managers or {}).items():
         for model in models:
             store.grant_user_permission(name, "registered_model", model, "MANAGE")
@@ -122,10 +160,14 @@ def main() -> int:
     ensure_database(auth_db)
     auth_uri = database_uri(auth_db)
     write_auth_config(os.environ["MLFLOW_AUTH_CONFIG_PATH"], auth_uri)
-    users = {}
+    users: dict[str, str | Credentials] = {
+        ADMIN_USERNAME: Credentials(os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"], is_admin=True)
+    }
     for key, value in sorted(os.environ.items()):
         if key.startswith("MLFLOW_USER_SECRET_"):
             secret = json.loads(value)
+            if secret["username"] == ADMIN_USERNAME:
+                raise SystemExit(f"prepare: {key} names the admin user; its password is MLFLOW_AUTH_ADMIN_PASSWORD")
             users[secret["username"]] = secret["password"]
     managers = model_managers(os.environ.get("MLFLOW_REGISTERED_MODEL_MANAGERS", ""))
     unknown = sorted(set(managers) - set(users))
