@@ -36,7 +36,8 @@ def pool_environment(settings: InfraSettings) -> dict[str, str]:
 
 
 def service_user_secret(scope: Construct, construct_id: str, username: str) -> secretsmanager.Secret:
-    """A generated {"username", "password"} secret for a non-admin MLflow user."""
+    """A generated {"username", "password"} secret for a non-admin MLflow user (retained
+    with the stack, like the database whose auth store holds the user)."""
     return secretsmanager.Secret(
         scope,
         construct_id,
@@ -47,6 +48,7 @@ def service_user_secret(scope: Construct, construct_id: str, username: str) -> s
             exclude_punctuation=True,
             password_length=32,
         ),
+        removal_policy=RemovalPolicy.RETAIN,
     )
 
 
@@ -72,12 +74,14 @@ class TrackingService(Construct):
             "AdminPassword",
             description="MLflow basic-auth admin password",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=32),
+            removal_policy=RemovalPolicy.RETAIN,
         )
         self.flask_secret = secretsmanager.Secret(
             self,
             "FlaskSecretKey",
             description="MLflow server session signing key",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=48),
+            removal_policy=RemovalPolicy.RETAIN,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
         task = ecs.FargateTaskDefinition(

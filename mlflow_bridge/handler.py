@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
@@ -44,6 +45,23 @@ def _load_credentials(secret_arn: str) -> None:
     os.environ["MLFLOW_TRACKING_PASSWORD"] = secret["password"]
 
 
+def _trust_server_ca(ca_arn: str) -> None:
+    """Trust the ACM Private CA that signed the tracking server's certificate: its PEM
+    (GetCertificateAuthorityCertificate: Certificate, then the chain) in /tmp, named by
+    MLFLOW_TRACKING_SERVER_CERT_PATH, which MLflow's client verifies the server against."""
+    import boto3
+
+    client = boto3.client("acm-pca", region_name=os.environ.get("AWS_REGION") or ca_arn.split(":")[3])
+    answer = client.get_certificate_authority_certificate(CertificateAuthorityArn=ca_arn)
+    path = os.path.join(tempfile.gettempdir(), "mlflow-server-ca.pem")
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(
+            "\n".join(part.strip() for part in (answer["Certificate"], answer.get("CertificateChain")) if part)
+        )
+        handle.write("\n")
+    os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = path
+
+
 def _get_bridge() -> Bridge:
     global _bridge
     if _bridge is None:
@@ -51,6 +69,8 @@ def _get_bridge() -> Bridge:
         from mlflow_bridge.settings import BridgeSettings
 
         settings = BridgeSettings.from_env()
+        if settings.server_ca_arn:
+            _trust_server_ca(settings.server_ca_arn)
         if settings.credentials_secret_arn:
             _load_credentials(settings.credentials_secret_arn)
         _bridge = Bridge.from_settings(settings)

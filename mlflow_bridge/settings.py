@@ -41,6 +41,7 @@ class BridgeSettings(BaseModel):
     manage_stages: bool = True
     champion_order: Literal["highest_version", "latest_approval"] = "highest_version"
     credentials_secret_arn: str = ""
+    server_ca_arn: str = ""  # an ACM Private CA the tracking server's certificate chains to
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
     @classmethod
@@ -58,6 +59,9 @@ class BridgeSettings(BaseModel):
             "manage_stages": reader.boolean("BRIDGE_MANAGE_STAGES", True),
             "champion_order": reader.choice("BRIDGE_CHAMPION_ORDER", ("highest_version", "latest_approval")),
             "credentials_secret_arn": env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
+            "server_ca_arn": reader.matching("BRIDGE_MLFLOW_CA_ARN", "", _PRIVATE_CA_ARN)
+            if env.get("BRIDGE_MLFLOW_CA_ARN")
+            else "",
         }
         deployment: dict[str, Any] = {
             "enabled": reader.boolean("BRIDGE_DEPLOY", True),
@@ -76,6 +80,7 @@ class BridgeSettings(BaseModel):
 # The spellings of a boolean setting; anything else is refused, never read as false.
 _TRUE, _FALSE = {"true", "1", "yes", "on", "y", "t"}, {"false", "0", "no", "off", "n", "f"}
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_PRIVATE_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[\w-]+$")
 # arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME (SageMaker's ModelPackageGroupArn).
 _GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package-group/(?P<name>.+)$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

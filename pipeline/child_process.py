@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,15 +42,22 @@ def free_port() -> int:
 
 
 def wait_until_answers(
-    url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, *, poll: float = 0.25
+    url: str,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    *,
+    poll: float = 0.25,
+    cafile: str | None = None,
 ) -> None:
-    """Until `url` answers 200; gives up early when `process` (the server) exits."""
+    """Until `url` answers 200; gives up early when `process` (the server) exits. An
+    https URL is verified against `cafile` (a PEM bundle) when given, else the system's CAs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise NotAnswering(f"exited with code {process.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+        try:  # the context each time: a server may write `cafile` as it starts
+            context = ssl.create_default_context(cafile=cafile) if url.startswith("https://") else None
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):

@@ -54,6 +54,7 @@ __all__ = [
     "SplitSettings",
     "StepSettings",
     "StepsSettings",
+    "TlsSettings",
     "TrainingSettings",
     "TuningSettings",
 ]
@@ -76,6 +77,16 @@ S3Prefix = Annotated[
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")]
 SecretArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:.+$")]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+# ACM certificate and ACM Private CA ARNs (botocore's acm / acm-pca Arn shapes).
+CertificateArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:acm:[a-z0-9\-]+:\d{12}:certificate/[\w\-]+$")
+]
+PrivateCaArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:acm-pca:[a-z0-9\-]+:\d{12}:certificate-authority/[\w\-]+$")
+]
+DomainName = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9\-]{0,61}[a-z0-9]$")
+]
 ScriptName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$")]
 _ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
@@ -438,12 +449,23 @@ class MlflowCredentials(_Strict):
 
 class MlflowSettings(_Strict):
     tracking_uri: TrackingUri
+    server_ca_arn: PrivateCaArn | None = Field(
+        default=None,
+        description="The ACM Private CA that signed the server's certificate (the stack's TrackingCaArn): "
+        "jobs fetch its certificate and trust it (MLFLOW_TRACKING_SERVER_CERT_PATH).",
+    )
     experiment: NonEmptyStr
     registered_model: NonEmptyStr
     credentials: MlflowCredentials = Field(default_factory=MlflowCredentials)
     on_unavailable: Literal["fail", "continue"] = Field(
         default="fail", description="What a job does when the tracking server stays unreachable."
     )
+
+    @model_validator(mode="after")
+    def _ca_for_https(self) -> MlflowSettings:
+        if self.server_ca_arn and not self.tracking_uri.startswith("https://"):
+            raise ValueError("server_ca_arn is for an https:// tracking_uri")
+        return self
 
 
 class CachingSettings(_Strict):
@@ -475,6 +497,35 @@ class RetrySettings(_Strict):
     )
 
 
+class TlsSettings(_Strict):
+    """How the tracking server's load balancer speaks TLS (basic-auth passwords cross it).
+
+    private_ca (default): the stack issues an ACM private certificate for `domain_name`
+    from an ACM Private CA (`private_ca_arn`, or one the stack creates: AWS bills a
+    general-purpose CA monthly) and a private DNS zone for the name; clients trust the CA
+    through MLFLOW_TRACKING_SERVER_CERT_PATH. certificate: an ACM certificate you have
+    (public, or imported) for `domain_name`, whose DNS you point at the load balancer.
+    none: plain HTTP, an explicit opt-out. The server tasks also speak TLS to the load
+    balancer, with a certificate each makes at start."""
+
+    mode: Literal["private_ca", "certificate", "none"] = "private_ca"
+    certificate_arn: CertificateArn | None = None
+    private_ca_arn: PrivateCaArn | None = None
+    domain_name: DomainName | None = Field(default=None, description="default: mlflow.<infra.name>.internal")
+
+    @model_validator(mode="after")
+    def _fits_mode(self) -> TlsSettings:
+        if self.mode == "certificate" and not (self.certificate_arn and self.domain_name):
+            raise ValueError("mode certificate needs certificate_arn and domain_name (the name it covers)")
+        if self.mode != "certificate" and self.certificate_arn:
+            raise ValueError(f"certificate_arn is used with mode: certificate (mode is {self.mode!r})")
+        if self.mode != "private_ca" and self.private_ca_arn:
+            raise ValueError(f"private_ca_arn is used with mode: private_ca (mode is {self.mode!r})")
+        if self.mode == "none" and self.domain_name:
+            raise ValueError("domain_name needs a certificate: mode none serves the load balancer's own DNS name")
+        return self
+
+
 class InfraSettings(_Strict):
     """The `infra` section: what the CDK app deploys (infra/app.py reads it)."""
 
@@ -492,15 +543,35 @@ class InfraSettings(_Strict):
     server_max_tasks: int = Field(default=3, ge=1, le=20)
     server_workers: int = Field(default=2, ge=1, le=16)
     public_load_balancer: bool = False
-    certificate_arn: str | None = None
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     allowed_hosts: list[str] = Field(default_factory=list)
     endpoint_instance_type: InstanceType = "ml.m5.large"
     rollback_alarms: list[str] = Field(default_factory=list)
+    alarm_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = Field(
+        default=None, description="Subscribed to the alarm topic (dead letters), after confirming the e-mail."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "certificate_arn" in data:
+            raise ValueError("certificate_arn moved to infra.tls.certificate_arn (with tls.mode: certificate)")
+        return data
+
+    @property
+    def tracking_domain(self) -> str | None:
+        """The name clients use for the tracking server; None with tls.mode none."""
+        if self.tls.mode == "none":
+            return None
+        return self.tls.domain_name or f"mlflow.{self.name}.internal"
 
     @model_validator(mode="after")
     def _https_when_public(self) -> InfraSettings:
-        if self.public_load_balancer and not self.certificate_arn:
-            raise ValueError("a public load balancer needs certificate_arn (HTTPS only)")
+        if self.public_load_balancer and self.tls.mode != "certificate":
+            raise ValueError(
+                "a public load balancer needs tls.mode: certificate with a certificate_arn for a public name "
+                "(HTTPS only)"
+            )
         if self.server_min_tasks > self.server_max_tasks:
             raise ValueError("server_min_tasks must be <= server_max_tasks")
         return self

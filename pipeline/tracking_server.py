@@ -23,9 +23,11 @@ class TrackingServerError(PipelineError):
     the CLI reports the message (exit 1)."""
 
 
-def wait_healthy(uri: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_healthy(
+    uri: str, timeout: float, process: subprocess.Popen[bytes] | None = None, cafile: str | None = None
+) -> None:
     try:
-        wait_until_answers(f"{uri}/health", timeout, process)
+        wait_until_answers(f"{uri}/health", timeout, process, cafile=cafile)
     except NotAnswering as exc:
         raise TrackingServerError(f"mlflow server {exc}") from exc
 

@@ -16,7 +16,14 @@ from pipeline.child_process import path_with_venv
 from pipeline.tracking_server import wait_healthy
 from tests.tracking_fixtures import MARIADB
 
-__all__ = ["ENTRYPOINT", "entrypoint_env", "mariadb_service_user", "running_entrypoint"]
+__all__ = [
+    "ENTRYPOINT",
+    "entrypoint_env",
+    "mariadb_service_user",
+    "running_entrypoint",
+    "server_certificate",
+    "server_uri",
+]
 
 ENTRYPOINT = Path(__file__).resolve().parents[1] / "infra" / "mlflow_server" / "entrypoint.sh"
 
@@ -54,9 +61,12 @@ def entrypoint_env(
     admin_password: str,
     service_users: dict[str, str],
     model_managers: dict[str, list[str]] | None = None,
+    tls: bool = False,
 ) -> dict[str, str]:
     """What ECS gives the container (`database` is user, password, name; the secrets as
-    ECS secrets would inject them), over this shell's environment minus its MLflow settings."""
+    ECS secrets would inject them), over this shell's environment minus its MLflow settings.
+    `tls`: the server speaks HTTPS with the certificate it makes at start (`server_uri`,
+    `server_certificate`), as its tasks do behind the load balancer."""
     user, password, name = database
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
@@ -79,7 +89,19 @@ def entrypoint_env(
             for username, secret in service_users.items()
         },
         "MLFLOW_REGISTERED_MODEL_MANAGERS": json.dumps(model_managers or {}),
+        "SERVER_TLS": "self_signed" if tls else "none",
+        "SERVER_TLS_DIR": str(home / "tls"),
     }
+
+
+def server_uri(env: dict[str, str]) -> str:
+    scheme = "http" if env["SERVER_TLS"] == "none" else "https"
+    return f"{scheme}://127.0.0.1:{env['PORT']}"
+
+
+def server_certificate(env: dict[str, str]) -> str | None:
+    """The PEM a client trusts for a TLS server (MLFLOW_TRACKING_SERVER_CERT_PATH)."""
+    return None if env["SERVER_TLS"] == "none" else str(Path(env["SERVER_TLS_DIR"]) / "cert.pem")
 
 
 @contextmanager
@@ -90,7 +112,7 @@ def running_entrypoint(env: dict[str, str], log: Path) -> Iterator[subprocess.Po
             ["bash", str(ENTRYPOINT)], env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_healthy(f"http://127.0.0.1:{env['PORT']}", timeout=180, process=process)
+        wait_healthy(server_uri(env), timeout=180, process=process, cafile=server_certificate(env))
         yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 import subprocess
 import sys
 import tomllib
@@ -19,7 +20,14 @@ import pytest
 
 from pipeline.child_process import free_port
 from tests.conftest import REPO
-from tests.server_entrypoint import ENTRYPOINT, entrypoint_env, mariadb_service_user, running_entrypoint
+from tests.server_entrypoint import (
+    ENTRYPOINT,
+    entrypoint_env,
+    mariadb_service_user,
+    running_entrypoint,
+    server_certificate,
+    server_uri,
+)
 from tests.tracking_fixtures import small_model_dir  # noqa: F401 - fixture
 
 SERVER_DIR = REPO / "infra" / "mlflow_server"
@@ -43,6 +51,7 @@ def server_env(
     users: dict[str, str],
     model_managers: dict[str, list[str]] | None = None,
     admin_password: str = ADMIN_PASSWORD,
+    tls: bool = False,
 ) -> dict[str, str]:
     """The container's environment for one worker on this test's database and moto S3."""
     user, database = mariadb_user
@@ -56,6 +65,7 @@ def server_env(
         admin_password=admin_password,
         service_users=users,
         model_managers=model_managers,
+        tls=tls,
     )
 
 
@@ -311,6 +321,90 @@ def test_rotated_secrets_reach_mlflow_at_the_next_start_and_the_bridge_rereads_i
 
     with server(new, "third.log"):  # nothing rotated: nothing rewritten
         assert "prepare: MLflow user admin: unchanged" in (tmp_path / "third.log").read_text()
+
+
+def test_the_server_speaks_tls_and_jobs_and_the_bridge_trust_its_ca_through_acm_pca(
+    aws: str,
+    mariadb_user: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_model_dir: Path,  # noqa: F811
+) -> None:
+    """Basic-auth passwords once crossed the VPC in clear text. The task now serves HTTPS
+    with a certificate it makes at start; a client that does not trust it is refused, and
+    the jobs and the bridge trust the CA they fetch from ACM Private CA by its ARN."""
+    import json
+    import ssl
+
+    from mlflow import MlflowClient
+
+    from mlflow_bridge import handler
+    from tests.lambda_context import LambdaContext
+    from tests.test_bridge import EVENT
+
+    users = {"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD}
+    env = server_env(tmp_path, mariadb_user, aws, users, {"mlflow-bridge": ["churn"]}, tls=True)
+    with running_entrypoint(env, tmp_path / "server.log"):
+        uri, certificate = server_uri(env), server_certificate(env)
+        assert uri.startswith("https://") and certificate
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{uri}/health", timeout=10)  # not trusted: refused before any password
+        context = ssl.create_default_context(cafile=certificate)
+        assert urllib.request.urlopen(f"{uri}/health", timeout=10, context=context).status == 200
+        assert stat.S_IMODE(os.stat(Path(certificate).with_name("key.pem")).st_mode) == 0o600
+
+        # The CA as ACM Private CA hands it out (here: the task's own certificate, imported).
+        pca = boto3.client("acm-pca", region_name="us-east-1")
+        ca_arn = pca.create_certificate_authority(
+            CertificateAuthorityConfiguration={
+                "KeyAlgorithm": "EC_prime256v1", "SigningAlgorithm": "SHA256WITHECDSA",
+                "Subject": {"CommonName": "mlflow test CA"},
+            },
+            CertificateAuthorityType="ROOT",
+        )["CertificateAuthorityArn"]  # fmt: skip
+        pca.import_certificate_authority_certificate(
+            CertificateAuthorityArn=ca_arn, Certificate=Path(certificate).read_bytes()
+        )
+
+        # A job: the definition's environment names the CA; tracking.connect fetches and trusts it.
+        sys.path.insert(0, str(REPO / "pipeline" / "steps" / "scripts"))
+        try:
+            import tracking
+        finally:
+            sys.path.pop(0)
+        monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH", raising=False)
+        job_env = {"MLFLOW_TRACKING_URI": uri, "MLOPS_TRACKING_CREDENTIALS": "env", "MLOPS_TRACKING_CA_ARN": ca_arn,
+                   "MLFLOW_EXPERIMENT_NAME": "churn", "AWS_REGION": "us-east-1"}  # fmt: skip
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PIPELINE_PASSWORD)
+        job = tracking.connect(job_env)
+        assert job.enabled and job.experiment_id
+        run = job.client.create_run(job.experiment_id)
+        job.client.log_artifacts(run.info.run_id, str(small_model_dir), "model")
+
+        # The bridge: BRIDGE_MLFLOW_CA_ARN, fetched at cold start.
+        monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+            Name="bridge-tls", SecretString=json.dumps({"username": "mlflow-bridge", "password": BRIDGE_PASSWORD})
+        )["ARN"]
+        bridge_env = {"MLFLOW_TRACKING_URI": uri, "BRIDGE_MLFLOW_SECRET_ARN": secret, "BRIDGE_MLFLOW_CA_ARN": ca_arn,
+                      "BRIDGE_MODEL_PACKAGE_GROUPS": "churn", "BRIDGE_DEPLOY": "false"}  # fmt: skip
+        for name, value in bridge_env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(handler, "_bridge", None)
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+        arn = sm.create_model_package(
+            ModelPackageGroupName="churn", ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
+                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            CustomerMetadataProperties={"mlflow_run_id": run.info.run_id},
+        )["ModelPackageArn"]  # fmt: skip
+        event = {**EVENT, "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"}}
+        assert handler.lambda_handler(event, LambdaContext())["status"] == "synced"
+        assert MlflowClient(uri).get_registered_model("churn").aliases == {"champion": "1"}
 
 
 def test_entrypoint_refuses_to_start_without_a_secret(tmp_path: Path) -> None:

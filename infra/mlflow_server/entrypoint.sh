@@ -7,7 +7,9 @@
 #           MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY
 # Optional: DB_PORT (3306), PORT (5000), WORKERS (2), ALLOWED_HOSTS,
 #           MLFLOW_USER_SECRET_<NAME> (non-admin users: {"username": ..., "password": ...}),
-#           MLFLOW_REGISTERED_MODEL_MANAGERS ({"user": ["registered model", ...]}: MANAGE grants)
+#           MLFLOW_REGISTERED_MODEL_MANAGERS ({"user": ["registered model", ...]}: MANAGE grants),
+#           SERVER_TLS (self_signed: HTTPS with a certificate made at start, in $SERVER_TLS_DIR;
+#           none: plain HTTP), TLS_NAMES (more names for that certificate, comma-separated)
 set -euo pipefail
 
 for name in DB_HOST DB_NAME DB_USERNAME DB_PASSWORD ARTIFACTS_DESTINATION \
@@ -20,6 +22,8 @@ done
 
 here="$(cd "$(dirname "$0")" && pwd)"
 export MLFLOW_AUTH_CONFIG_PATH="${MLFLOW_AUTH_CONFIG_PATH:-$HOME/basic_auth.ini}"
+export SERVER_TLS="${SERVER_TLS:-self_signed}"
+export SERVER_TLS_DIR="${SERVER_TLS_DIR:-$HOME/tls}"
 # prepare.py creates the auth database, writes the auth config and the non-admin users,
 # and prints the backend store URI (with the password) for this shell only.
 MLFLOW_BACKEND_STORE_URI="$(python "$here/prepare.py")"
@@ -41,9 +45,16 @@ allowed_hosts=()
 if [ -n "${ALLOWED_HOSTS:-}" ]; then
   allowed_hosts=(--allowed-hosts "$ALLOWED_HOSTS")
 fi
+# A stopping task lets requests in flight finish, but not idle keep-alive clients hold it
+# for ever (uvicorn waits for every connection by default; ECS kills after 30 s anyway).
+uvicorn_opts="--timeout-graceful-shutdown 10"
+if [ "$SERVER_TLS" = "self_signed" ]; then  # prepare.py wrote the key and certificate
+  uvicorn_opts+=" --ssl-keyfile $SERVER_TLS_DIR/key.pem --ssl-certfile $SERVER_TLS_DIR/cert.pem"
+fi
 exec mlflow server \
   --app-name basic-auth \
   --host "${HOST:-0.0.0.0}" \
   --port "${PORT:-5000}" \
   --workers "${WORKERS:-2}" \
+  --uvicorn-opts "$uvicorn_opts" \
   "${allowed_hosts[@]}"

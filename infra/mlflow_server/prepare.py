@@ -3,8 +3,9 @@
 Creates the auth database beside the tracking database (utf8mb4), writes the basic-auth
 config, converges the admin (MLFLOW_AUTH_ADMIN_PASSWORD) and a non-admin user for every
 MLFLOW_USER_SECRET_* variable (each the JSON of a Secrets Manager secret: {"username": ...,
-"password": ...}) on the secrets' current passwords, and prints the backend store URI on
-stdout for the entrypoint to export. Nothing secret is logged.
+"password": ...}) on the secrets' current passwords, writes the task's own TLS certificate
+(SERVER_TLS=self_signed, the default) and prints the backend store URI on stdout for the
+entrypoint to export. Nothing secret is logged.
 
 Rotation: MLflow's own start-up creates the admin only when missing and never changes a
 password (mlflow.server.auth.create_admin_user), so without this a new password in a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -143,6 +145,58 @@ def migrate_and_create_users(
             print(f"prepare: MLflow user {name} manages registered model {model}", file=sys.stderr)
 
 
+def write_self_signed_certificate(folder: str, names: list[str], days: int = 397) -> tuple[str, str]:
+    """A fresh key and self-signed certificate for the server's own TLS, made at each start
+    (cert.pem, key.pem readable by this user only); returns their paths.
+
+    The load balancer encrypts to its targets but does not verify their certificates
+    (Elastic Load Balancing guide, "Target groups for your Application Load Balancers":
+    "the load balancer ... does not validate the certificates"), so a certificate the task
+    makes itself keeps basic-auth passwords encrypted on the hop behind the listener too.
+    Clients that reach a task directly (the tests, the bench) trust cert.pem."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    alternative_names: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternative_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternative_names.append(x509.DNSName(name))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    with open(cert_path, "wb") as handle:
+        handle.write(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
 def model_managers(text: str) -> dict[str, list[str]]:
     """MLFLOW_REGISTERED_MODEL_MANAGERS: JSON {"user": ["registered model", ...]}."""
     value = json.loads(text or "{}")
@@ -174,6 +228,18 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"prepare: MLFLOW_REGISTERED_MODEL_MANAGERS names users without a secret: {unknown}")
     migrate_and_create_users(auth_uri, users, managers)
+    tls = os.environ.get("SERVER_TLS", "self_signed")
+    if tls not in {"self_signed", "none"}:
+        raise SystemExit(f"prepare: SERVER_TLS must be self_signed or none, not {tls!r}")
+    if tls == "self_signed":
+        names = [
+            "localhost",
+            "127.0.0.1",
+            socket.gethostname(),
+            *filter(None, os.environ.get("TLS_NAMES", "").split(",")),
+        ]
+        write_self_signed_certificate(os.environ["SERVER_TLS_DIR"], list(dict.fromkeys(names)))
+        print("prepare: wrote a self-signed TLS certificate for this task", file=sys.stderr)
     print(database_uri(tracking_db))
     return 0
 

@@ -115,7 +115,7 @@ class LocalJobRunner:
     def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
         # MLflow/SageMaker settings, except the credentials `mlflow.credentials.source: env` reads.
-        passthrough = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+        passthrough = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_SERVER_CERT_PATH"}
         env = {
             k: v for k, v in os.environ.items() if k in passthrough or not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))
         }

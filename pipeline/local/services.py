@@ -62,16 +62,17 @@ class LocalServices:
         return self._moto()
 
 
-def _answers(url: str, seconds: float = 1) -> bool:
+def _answers(url: str, seconds: float = 1, cafile: str | None = None) -> bool:
     try:
-        wait_until_answers(url, seconds)
+        wait_until_answers(url, seconds, cafile=cafile)
         return True
     except NotAnswering:
         return False
 
 
 def _healthy(uri: str) -> bool:
-    return _answers(f"{uri}/health")
+    """An external server over https is verified as its jobs will verify it."""
+    return _answers(f"{uri}/health", cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
 
 
 def _moto_healthy(endpoint: str) -> bool:

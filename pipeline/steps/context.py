@@ -75,6 +75,8 @@ class BuildContext:
         }
         if mlflow.credentials.secret_arn:
             env["MLOPS_TRACKING_SECRET_ARN"] = mlflow.credentials.secret_arn
+        if mlflow.server_ca_arn:
+            env["MLOPS_TRACKING_CA_ARN"] = mlflow.server_ca_arn
         return env
 
     def step_settings(self, key: str) -> StepSettings:

@@ -7,6 +7,8 @@ from the environment the definition sets (never from hyperparameters):
   MLOPS_TRACKING_CREDENTIALS   none | env | secrets_manager
   MLOPS_TRACKING_SECRET_ARN    with secrets_manager: a JSON secret {"username", "password"}
   MLOPS_TRACKING_ON_UNAVAILABLE  fail | continue  (what to do when the server stays down)
+  MLOPS_TRACKING_CA_ARN        an ACM Private CA whose certificate the server's chains to:
+                               fetched and trusted (MLFLOW_TRACKING_SERVER_CERT_PATH)
 
 Credentials fetched from Secrets Manager are put into this process's environment for the
 MLflow client only; they are never printed or passed to a child process.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,14 +65,33 @@ def _load_credentials(source: str, secret_arn: str | None, region: str | None) -
         raise TrackingUnavailable(f"secret {secret_arn} must be JSON with 'username' and 'password' keys") from None
 
 
+def _trust_server_ca(ca_arn: str | None, region: str | None) -> None:
+    """Trust the private CA that signed the tracking server's certificate: its PEM (from
+    ACM Private CA's GetCertificateAuthorityCertificate: Certificate, then the chain up to
+    the root) in a file MLflow's client reads through MLFLOW_TRACKING_SERVER_CERT_PATH."""
+    if not ca_arn:
+        return
+    import boto3
+
+    answer = boto3.client("acm-pca", region_name=region or ca_arn.split(":")[3]).get_certificate_authority_certificate(
+        CertificateAuthorityArn=ca_arn
+    )
+    pem = "\n".join(part.strip() for part in (answer["Certificate"], answer.get("CertificateChain", "")) if part)
+    handle, path = tempfile.mkstemp(prefix="mlflow-ca-", suffix=".pem")
+    with os.fdopen(handle, "w") as out:
+        out.write(pem + "\n")
+    os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = path
+
+
 def _reachable(uri: str, attempts: int, first_delay: float) -> str | None:
     """None when /health answers; else the last error. Backoff doubles each attempt."""
     if not uri.startswith(("http://", "https://")):
         return None  # a local file store needs no server
     delay, error = first_delay, "no attempt made"
+    context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
     for attempt in range(attempts):
         try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5, context=context) as response:
                 if response.status == 200:
                     return None
                 error = f"HTTP {response.status}"
@@ -222,6 +245,7 @@ def connect(env: dict[str, str] | None = None) -> Tracking:
     _load_credentials(
         env.get("MLOPS_TRACKING_CREDENTIALS", "none"), env.get("MLOPS_TRACKING_SECRET_ARN"), env.get("AWS_REGION")
     )
+    _trust_server_ca(env.get("MLOPS_TRACKING_CA_ARN"), env.get("AWS_REGION"))
     error = _reachable(
         uri,
         attempts=int(env.get("MLOPS_TRACKING_CONNECT_ATTEMPTS", "4")),
