@@ -1,74 +1,123 @@
-"""cdk-nag AwsSolutions findings this design accepts, each with the reason a reviewer
-would want. Everything else fails the synth (see tests/test_infra.py)."""
+"""cdk-nag AwsSolutions findings this design accepts, each on the one construct it is
+about, with a reason that says what its policy does. Everything else fails the synth
+(see tests/test_infra.py); an acknowledgement on a construct covers that construct only,
+so a new wildcard elsewhere is a new finding."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from constructs import Construct
 
 from pipeline.config import InfraSettings, PipelineConfig
 
 __all__ = ["acknowledge", "acknowledgements"]
 
-_S3_GRANT_ACTIONS = ["Abort*", "DeleteObject*", "GetBucket*", "GetObject*", "List*"]
-_MANAGED = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
-_LAMBDA_BASIC = _MANAGED.format("AWSLambdaBasicExecutionRole")
-_LAMBDA_VPC = _MANAGED.format("AWSLambdaVPCAccessExecutionRole")
+_IAM5 = "AwsSolutions-IAM5[Resource::{}]"
+_ROTATE = (
+    "rotate by putting a new value in the secret and restarting the service (aws ecs update-service "
+    "--force-new-deployment): ECS reads secrets at task start"
+)
 
 
-def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, str]:
-    """Rule (with what it applies to) -> reason."""
+def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, dict[str, str]]:
+    """Construct path below the stack -> {rule (with what it applies to): reason}."""
     region, account = settings.region or cfg.aws.region, settings.account
     group, prefix = cfg.registration.model_package_group, cfg.aws.prefix.strip("/")
     sagemaker = f"arn:<AWS::Partition>:sagemaker:{region}:{account}"
     logs = f"arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/sagemaker"
-    found: dict[str, str] = {
-        "AwsSolutions-ECS2": "The container environment holds only non-secret settings (host, port, names); every "
-        "credential is an ECS secret (tests/test_infra.py asserts no secret in any environment map).",
-        "AwsSolutions-RDS11": "A non-default port adds no protection here: the database sits in isolated subnets and "
-        "accepts only the MLflow server's security group.",
-        "AwsSolutions-SMG4": "MLflow keeps basic-auth password hashes in its own store and the server reads the "
-        "database password at task start, so automatic rotation would lock clients out; rotate by "
-        "updating the secret and redeploying.",
-        _LAMBDA_BASIC: "The AWS-managed Lambda logging policy is the documented minimum for a function's own "
-        "log group.",
-        _LAMBDA_VPC: "The AWS-managed VPC access policy is what Lambda needs to manage its network interfaces.",
-        "AwsSolutions-IAM5[Resource::*]": "Only actions AWS does not scope to a resource: ENI management for jobs "
-        "in a VPC, ecr:GetAuthorizationToken, and cloudwatch:PutMetricData limited by a namespace condition.",
-        f"AwsSolutions-IAM5[Resource::<ArtifactStoreArtifacts856EDEA9.Arn>/{prefix}/*]": "Jobs and endpoints read "
-        "and write objects under the pipeline's own prefix of the artifact bucket only.",
-        "AwsSolutions-IAM5[Resource::<ArtifactStoreArtifacts856EDEA9.Arn>/mlflow/*]": "The MLflow server proxies "
-        "artifacts under the mlflow/ prefix of the artifact bucket only.",
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:{region}:*:repository/sagemaker-scikit-learn]": "AWS "
-        "publishes the scikit-learn framework image from a per-region account; the repository name is fixed.",
-        f"AwsSolutions-IAM5[Resource::{logs}/*]": "SageMaker jobs log to log groups it names per job type "
-        "under /aws/sagemaker/.",
-        f"AwsSolutions-IAM5[Resource::{logs}/Endpoints/*]": "Endpoints log to their own group, "
-        "/aws/sagemaker/Endpoints/<endpoint name>.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:processing-job/pipelines-*]": "SageMaker Pipelines names every "
-        "job it starts pipelines-<execution>-<step>; the role cannot touch other jobs.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:training-job/pipelines-*]": "As for processing jobs: only jobs "
-        "started by a pipeline.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:hyper-parameter-tuning-job/pipelines-*]": "As for processing "
-        "jobs: only tuning jobs started by a pipeline.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:model-package/{group}/*]": "Package versions are numbered by "
-        "SageMaker within the one configured group.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:model/{group}-v*]": "The bridge names models <group>-v<version> "
-        "and may create no others.",
-        f"AwsSolutions-IAM5[Resource::{sagemaker}:endpoint-config/{group}-v*]": "The bridge names endpoint configs "
-        "<group>-v<version>-<hash> and may create no others.",
+    artifacts = "<ArtifactStoreArtifacts856EDEA9.Arn>"
+    user_secret = (
+        "An MLflow basic-auth password: every server start sets each user's password from its secret "
+        f"(infra/mlflow_server/prepare.py), so {_ROTATE}. Scheduled rotation would change the secret while "
+        "running tasks still hold the old password."
+    )
+    found: dict[str, dict[str, str]] = {
+        "Tracking/Task": {
+            "AwsSolutions-ECS2": "The container environment holds only non-secret settings (host, port, names); "
+            "every credential is an ECS secret (tests/test_infra.py asserts no secret in any environment map).",
+        },
+        "Tracking/Task/ExecutionRole/DefaultPolicy": {
+            _IAM5.format("*"): "CDK's execution role for the server image: ecr:GetAuthorizationToken, which AWS "
+            "authorizes on * only; the image pull itself names the asset repository.",
+        },
+        "Tracking/Task/TaskRole/DefaultPolicy": {
+            _IAM5.format(f"{artifacts}/mlflow/*"): "The MLflow server proxies artifacts: get, put and delete "
+            "objects under the bucket's mlflow/ prefix, nothing else in the bucket.",
+        },
+        "Database/Instance": {
+            "AwsSolutions-RDS11": "A non-default port adds no protection here: the database sits in isolated "
+            "subnets and accepts only the MLflow server's security group.",
+        },
+        "Database/Credentials": {
+            "AwsSolutions-SMG4": "The database master password: the server reads it at task start, so scheduled "
+            f"rotation would break new connections of running tasks; {_ROTATE}, together with the RDS password.",
+        },
+        "Tracking/FlaskSecretKey": {
+            "AwsSolutions-SMG4": f"MLflow's session signing key: {_ROTATE}; rotating it only signs browsers out.",
+        },
+        "Tracking/AdminPassword": {"AwsSolutions-SMG4": user_secret},
+        "PipelineMlflowUser": {"AwsSolutions-SMG4": user_secret},
+        "BridgeMlflowUser": {"AwsSolutions-SMG4": user_secret + " The bridge reads its secret again on a 401."},
+        "Roles/EndpointRole/DefaultPolicy": {
+            _IAM5.format("*"): "ecr:GetAuthorizationToken, which AWS authorizes on * only.",
+            _IAM5.format(f"{artifacts}/{prefix}/*"): "Endpoints read model objects under the pipeline's prefix "
+            f"{prefix}/ of the artifact bucket, nothing else in it.",
+            _IAM5.format(f"{logs}/Endpoints/*"): "Endpoints log to /aws/sagemaker/Endpoints/<endpoint name>, a "
+            "group per endpoint that SageMaker names at creation.",
+        },
+        "Roles/PipelineRole/DefaultPolicy": {
+            _IAM5.format("*"): "Three statements on *, each the narrowest AWS allows: ecr:GetAuthorizationToken "
+            "and EC2 Describe calls (no resource types), network-interface writes conditioned on ec2:Vpc = this "
+            "stack's VPC, and cloudwatch:PutMetricData conditioned on SageMaker's namespaces.",
+            _IAM5.format(f"{artifacts}/{prefix}/*"): "Jobs read and write objects under the pipeline's prefix "
+            f"{prefix}/ of the artifact bucket (listing is conditioned on that prefix too).",
+            _IAM5.format(f"{logs}/*"): "SageMaker jobs log to groups SageMaker names per job type under "
+            "/aws/sagemaker/ (ProcessingJobs, TrainingJobs).",
+            _IAM5.format(f"{sagemaker}:processing-job/pipelines-*"): "SageMaker Pipelines names the jobs it "
+            "starts pipelines-<execution id>-<step>; the pattern matches the jobs of every pipeline in this "
+            "account and region, since the execution id is not known in advance.",
+            _IAM5.format(f"{sagemaker}:training-job/pipelines-*"): "As for processing jobs: training jobs started "
+            "by any pipeline in this account and region.",
+            _IAM5.format(f"{sagemaker}:hyper-parameter-tuning-job/pipelines-*"): "As for processing jobs: tuning "
+            "jobs started by any pipeline in this account and region.",
+            _IAM5.format(f"{sagemaker}:model-package/{group}/*"): "SageMaker numbers package versions within "
+            f"the one configured group {group}; no other group.",
+        },
+        "Bridge/Role/DefaultPolicy": {
+            _IAM5.format("*"): "EC2 Describe calls (AWS authorizes them on * only) and the function's "
+            "network-interface writes conditioned on ec2:Vpc = this stack's VPC.",
+            _IAM5.format(f"{sagemaker}:model-package/{group}/*"): "The bridge reads the package versions of the "
+            f"one configured group {group}.",
+            _IAM5.format(f"{sagemaker}:model/{group}-v*"): "The bridge names models <group>-v<version> and may "
+            "create no others.",
+            _IAM5.format(f"{sagemaker}:endpoint-config/{group}-v*"): "The bridge names endpoint configs "
+            "<group>-v<version>-<hash> and may create no others.",
+        },
     }
-    for action in _S3_GRANT_ACTIONS:
-        found[f"AwsSolutions-IAM5[Action::s3:{action}]"] = (
-            "CDK's bucket grants (read, read-write) on a single prefix; the resource is the prefix, not the bucket."
-        )
     if not settings.database_multi_az:
-        found["AwsSolutions-RDS3"] = (
-            "Single-AZ by configuration (infra.database_multi_az: false) to keep a small "
-            "team's bill down; backups run daily and the instance is retained on stack deletion."
+        found["Database/Instance"]["AwsSolutions-RDS3"] = (
+            "Single-AZ by configuration (infra.database_multi_az: false) to keep a small team's bill down; "
+            "backups run daily and the instance is retained on stack deletion."
         )
+    if settings.public_load_balancer:
+        found["Tracking/LoadBalancer/SecurityGroup"] = {
+            "AwsSolutions-EC23": "Public by configuration (infra.public_load_balancer: true): the load balancer "
+            "accepts HTTPS on 443 only, from anywhere, with an ACM certificate; MLflow basic auth guards every "
+            "API call behind it.",
+        }
     return found
 
 
+def _construct(stack: cdk.Stack, path: str) -> Construct:
+    node: Construct = stack
+    for part in path.split("/"):
+        node = node.node.find_child(part)
+    return node
+
+
 def acknowledge(stack: cdk.Stack, cfg: PipelineConfig, settings: InfraSettings) -> None:
-    for rule, reason in acknowledgements(cfg, settings).items():
-        cdk.Validations.of(stack).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
+    """Raises RuntimeError (from constructs) when a path names no construct."""
+    for path, rules in acknowledgements(cfg, settings).items():
+        target = _construct(stack, path)
+        for rule, reason in rules.items():
+            cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))

@@ -19,8 +19,11 @@ from pipeline.config_loader import load_config  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 
 
-def build_app(config_path: Path, context: dict[str, object] | None = None) -> tuple[cdk.App, MlopsStack]:
-    cfg = load_config(config_path)
+def build_app(
+    config_path: Path, context: dict[str, object] | None = None, overrides: tuple[str, ...] = ()
+) -> tuple[cdk.App, MlopsStack]:
+    """The app and its one stack; `overrides` as `--set` gives them (KEY.PATH=VALUE)."""
+    cfg = load_config(config_path, overrides=overrides)
     if cfg.infra is None:
         raise ConfigError([("infra", "section is missing: the CDK app needs account and names")], str(config_path))
     settings = cfg.infra

@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-__all__ = ["ArtifactStore"]
+__all__ = ["ArtifactStore", "grant_prefix"]
+
+# Object actions by need (S3 User Guide, "Amazon S3 actions"): multipart uploads are
+# PutObject calls, except aborting one.
+_READ = ["s3:GetObject"]
+_WRITE = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+
+def grant_prefix(bucket: s3.IBucket, role: iam.IRole, prefix: str, *, write: bool) -> None:
+    """Objects under `prefix/` only, and listing only that prefix: explicit actions instead
+    of CDK's grants, whose `GetBucket*`/`List*` apply to the whole bucket."""
+    prefix = prefix.strip("/")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=f"Objects{'ReadWrite' if write else 'Read'}UnderThePrefix",
+            actions=_READ + (_WRITE if write else []),
+            resources=[bucket.arn_for_objects(f"{prefix}/*")],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ListThePrefixOnly",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+        )
+    )
 
 
 def _private_bucket(scope: Construct, construct_id: str, **kwargs: object) -> s3.Bucket:

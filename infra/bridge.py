@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.network import Network
-from infra.roles import bridge_statements
+from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import InfraSettings
 
@@ -43,9 +47,33 @@ class BridgeFunction(Construct):
         registered_model: str,
         endpoint_role: iam.IRole,
         settings: InfraSettings,
+        alarms: sns.ITopic,
+        server_ca_arn: str | None = None,
     ) -> None:
+        """`server_ca_arn`: the private CA the tracking server's certificate chains to;
+        `alarms`: where the dead-letter alarm goes."""
         super().__init__(scope, construct_id)
         endpoint_name = package_groups[0]
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
+        )
+        # Its own role: AWS's managed Lambda policies allow writing to every log group and
+        # network interfaces in every VPC; this one, to its log group and its VPC only.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="The MLflow bridge Lambda",
+        )
+        self.log_group.grant_write(self.role)
+        # Lambda's list for a function in a VPC (Lambda Developer Guide, "Giving Lambda
+        # functions access to resources in an Amazon VPC": execution role permissions).
+        eni_writes = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+                      "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]  # fmt: skip
+        for statement in network_interface_statements(self, network.vpc, eni_writes):
+            self.role.add_to_policy(statement)
+        if server_ca_arn:
+            self.role.add_to_policy(trust_ca_statement(server_ca_arn))
         self.security_group = ec2.SecurityGroup(self, "SecurityGroup", vpc=network.vpc, description="MLflow bridge")
         self.dead_letters = sqs.Queue(
             self,
@@ -61,6 +89,8 @@ class BridgeFunction(Construct):
                 str(REPO), file="infra/bridge_lambda/Dockerfile", exclude=_CONTEXT_EXCLUDES
             ),
             description="Syncs SageMaker model package approvals to the MLflow registry and deploys the champion",
+            role=self.role,
+            log_group=self.log_group,
             vpc=network.vpc,
             vpc_subnets=network.app_subnets,
             security_groups=[self.security_group],
@@ -79,6 +109,7 @@ class BridgeFunction(Construct):
                 "BRIDGE_ENDPOINT_ROLE_ARN": endpoint_role.role_arn,
                 "BRIDGE_ENDPOINT_INSTANCE_TYPE": settings.endpoint_instance_type,
                 "BRIDGE_ROLLBACK_ALARMS": ",".join(settings.rollback_alarms),
+                **({"BRIDGE_MLFLOW_CA_ARN": server_ca_arn} if server_ca_arn else {}),
             },
         )
         mlflow_user.grant_read(self.function)
@@ -101,3 +132,17 @@ class BridgeFunction(Construct):
                 self.function, dead_letter_queue=self.dead_letters, retry_attempts=4, max_event_age=Duration.hours(2)
             )
         )
+        # An event in the dead-letter queue is a sync that did not happen: someone must look.
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description="Bridge events failed every retry; MLflow may lag SageMaker (run the bridge's sync)",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letter_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms))

@@ -1,16 +1,31 @@
 """Least-privilege roles: the SageMaker pipeline execution role, the endpoint role, and
 the bridge's policy. Resources are scoped to the bucket prefix, the package groups and
-name prefixes; `*` stays only where AWS requires it (ECR tokens, ENIs in a VPC, metrics)."""
+name prefixes; `*` stays only where AWS allows nothing narrower (ECR tokens, EC2 Describe
+calls, metrics by namespace, network interfaces by VPC condition)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-__all__ = ["Roles", "bridge_statements"]
+from infra.artifact_store import grant_prefix
+
+__all__ = [
+    "Roles",
+    "bridge_statements",
+    "network_interface_statements",
+    "sklearn_image_account",
+    "trust_ca_statement",
+    "vpc_arn",
+]
 
 
 def _arn(scope: Construct, resource: str) -> str:
@@ -18,29 +33,61 @@ def _arn(scope: Construct, resource: str) -> str:
     return f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:{resource}"
 
 
-def _vpc_statements() -> list[iam.PolicyStatement]:
+def vpc_arn(scope: Construct, vpc: ec2.IVpc) -> str:
+    stack = Stack.of(scope)
+    return f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:vpc/{vpc.vpc_id}"
+
+
+# Read-only EC2 calls a job or a Lambda in a VPC makes: AWS authorizes Describe* on "*" only
+# (Service Authorization Reference, Amazon EC2: these actions have no resource types).
+_DESCRIBE_NETWORK = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                     "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"]  # fmt: skip
+
+
+def network_interface_statements(scope: Construct, vpc: ec2.IVpc, actions: list[str]) -> list[iam.PolicyStatement]:
+    """What a service needs to place its network interfaces in `vpc`. The writes cannot name
+    the interfaces (their ids exist only once made), so their resource is "*" with an
+    `ec2:Vpc` condition: they apply to interfaces, subnets and security groups of this VPC
+    only (Service Authorization Reference, Amazon EC2: `ec2:Vpc` on network-interface,
+    subnet and security-group resources)."""
     return [
         iam.PolicyStatement(
-            sid="VpcNetworkInterfacesAwsRequiresStar",
-            actions=[
-                "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-                "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
-            ],
+            sid="NetworkInterfacesInThisVpcOnly",
+            actions=actions,
             resources=["*"],
+            conditions={"ArnEquals": {"ec2:Vpc": vpc_arn(scope, vpc)}},
         ),
-        iam.PolicyStatement(
-            sid="EcrAuthAwsRequiresStar", actions=["ecr:GetAuthorizationToken"], resources=["*"]
-        ),
-    ]  # fmt: skip
+        iam.PolicyStatement(sid="DescribeNetworkAwsRequiresStar", actions=_DESCRIBE_NETWORK, resources=["*"]),
+    ]
+
+
+_ECR_AUTH = iam.PolicyStatement(
+    sid="EcrAuthAwsRequiresStar", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+)  # fmt: skip
+
+
+def sklearn_image_account(region: str, framework_version: str = "1.4-2") -> str:
+    """The AWS account that publishes SageMaker's scikit-learn image in `region`: read from
+    the SageMaker SDK's own image registry table (sagemaker/image_uri_config/sklearn.json),
+    without importing the SDK. Raises ValueError for a region the table does not list."""
+    location = importlib.util.find_spec("sagemaker")
+    if location is None or not location.submodule_search_locations:
+        raise ValueError("the SageMaker SDK is not installed: it lists the image accounts")
+    table = json.loads((Path(location.submodule_search_locations[0]) / "image_uri_config" / "sklearn.json").read_text())
+    registries = table["training"]["versions"][framework_version]["registries"]
+    if region not in registries:
+        raise ValueError(f"SageMaker publishes no scikit-learn image in {region}")
+    return str(registries[region])
 
 
 def _pull_sklearn_image(scope: Construct) -> iam.PolicyStatement:
-    """Pull the SageMaker scikit-learn image (AWS's registry accounts differ by region)."""
+    """Pull the SageMaker scikit-learn image from AWS's account for this region."""
     stack = Stack.of(scope)
+    account = sklearn_image_account(stack.region)
     return iam.PolicyStatement(
+        sid="PullTheScikitLearnImage",
         actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-        resources=[f"arn:{stack.partition}:ecr:{stack.region}:*:repository/sagemaker-scikit-learn"],
+        resources=[f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/sagemaker-scikit-learn"],
     )
 
 
@@ -55,23 +102,27 @@ class Roles(Construct):
         pipeline_name: str,
         package_groups: list[str],
         pipeline_user_secret: secretsmanager.ISecret,
+        vpc: ec2.IVpc,
+        server_ca_arn: str | None = None,
     ) -> None:
+        """`vpc`: where the jobs run (their network interfaces); `server_ca_arn`: the private
+        CA of the tracking server's certificate, whose certificate the jobs fetch."""
         super().__init__(scope, construct_id)
         prefix = pipeline_prefix.strip("/")
         self.endpoint_role = iam.Role(
             self, "EndpointRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker endpoints serving approved models",
         )  # fmt: skip
-        bucket.grant_read(self.endpoint_role, f"{prefix}/*")
+        grant_prefix(bucket, self.endpoint_role, prefix, write=False)
         self.endpoint_role.add_to_policy(_pull_sklearn_image(self))
-        self.endpoint_role.add_to_policy(_vpc_statements()[1])
+        self.endpoint_role.add_to_policy(_ECR_AUTH)
         self._logs(self.endpoint_role, "/aws/sagemaker/Endpoints/*")
 
         self.pipeline_role = iam.Role(
             self, "PipelineRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker pipeline {pipeline_name} and its jobs",
         )  # fmt: skip
-        bucket.grant_read_write(self.pipeline_role, f"{prefix}/*")
+        grant_prefix(bucket, self.pipeline_role, prefix, write=True)
         pipeline_user_secret.grant_read(self.pipeline_role)
         groups = [_arn(self, f"model-package-group/{g}") for g in package_groups]
         packages = [_arn(self, f"model-package/{g}/*") for g in package_groups]
@@ -119,8 +170,15 @@ class Roles(Construct):
             )
         )
         self.pipeline_role.add_to_policy(_pull_sklearn_image(self))
-        for statement in _vpc_statements():
+        self.pipeline_role.add_to_policy(_ECR_AUTH)
+        # SageMaker's own list for jobs with a VpcConfig (SageMaker Developer Guide,
+        # "CreateTrainingJob API: Execution Role Permissions").
+        eni_writes = ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                      "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"]  # fmt: skip
+        for statement in network_interface_statements(self, vpc, eni_writes):
             self.pipeline_role.add_to_policy(statement)
+        if server_ca_arn:
+            self.pipeline_role.add_to_policy(trust_ca_statement(server_ca_arn))
         self._logs(self.pipeline_role, "/aws/sagemaker/*")
 
     def _logs(self, role: iam.Role, group_pattern: str) -> None:
@@ -131,6 +189,15 @@ class Roles(Construct):
                 resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{group_pattern}"],
             )
         )
+
+
+def trust_ca_statement(ca_arn: str) -> iam.PolicyStatement:
+    """Read the CA certificate that the tracking server's certificate chains to."""
+    return iam.PolicyStatement(
+        sid="TrustTheTrackingServersCa",
+        actions=["acm-pca:GetCertificateAuthorityCertificate"],
+        resources=[ca_arn],
+    )
 
 
 def bridge_statements(

@@ -7,11 +7,13 @@ from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from infra.alarms import AlarmTopic
 from infra.artifact_store import ArtifactStore
 from infra.bridge import BridgeFunction
 from infra.database import Database
 from infra.network import Network
 from infra.roles import Roles
+from infra.tls import listener_port
 from infra.tracking_service import TrackingService, service_user_secret
 from pipeline.config import InfraSettings, PipelineConfig
 
@@ -42,6 +44,8 @@ class MlopsStack(Stack):
             model_managers={bridge_username: [cfg.mlflow.registered_model]},
         )
         groups = [cfg.registration.model_package_group]
+        ca_arn = tracking.tls.ca_arn
+        alarms = AlarmTopic(self, "Alarms", email=settings.alarm_email)
         roles = Roles(
             self,
             "Roles",
@@ -50,6 +54,8 @@ class MlopsStack(Stack):
             pipeline_name=cfg.pipeline.name,
             package_groups=groups,
             pipeline_user_secret=pipeline_user,
+            vpc=network.vpc,
+            server_ca_arn=ca_arn,
         )
         jobs_security_group = ec2.SecurityGroup(
             self, "JobsSecurityGroup", vpc=network.vpc, description="SageMaker jobs"
@@ -64,8 +70,10 @@ class MlopsStack(Stack):
             registered_model=cfg.mlflow.registered_model,
             endpoint_role=roles.endpoint_role,
             settings=settings,
+            alarms=alarms.topic,
+            server_ca_arn=ca_arn,
         )
-        port = 443 if settings.public_load_balancer else 80
+        port = listener_port(settings)
         for peer, what in ((jobs_security_group, "SageMaker jobs"), (bridge.security_group, "the bridge")):
             tracking.load_balancer.connections.allow_from(peer, ec2.Port.tcp(port), f"{what} to MLflow")
 
@@ -81,6 +89,10 @@ class MlopsStack(Stack):
             "JobSecurityGroup": (jobs_security_group.security_group_id, "network.security_group_ids"),
             "PipelineMlflowSecretArn": (pipeline_user.secret_arn, "mlflow.credentials.secret_arn"),
             "BridgeDeadLetterQueue": (bridge.dead_letters.queue_url, "failed bridge events"),
+            "AlarmTopicArn": (alarms.topic.topic_arn, "subscribe to the stack's alarms"),
+            "LoadBalancerDnsName": (tracking.load_balancer.load_balancer_dns_name, "where tls.domain_name points"),
         }
+        if ca_arn:
+            outputs["TrackingCaArn"] = (ca_arn, "mlflow.server_ca_arn")
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

@@ -17,10 +17,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.artifact_store import ArtifactStore
+from infra.artifact_store import ArtifactStore, grant_prefix
 from infra.database import Database
 from infra.database_connections import pool_size
 from infra.network import Network
+from infra.tls import TrackingTls, listener_port
 from pipeline.config import InfraSettings
 
 __all__ = ["TrackingService", "service_user_secret"]
@@ -108,7 +109,12 @@ class TrackingService(Construct):
             drop_invalid_header_fields=True,
         )
         self.load_balancer.log_access_logs(store.access_logs, prefix="load-balancer")
+        self.tls = TrackingTls(self, "Tls", settings=settings, vpc=vpc)
+        self.tls.serve(self.load_balancer)
         hosts = [*settings.allowed_hosts, self.load_balancer.load_balancer_dns_name]
+        if self.tls.domain_name and self.tls.domain_name not in hosts:
+            hosts.append(self.tls.domain_name)
+        server_tls = "none" if settings.tls.mode == "none" else "self_signed"
         task.add_container(
             "mlflow",
             image=ecs.ContainerImage.from_asset(str(SERVER_DIR)),
@@ -122,12 +128,13 @@ class TrackingService(Construct):
                 **pool_environment(settings),
                 "ALLOWED_HOSTS": ",".join(hosts),
                 "PORT": str(PORT),
+                "SERVER_TLS": server_tls,
                 "MLFLOW_REGISTERED_MODEL_MANAGERS": json.dumps(model_managers or {}, sort_keys=True),
             },
             secrets=secrets,
             logging=ecs.LogDrivers.aws_logs(stream_prefix="mlflow", log_group=log_group),
         )
-        store.bucket.grant_read_write(task.task_role, f"{ArtifactStore.MLFLOW_PREFIX}/*")
+        grant_prefix(store.bucket, task.task_role, ArtifactStore.MLFLOW_PREFIX, write=True)
         self.service_security_group = ec2.SecurityGroup(
             self, "ServiceSecurityGroup", vpc=vpc, description="MLflow server tasks"
         )
@@ -146,26 +153,30 @@ class TrackingService(Construct):
         database.security_group.add_ingress_rule(
             self.service_security_group, ec2.Port.tcp(3306), "MLflow server to its database"
         )
-        if settings.public_load_balancer:
+        certificate = self.tls.certificate
+        if certificate is None:  # tls.mode none: the explicit opt-out
+            listener = self.load_balancer.add_listener("Http", port=80, open=False)
+        else:
             listener = self.load_balancer.add_listener(
                 "Https",
-                port=443,
+                port=listener_port(settings),
                 protocol=elbv2.ApplicationProtocol.HTTPS,
-                certificates=[elbv2.ListenerCertificate.from_arn(settings.certificate_arn or "")],
+                certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                open=True,
+                # Public: anyone may reach the listener (basic auth guards every call);
+                # internal: only the security groups the stack allows (jobs, bridge).
+                open=settings.public_load_balancer,
             )
-            self.url = f"https://{self.load_balancer.load_balancer_dns_name}"
-        else:
-            # Internal: only the security groups the stack allows (jobs, bridge) reach it.
-            listener = self.load_balancer.add_listener("Http", port=80, open=False)
-            self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
+        self.url = self.tls.url
+        target_protocol = elbv2.ApplicationProtocol.HTTP if server_tls == "none" else elbv2.ApplicationProtocol.HTTPS
         listener.add_targets(
             "Mlflow",
             port=PORT,
-            protocol=elbv2.ApplicationProtocol.HTTP,
+            protocol=target_protocol,  # HTTPS: the task's own certificate, which the balancer does not verify
             targets=[self.service],
-            health_check=elbv2.HealthCheck(path="/health", healthy_http_codes="200"),
+            health_check=elbv2.HealthCheck(
+                path="/health", healthy_http_codes="200", protocol=elbv2.Protocol(target_protocol.value)
+            ),
             deregistration_delay=Duration.seconds(30),
         )
         scaling = self.service.auto_scale_task_count(

@@ -86,6 +86,10 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("empty content types", setting("registration.content_types", []), "registration.content_types"),
     ("IAM wildcard in the prefix", setting("aws.prefix", "a*b"), "aws.prefix: 'a*b' does not match"),
     ("prefix climbing out", setting("aws.prefix", "../x"), "aws.prefix: '../x' has a '.' or '..' segment"),
+    ("public without a certificate", setting("infra.public_load_balancer", True), "infra: a public load balancer needs tls.mode: certificate"),
+    ("certificate mode without its ARN", setting("infra.tls", {"mode": "certificate"}), "infra.tls: mode certificate needs certificate_arn and domain_name"),
+    ("the old certificate_arn key", setting("infra.certificate_arn", "arn:aws:acm:us-east-1:123456789012:certificate/abc"), "infra: certificate_arn moved to infra.tls.certificate_arn"),
+    ("server CA for plain HTTP", setting("mlflow.server_ca_arn", "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/abc-1"), "mlflow: server_ca_arn is for an https:// tracking_uri"),
 ]  # fmt: skip
 
 
