@@ -3,7 +3,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+AUTH_CACHE := infra/mlflow_server/auth_cache
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(AUTH_CACHE)/pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: demo test lint install synth
 
@@ -14,10 +15,12 @@ install: $(STAMP)
 
 CDK := infra/node_modules/.bin/cdk
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(AUTH_CACHE)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# the tracking server's app (as its Dockerfile installs it), for the tests and benches that start it
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e $(AUTH_CACHE)
 	rm -f $(VENV)/.installed-* && touch $@
 
 $(CDK): infra/package.json infra/package-lock.json

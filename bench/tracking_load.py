@@ -1,33 +1,48 @@
-"""Tracking server under tuning load (issue #6 targets: zero errors, p99 < 250 ms).
+"""The secured tracking server against the one the original sample ran, under tuning load.
 
-Starts the server exactly as the container does (infra/mlflow_server/entrypoint.sh:
-basic auth, 2 workers, MariaDB backend store, S3 artifacts through the proxy, here a moto
-S3 server), then 16 processes at once each act as a tuning trial: create a run, log
-params, 200 metric values in batches of 50, the model's files, end the run. BENCH_ROUNDS
-rounds (default 3) on the warmed server; prints each round's throughput, latency
-percentiles and CPU per call by process group, then the median round and the bound that
-CPU puts on latency when the trials call back to back.
+Two servers on the same MariaDB (each its own database) and the same moto S3 server:
+(a) the original: `mlflow server` with its default settings (4 workers, no auth, job
+execution on), backend store and artifacts as the sample set them; (b) ours, started
+exactly as the container does (infra/mlflow_server/entrypoint.sh: basic auth, 2 workers,
+HTTPS with the certificate the task makes at start, pools sized). 16 processes at once
+each act as a tuning trial: create a run, log params, 200 metric values in batches of 50,
+the model's files, end the run. BENCH_ROUNDS rounds per server (default 3), alternating
+(a, b, a, b, ...) so that the machine's drift hits both alike; prints each round, the
+median round of each (by p99) and the ratios ours / original of CPU per call and of p50
+and p99 latency (issue #12's target: at most 1.25 on each, 0 errors).
 
     .venv/bin/python bench/tracking_load.py
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.child_process import free_port  # noqa: E402
-from tests.server_entrypoint import entrypoint_env, mariadb_service_user, running_entrypoint  # noqa: E402
+from pipeline.child_process import free_port, path_with_venv, stop_group  # noqa: E402
+from pipeline.tracking_server import wait_healthy  # noqa: E402
+from tests.server_entrypoint import (  # noqa: E402
+    entrypoint_env,
+    mariadb_service_user,
+    running_entrypoint,
+    server_certificate,
+    server_uri,
+)
+from tests.tracking_fixtures import MARIADB  # noqa: E402
 
 TRIALS = int(os.environ.get("BENCH_TRIALS", "16"))  # the issue asks for 16
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # this machine varies by 30% from one run to the next
@@ -36,9 +51,20 @@ BATCH = 50
 PASSWORD = "load-" + uuid.uuid4().hex
 
 
-def trial(uri: str, experiment_id: str, model_dir: str, index: int) -> list[tuple[str, float, str]]:
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "pipeline"
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORD
+_CLIENT_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+
+
+def _use(client_env: dict[str, str]) -> None:
+    """This worker process talks to one server: its credentials and CA, nothing else."""
+    for key in _CLIENT_KEYS:
+        os.environ.pop(key, None)
+    os.environ.update(client_env, MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
+
+
+def trial(
+    uri: str, client_env: dict[str, str], experiment_id: str, model_dir: str, index: int
+) -> list[tuple[str, float, str]]:
+    _use(client_env)
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
@@ -73,12 +99,11 @@ def trial(uri: str, experiment_id: str, model_dir: str, index: int) -> list[tupl
     return timings
 
 
-def _warm(uri: str, experiment_id: str, model_dir: str) -> None:
+def _warm(uri: str, client_env: dict[str, str], experiment_id: str, model_dir: str) -> None:
     """Import MLflow, authenticate and upload one file, as a server that has been up for a
     while has done: each server worker caches a verified password (the first check costs a
     PBKDF2) and its S3 client (the first upload builds it). Not timed."""
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "pipeline"
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORD
+    _use(client_env)
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
@@ -128,46 +153,126 @@ class Round:
     def percentile(self, q: int) -> float:
         return statistics.quantiles(sorted(s for _, s, _ in self.calls), n=100)[q - 1]
 
+    def cpu_per_call(self, *groups: str) -> float:
+        return sum(self.cpu[g] for g in groups or self.cpu) / len(self.calls)
 
-def load_round(pool: ProcessPoolExecutor, uri: str, experiment_id: str, model_dir: str, groups: dict) -> Round:
+
+@dataclass
+class Server:
+    name: str
+    uri: str
+    client_env: dict[str, str]
+    pgid: int
+    experiment_id: str = ""
+    rounds: list[Round] = field(default_factory=list)
+
+    def median(self) -> Round:
+        return sorted(self.rounds, key=lambda r: r.percentile(99))[len(self.rounds) // 2]
+
+
+SERVER_CPU = ("MLflow server", "MariaDB")  # what the server side spends per call
+
+
+def load_round(pool: ProcessPoolExecutor, server: Server, model_dir: str, groups: dict[str, list[int]]) -> Round:
     """All trials at once; what they waited for, and the CPU each group of processes used."""
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     start = time.perf_counter()
-    futures = [pool.submit(trial, uri, experiment_id, model_dir, i) for i in range(TRIALS)]
+    futures = [
+        pool.submit(trial, server.uri, server.client_env, server.experiment_id, model_dir, i) for i in range(TRIALS)
+    ]
     calls = [item for f in futures for item in f.result()]
     seconds = time.perf_counter() - start
     return Round(calls, seconds, {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()})
 
 
-def report(rounds: list[Round]) -> None:
-    cores = os.cpu_count() or 1
-    for index, r in enumerate(rounds, 1):
-        per_call = {name: seconds / len(r.calls) for name, seconds in r.cpu.items()}
+def describe(server: Server) -> None:
+    print(f"{server.name}:")
+    for index, r in enumerate(server.rounds, 1):
         print(
-            f"round {index}: {len(r.calls)} calls in {r.seconds:.1f} s ({len(r.calls) / r.seconds:.0f} calls/s), "
+            f"  round {index}: {len(r.calls)} calls in {r.seconds:.1f} s ({len(r.calls) / r.seconds:.0f} calls/s), "
             f"p50 {r.percentile(50) * 1000:.0f} ms, p99 {r.percentile(99) * 1000:.0f} ms; CPU per call: "
-            + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in per_call.items())
+            + ", ".join(f"{name} {seconds / len(r.calls) * 1000:.1f} ms" for name, seconds in r.cpu.items())
         )
-    calls = [c for r in rounds for c in r.calls]
+    calls = [c for r in server.rounds for c in r.calls]
     for name in sorted({n for n, _, _ in calls}):
         own = sorted(s for n, s, _ in calls if n == name)
-        print(f"  {name:18s} n={len(own):4d} p50 {statistics.median(own) * 1000:6.0f} ms  max {own[-1] * 1000:6.0f} ms")
+        print(
+            f"    {name:18s} n={len(own):4d} p50 {statistics.median(own) * 1000:6.0f} ms  max {own[-1] * 1000:6.0f} ms"
+        )
     errors = [(name, error) for name, _, error in calls if error]
-    median = sorted(rounds, key=lambda r: r.percentile(99))[len(rounds) // 2]
-    cpu_per_call = sum(median.cpu.values()) / len(median.calls)
-    throughput = len(median.calls) / median.seconds
-    print(f"median round of {len(rounds)} (by p99), {TRIALS} concurrent trials: {throughput:.0f} calls/s")
+    print(f"  errors: {len(errors)}" + (f"; first: {errors[0]}" if errors else ""))
+
+
+def report(original: Server, ours: Server) -> None:
+    describe(original)
+    describe(ours)
+    a, b = original.median(), ours.median()
+    errors = sum(1 for s in (original, ours) for r in s.rounds for _, _, e in r.calls if e)
     print(
-        f"latency p50 {median.percentile(50) * 1000:.0f} ms, p99 {median.percentile(99) * 1000:.0f} ms "
-        "(target < 250 ms)"
+        f"\n{os.cpu_count()} cores, {TRIALS} concurrent trials, median round of {ROUNDS} per server (by p99), "
+        "ours / original:"
     )
-    print(f"errors: {len(errors)} (target 0)" + (f"; first: {errors[0]}" if errors else ""))
-    print(
-        f"{cores} cores at {cpu_per_call * 1000:.0f} ms of CPU per call serve at most {cores / cpu_per_call:.0f} "
-        f"calls/s, so {TRIALS} trials calling back to back need at least "
-        f"{TRIALS * cpu_per_call / cores * 1000:.0f} ms per call on average, the trial's own few ms included "
-        "(Little's law)"
-    )
+    rows = [
+        ("server CPU per call (MLflow + MariaDB)", a.cpu_per_call(*SERVER_CPU), b.cpu_per_call(*SERVER_CPU), 1e3),
+        ("all CPU per call (with trials, moto S3)", a.cpu_per_call(), b.cpu_per_call(), 1e3),
+        ("p50 latency", a.percentile(50), b.percentile(50), 1e3),
+        ("p99 latency", a.percentile(99), b.percentile(99), 1e3),
+    ]
+    for label, before, after, scale in rows:
+        print(f"  {label:42s} {before * scale:7.1f} ms -> {after * scale:7.1f} ms  ratio {after / before:.2f}")
+    print(f"  target: each ratio at most 1.25 (CPU per call of the server, p50, p99); errors {errors} (target 0)")
+
+
+@contextlib.contextmanager
+def original_server(tmp: Path, password: str, s3_endpoint: str) -> Iterator[Server]:
+    """`mlflow server` as the original sample ran it: default settings, no auth. The
+    backend store URI goes by environment variable (MLflow reads MLFLOW_BACKEND_STORE_URI),
+    not a command line, so the bench leaks no password either."""
+    import pymysql
+
+    with mariadb_service_user(password, prefix="orig") as (user, database):
+        connection = pymysql.connect(**MARIADB, autocommit=True)
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        connection.close()
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            "PATH": path_with_venv(os.environ["PATH"]),
+            "MLFLOW_BACKEND_STORE_URI": f"mysql+pymysql://{user}:{password}@127.0.0.1:3306/{database}?charset=utf8mb4",
+            "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        }
+        command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                   "--artifacts-destination", "s3://bench-artifacts/original"]  # fmt: skip
+        with (tmp / "original.log").open("wb") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            uri = f"http://127.0.0.1:{port}"
+            wait_healthy(uri, timeout=180, process=process)
+            yield Server("original (mlflow server, defaults, no auth, HTTP)", uri, {}, process.pid)
+        finally:
+            stop_group(process)
+
+
+@contextlib.contextmanager
+def our_server(tmp: Path, password: str, s3_endpoint: str) -> Iterator[Server]:
+    with mariadb_service_user(password, prefix="load") as (user, database):
+        env = entrypoint_env(
+            home=tmp,
+            port=free_port(),
+            workers=int(os.environ.get("BENCH_WORKERS", "2")),
+            database=(user, password, database),
+            artifacts="s3://bench-artifacts/mlflow",
+            s3_endpoint=s3_endpoint,
+            admin_password="admin-" + password,
+            service_users={"pipeline": password},
+            tls=os.environ.get("BENCH_TLS", "1") == "1",
+        )
+        env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        with running_entrypoint(env, tmp / "ours.log") as process:
+            client = {"MLFLOW_TRACKING_USERNAME": "pipeline", "MLFLOW_TRACKING_PASSWORD": password,
+                      "MLFLOW_TRACKING_SERVER_CERT_PATH": server_certificate(env) or ""}  # fmt: skip
+            yield Server("ours (entrypoint.sh: basic auth, HTTPS, 2 workers)", server_uri(env), client, process.pid)
 
 
 def main() -> int:
@@ -178,50 +283,43 @@ def main() -> int:
     from sklearn.linear_model import LinearRegression
 
     moto_port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
+    s3_endpoint = f"http://127.0.0.1:{moto_port}"
     boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{moto_port}",
+        "s3", endpoint_url=s3_endpoint,
         aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1",
     ).create_bucket(Bucket="bench-artifacts")  # fmt: skip
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        mariadb_service_user(PASSWORD, prefix="load") as (user, database),
-    ):
-        env = entrypoint_env(
-            home=Path(tmp),
-            port=free_port(),
-            workers=int(os.environ.get("BENCH_WORKERS", "2")),
-            database=(user, PASSWORD, database),
-            artifacts="s3://bench-artifacts/mlflow",
-            s3_endpoint=f"http://127.0.0.1:{moto_port}",
-            admin_password="admin-" + PASSWORD,
-            service_users={"pipeline": PASSWORD},
-        )
-        env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-        try:
-            with running_entrypoint(env, Path(tmp) / "server.log") as server:
-                uri = f"http://127.0.0.1:{env['PORT']}"
-                x = np.arange(20, dtype=float).reshape(10, 2)
-                model_dir = Path(tmp) / "model"
-                mlflow.sklearn.save_model(
-                    LinearRegression().fit(x, x.sum(axis=1)), str(model_dir), pip_requirements=["scikit-learn"]
-                )
-                os.environ.update(MLFLOW_TRACKING_USERNAME="pipeline", MLFLOW_TRACKING_PASSWORD=PASSWORD)
-                from mlflow import MlflowClient
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            original_server(Path(tmp), PASSWORD, s3_endpoint) as original,
+            our_server(Path(tmp), PASSWORD, s3_endpoint) as ours,
+        ):
+            x = np.arange(20, dtype=float).reshape(10, 2)
+            model_dir = Path(tmp) / "model"
+            mlflow.sklearn.save_model(
+                LinearRegression().fit(x, x.sum(axis=1)), str(model_dir), pip_requirements=["scikit-learn"]
+            )
+            from mlflow import MlflowClient
 
-                experiment_id = MlflowClient(uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
-                with ProcessPoolExecutor(TRIALS) as pool:
-                    list(pool.map(_warm, [uri] * TRIALS, [experiment_id] * TRIALS, [str(model_dir)] * TRIALS))
-                    groups = {
-                        "MLflow server": process_group(server.pid),
-                        "MariaDB": mariadb_pids(),
-                        "trials and moto S3": [os.getpid(), *(p.pid for p in pool._processes.values())],
-                    }
-                    rounds = [load_round(pool, uri, experiment_id, str(model_dir), groups) for _ in range(ROUNDS)]
-        finally:
-            moto.stop()
-    report(rounds)
+            with ProcessPoolExecutor(TRIALS) as pool:
+                for server in (original, ours):
+                    _use(server.client_env)
+                    server.experiment_id = MlflowClient(server.uri).create_experiment(f"load-{uuid.uuid4().hex[:6]}")
+                    list(pool.map(_warm, *zip(*[(server.uri, server.client_env, server.experiment_id,
+                                                 str(model_dir))] * TRIALS, strict=True)))  # fmt: skip
+                trials = [os.getpid(), *(p.pid for p in pool._processes.values())]
+                for _ in range(ROUNDS):
+                    for server in (original, ours):
+                        groups = {"MLflow server": process_group(server.pgid), "MariaDB": mariadb_pids(),
+                                  "trials and moto S3": trials}  # fmt: skip
+                        server.rounds.append(load_round(pool, server, str(model_dir), groups))
+    finally:
+        moto.stop()
+    report(original, ours)
     return 0
 
 

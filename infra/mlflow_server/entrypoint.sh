@@ -51,8 +51,10 @@ uvicorn_opts="--timeout-graceful-shutdown 10"
 if [ "$SERVER_TLS" = "self_signed" ]; then  # prepare.py wrote the key and certificate
   uvicorn_opts+=" --ssl-keyfile $SERVER_TLS_DIR/key.pem --ssl-certfile $SERVER_TLS_DIR/cert.pem"
 fi
+# basic-auth-cached: MLflow's basic auth with its user and permission lookups cached for at
+# most MLFLOW_AUTH_PERMISSION_CACHE_SECONDS (auth_cache/mlflow_auth_cache.py).
 exec mlflow server \
-  --app-name basic-auth \
+  --app-name basic-auth-cached \
   --host "${HOST:-0.0.0.0}" \
   --port "${PORT:-5000}" \
   --workers "${WORKERS:-2}" \

@@ -65,9 +65,9 @@ def write_auth_config(path: str, auth_uri: str) -> None:
         f"admin_username = {ADMIN_USERNAME}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         # PBKDF2 on every request costs more CPU than the request itself (p50 2.7 s under 16
-        # concurrent trials without it). A password change or revocation reaches the other
-        # workers within this TTL.
-        f"auth_cache_ttl_seconds = {int(os.environ.get('AUTH_CACHE_TTL_SECONDS', '60'))}\n"
+        # concurrent trials without it). A password change reaches the other workers within
+        # this TTL, the same bound as the permission cache (auth_cache/mlflow_auth_cache.py).
+        f"auth_cache_ttl_seconds = {int(os.environ.get('AUTH_CACHE_TTL_SECONDS', '30'))}\n"
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
