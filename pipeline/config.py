@@ -461,6 +461,11 @@ class MlflowSettings(_Strict):
         default="fail", description="What a job does when the tracking server stays unreachable."
     )
 
+    @field_validator("server_ca_arn", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value  # `${MLFLOW_SERVER_CA_ARN:-}` when it is unset
+
     @model_validator(mode="after")
     def _ca_for_https(self) -> MlflowSettings:
         if self.server_ca_arn and not self.tracking_uri.startswith("https://"):

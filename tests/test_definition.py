@@ -23,6 +23,8 @@ VARIANTS = {
         "network.security_group_ids=[sg-0123456789abcdef0]",
         "mlflow.credentials={source: secrets_manager, secret_arn: "
         "'arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-bridge-AbCdEf'}",
+        "mlflow.tracking_uri=https://mlflow.mlops.internal",
+        "mlflow.server_ca_arn=arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/0a1b2c3d-4e5f",
     ],
 }
 
@@ -182,6 +184,7 @@ def test_no_secret_and_no_tracking_uri_in_hyperparameters(rendered: dict[str, st
     train_args = steps_by_name(definition)[StepNames.TUNE]["Arguments"]["TrainingJobDefinition"]
     assert not any("mlflow" in k.lower() or "tracking" in k.lower() for k in train_args["StaticHyperParameters"])
     assert train_args["Environment"]["MLOPS_TRACKING_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert train_args["Environment"]["MLOPS_TRACKING_CA_ARN"].endswith(":certificate-authority/0a1b2c3d-4e5f")
     assert train_args["VpcConfig"] == {
         "SecurityGroupIds": ["sg-0123456789abcdef0"],
         "Subnets": ["subnet-0123456789abcdef0"],
