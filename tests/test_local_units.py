@@ -268,3 +268,13 @@ def test_a_job_reports_its_own_peak_memory_not_the_drivers(tmp_path: Path) -> No
         runner._run([sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path, "fails", runner.log_path("fails"))
     assert failed.value.exit_code == 3
     del ballast
+
+
+def test_what_ends_a_run_early_decides_its_status_and_reason() -> None:
+    from pipeline.errors import Interrupted
+    from pipeline.local.runner import interruption
+
+    assert interruption(KeyboardInterrupt()) == ("Stopped", "stopped: interrupted (Ctrl-C)")
+    assert interruption(Interrupted("terminated (SIGTERM)")) == ("Stopped", "stopped: terminated (SIGTERM)")
+    assert interruption(SystemExit(3)) == ("Failed", "the local runner stopped: SystemExit: 3")
+    assert interruption(MemoryError("no room")) == ("Failed", "the local runner stopped: MemoryError: no room")
