@@ -278,3 +278,15 @@ def test_what_ends_a_run_early_decides_its_status_and_reason() -> None:
     assert interruption(Interrupted("terminated (SIGTERM)")) == ("Stopped", "stopped: terminated (SIGTERM)")
     assert interruption(SystemExit(3)) == ("Failed", "the local runner stopped: SystemExit: 3")
     assert interruption(MemoryError("no room")) == ("Failed", "the local runner stopped: MemoryError: no room")
+
+
+def test_concurrent_atomic_writes_of_one_file_never_fail(tmp_path: Path) -> None:
+    """Trials reporting while the run ends once renamed each other's temporary file away."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.atomic_file import write_atomically
+
+    target = tmp_path / "execution.json"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: write_atomically(target, f'{{"writer": {i}}}' * 1000), range(400)))
+    assert target.read_text().startswith('{"writer": ') and sorted(p.name for p in tmp_path.iterdir()) == [target.name]

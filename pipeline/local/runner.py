@@ -219,8 +219,9 @@ class LocalExecution:
             decided = any("Outcome" in self.record.steps[p].properties for p in node.depends_on if p in self.nodes)
             if step.status == "Pending" and node.branch and decided and not self._branch_taken(node):
                 step.status = "Skipped"
-        self.record.status, self.record.failure_reason, self.record.ended = status, reason, time.time()
-        self.record.save(self.path)
+        with self._lock:  # trials may still be reporting from their threads
+            self.record.status, self.record.failure_reason, self.record.ended = status, reason, time.time()
+            self.record.save(self.path)
 
     def _execute(self, node: StepNode, step: StepRecord) -> None:
         arguments = resolve(node.raw.get("Arguments", {}), self.scope)
