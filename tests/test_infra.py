@@ -396,3 +396,14 @@ def test_plain_http_only_as_an_explicit_opt_out(tmp_path: Path) -> None:
     assert env["SERVER_TLS"] == "none"
     assert "TrackingCaArn" not in template["Outputs"] and not resources(template, "AWS::Route53::HostedZone")
     assert json.dumps(template["Outputs"]["TrackingUri"]["Value"]).startswith('{"Fn::Join": ["", ["http://"')
+
+
+def test_without_egress_the_clients_still_reach_acm_private_ca(tmp_path: Path) -> None:
+    from infra.app import build_app
+
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=("infra.nat_gateways=0",))
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    services = {
+        json.dumps(e["Properties"]["ServiceName"]) for e in resources(template, "AWS::EC2::VPCEndpoint").values()
+    }
+    assert any(".acm-pca" in name for name in services), services
