@@ -14,9 +14,17 @@ from typing import Any
 from mlflow_bridge.decisions import Package
 from mlflow_bridge.errors import DeploymentError, InvalidSettings
 from mlflow_bridge.sagemaker_registry import already_exists, describe_or_none
-from mlflow_bridge.settings import DeploymentSettings
+from mlflow_bridge.settings import DeploymentSettings, Rollout
 
-__all__ = ["EndpointDeployer", "config_name", "endpoint_name", "model_name", "production_variant", "update_request"]
+__all__ = [
+    "EndpointDeployer",
+    "config_name",
+    "endpoint_name",
+    "model_name",
+    "production_variant",
+    "traffic_routing",
+    "update_request",
+]
 
 
 def endpoint_name(package: Package, settings: DeploymentSettings) -> str:
@@ -45,6 +53,19 @@ def config_name(package: Package, settings: DeploymentSettings) -> str:
     return f"{model_name(package)[:50]}-{digest[:8]}"
 
 
+def traffic_routing(rollout: Rollout) -> dict[str, Any]:
+    """SageMaker's TrafficRoutingConfiguration for a blue/green update (API Reference,
+    TrafficRoutingConfig): CANARY with CanarySize, LINEAR with LinearStepSize, both as a
+    percentage of the fleet (CAPACITY_PERCENT)."""
+    if rollout.kind == "canary":
+        size = {"Type": "CAPACITY_PERCENT", "Value": rollout.percent}
+        return {"Type": "CANARY", "WaitIntervalInSeconds": rollout.wait_seconds, "CanarySize": size}
+    if rollout.kind == "linear":
+        size = {"Type": "CAPACITY_PERCENT", "Value": rollout.percent}
+        return {"Type": "LINEAR", "WaitIntervalInSeconds": rollout.wait_seconds, "LinearStepSize": size}
+    return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+
+
 def update_request(package: Package, settings: DeploymentSettings) -> dict[str, Any]:
     request: dict[str, Any] = {
         "EndpointName": endpoint_name(package, settings),
@@ -53,7 +74,7 @@ def update_request(package: Package, settings: DeploymentSettings) -> dict[str, 
     if not settings.serverless_memory_mb:  # blue/green is for instance-backed endpoints
         deployment: dict[str, Any] = {
             "BlueGreenUpdatePolicy": {
-                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TrafficRoutingConfiguration": traffic_routing(settings.rollout),
                 "TerminationWaitInSeconds": settings.termination_wait_seconds,
             }
         }

@@ -18,7 +18,24 @@ from pydantic import BaseModel, Field
 
 from mlflow_bridge.errors import InvalidSettings
 
-__all__ = ["BridgeSettings", "DeploymentSettings"]
+__all__ = ["BridgeSettings", "DeploymentSettings", "Rollout"]
+
+
+# SageMaker's limits on a blue/green step (API Reference, TrafficRoutingConfig): a canary
+# is at most 50 % of the fleet, a linear step 10-50 %, the wait between steps 0-3600 s.
+ROLLOUT_PERCENT_LIMITS = {"canary": (1, 50), "linear": (10, 50)}
+ROLLOUT_DEFAULTS = {"canary": (10, 600), "linear": (20, 300)}  # (percent, wait seconds)
+MAX_ROLLOUT_WAIT_SECONDS = 3600
+
+
+class Rollout(BaseModel):
+    """How an update moves traffic to the new fleet: all at once, a canary of `percent`
+    then the rest after `wait_seconds`, or linear steps of `percent` every `wait_seconds`.
+    Each waits on the rollback alarms (SageMaker rolls back if one fires)."""
+
+    kind: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    percent: int = 0
+    wait_seconds: int = 0
 
 
 class DeploymentSettings(BaseModel):
@@ -31,6 +48,7 @@ class DeploymentSettings(BaseModel):
     serverless_max_concurrency: int = 5
     rollback_alarms: list[str] = Field(default_factory=list)
     termination_wait_seconds: int = 300
+    rollout: Rollout = Field(default_factory=Rollout)
 
 
 class BridgeSettings(BaseModel):
@@ -72,6 +90,7 @@ class BridgeSettings(BaseModel):
             "serverless_memory_mb": reader.integer("BRIDGE_SERVERLESS_MEMORY_MB", 0, minimum=0),
             "rollback_alarms": reader.listed("BRIDGE_ROLLBACK_ALARMS"),
         }
+        deployment["rollout"] = reader.rollout(bool(deployment["rollback_alarms"]))
         if reader.problems:
             raise InvalidSettings(reader.problems)
         return cls(**settings, deployment=DeploymentSettings(**deployment))
@@ -115,6 +134,24 @@ class _EnvReader:
             self.problems.append((name, f"{value!r} is not one of {', '.join(allowed)}"))
             return allowed[0]
         return value
+
+    def rollout(self, has_alarms: bool) -> Rollout:
+        """BRIDGE_ROLLOUT (all_at_once, canary, linear), BRIDGE_ROLLOUT_PERCENT and
+        BRIDGE_ROLLOUT_WAIT_SECONDS, within SageMaker's limits. A gradual rollout needs
+        BRIDGE_ROLLBACK_ALARMS: without an alarm nothing could roll it back."""
+        kind = self.choice("BRIDGE_ROLLOUT", ("all_at_once", "canary", "linear"))
+        if kind == "all_at_once":
+            return Rollout()
+        percent, wait = ROLLOUT_DEFAULTS[kind]
+        percent = self.integer("BRIDGE_ROLLOUT_PERCENT", percent, minimum=ROLLOUT_PERCENT_LIMITS[kind][0])
+        if percent > ROLLOUT_PERCENT_LIMITS[kind][1]:
+            self.problems.append(("BRIDGE_ROLLOUT_PERCENT", f"{percent} is above {ROLLOUT_PERCENT_LIMITS[kind][1]}"))
+        wait = self.integer("BRIDGE_ROLLOUT_WAIT_SECONDS", wait, minimum=0)
+        if wait > MAX_ROLLOUT_WAIT_SECONDS:
+            self.problems.append(("BRIDGE_ROLLOUT_WAIT_SECONDS", f"{wait} is above {MAX_ROLLOUT_WAIT_SECONDS}"))
+        if not has_alarms:
+            self.problems.append(("BRIDGE_ROLLOUT", f"{kind} needs BRIDGE_ROLLBACK_ALARMS to roll back on"))
+        return Rollout(kind="canary" if kind == "canary" else "linear", percent=percent, wait_seconds=wait)
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self._raw(name)

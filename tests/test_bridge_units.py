@@ -577,3 +577,56 @@ def test_racing_deliveries_keep_the_lowest_version_of_a_package() -> None:
     versions = [version(3, 1), version(1, 1), version(2, 2), version(4, 1)]
     assert [v.version for v in duplicate_versions(versions, {"arn:p/1"})] == ["3", "4"]
     assert duplicate_versions(versions, {"arn:p/2"}) == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "routing"),
+    [
+        ({}, {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}),
+        ({"BRIDGE_ROLLOUT": "canary"},
+         {"Type": "CANARY", "WaitIntervalInSeconds": 600, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}),
+        ({"BRIDGE_ROLLOUT": "linear", "BRIDGE_ROLLOUT_PERCENT": "25", "BRIDGE_ROLLOUT_WAIT_SECONDS": "120"},
+         {"Type": "LINEAR", "WaitIntervalInSeconds": 120, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}),
+    ],
+    ids=["all at once", "canary 10 %", "linear 25 %"],
+)  # fmt: skip
+def test_rollouts_are_update_endpoint_requests_botocore_accepts(variables: dict[str, str], routing: dict) -> None:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow", "BRIDGE_ROLLBACK_ALARMS": "p99-latency,5xx", **variables}
+    settings = BridgeSettings.from_env(env).deployment
+    package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/g/3", "g", 3, "Approved", "r")
+    request = update_request(package, settings)
+    policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == routing
+    assert request["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
+        {"AlarmName": "p99-latency"}, {"AlarmName": "5xx"},
+    ]  # fmt: skip
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("UpdateEndpoint").input_shape
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"BRIDGE_ROLLOUT": "canary", "BRIDGE_ROLLOUT_PERCENT": "60"}, ("BRIDGE_ROLLOUT_PERCENT", "60 is above 50")),
+        ({"BRIDGE_ROLLOUT": "linear", "BRIDGE_ROLLOUT_PERCENT": "5"}, ("BRIDGE_ROLLOUT_PERCENT", "5 is below 10")),
+        ({"BRIDGE_ROLLOUT": "canary", "BRIDGE_ROLLOUT_WAIT_SECONDS": "7200"},
+         ("BRIDGE_ROLLOUT_WAIT_SECONDS", "7200 is above 3600")),
+        ({"BRIDGE_ROLLOUT": "blue-green"},
+         ("BRIDGE_ROLLOUT", "'blue-green' is not one of all_at_once, canary, linear")),
+    ],
+)  # fmt: skip
+def test_rollouts_sagemaker_would_refuse_are_refused_by_name(variables: dict[str, str], problem: tuple) -> None:
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow", "BRIDGE_ROLLBACK_ALARMS": "p99-latency", **variables}
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env(env)
+    assert problem in refused.value.problems
+
+
+def test_a_gradual_rollout_without_alarms_is_refused() -> None:
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow", "BRIDGE_ROLLOUT": "canary"})
+    assert ("BRIDGE_ROLLOUT", "canary needs BRIDGE_ROLLBACK_ALARMS to roll back on") in refused.value.problems
