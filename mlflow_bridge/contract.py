@@ -47,3 +47,7 @@ class Tags:
     APPROVAL_TIME_SOURCE = "sagemaker_approval_time_source"  # created, event or observed
     APPROVED_BY = "sagemaker_approved_by"
     ENDPOINT = "sagemaker_endpoint"
+    # The package's ModelLifeCycle (Stage, StageStatus), when it has one: what a configured
+    # stage's alias follows (decisions.staged_registry_actions).
+    LIFECYCLE_STAGE = "sagemaker_lifecycle_stage"
+    LIFECYCLE_STAGE_STATUS = "sagemaker_lifecycle_stage_status"

@@ -19,6 +19,7 @@ __all__ = [
     "MlflowVersion",
     "Package",
     "Sighting",
+    "Stage",
     "Tags",
     "after_plan",
     "choose_champion",
@@ -28,6 +29,7 @@ __all__ = [
     "iso_utc",
     "new_version_tags",
     "registry_actions",
+    "staged_registry_actions",
     "status_record",
     "tag_updates",
     "versions_to_create",
@@ -50,6 +52,8 @@ class Package:
     created_by: str = ""  # CreatedBy: the Studio user profile, else the IAM identity's ARN
     modified_by: str = ""  # LastModifiedBy, likewise
     never_modified: bool = False  # no LastModifiedTime after CreationTime: the status dates from creation
+    lifecycle_stage: str = ""  # ModelLifeCycle.Stage, e.g. Staging, Production ("" when none is set)
+    lifecycle_status: str = ""  # ModelLifeCycle.StageStatus, e.g. Approved, Rejected
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,24 @@ class MlflowVersion:
     def package_version(self) -> int:
         return int(self.tags.get(Tags.PACKAGE_VERSION, "0") or 0)
 
+    def holds_stage(self, lifecycle_stage: str) -> bool:
+        """Approved, and in this SageMaker lifecycle stage with stage status Approved."""
+        return (
+            self.approved
+            and self.tags.get(Tags.LIFECYCLE_STAGE) == lifecycle_stage
+            and self.tags.get(Tags.LIFECYCLE_STAGE_STATUS) == "Approved"
+        )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A deployment stage: the SageMaker lifecycle stage it follows (ModelLifeCycle.Stage),
+    the MLflow alias it owns, and the legacy MLflow stage it moves ("" for none)."""
+
+    lifecycle_stage: str
+    alias: str
+    legacy_stage: Literal["Staging", "Production", ""] = ""
+
 
 ActionKind = Literal["create_version", "set_tags", "set_alias", "delete_alias", "transition"]
 
@@ -92,15 +114,19 @@ class Action:
 
     kind: ActionKind
     version: str
-    value: Any = None  # set_tags: the tags; transition: the stage; create_version: the package ARN
+    value: Any = None  # set_tags: the tags; transition: the stage; create_version: the package ARN;
+    # set_alias / delete_alias: the alias when it is a stage's, else None (the configured alias)
+
+    def alias(self, default: str) -> str:
+        return self.value or default if self.kind in {"set_alias", "delete_alias"} else default
 
     def describe(self, model: str, alias: str) -> str:
         if self.kind == "create_version":
             return f"{model}: create a version for {self.value}"
         if self.kind == "set_alias":
-            return f"{model}: point alias {alias!r} at version {self.version}"
+            return f"{model}: point alias {self.alias(alias)!r} at version {self.version}"
         if self.kind == "delete_alias":
-            return f"{model}: remove alias {alias!r} from version {self.version}"
+            return f"{model}: remove alias {self.alias(alias)!r} from version {self.version}"
         if self.kind == "transition":
             return f"{model}: move version {self.version} to stage {self.value}"
         return f"{model}: set tags on version {self.version}: {self.value}"
@@ -128,12 +154,16 @@ def ignore_reason(package: Package | None, groups: list[str]) -> str | None:
 
 def identity_tags(package: Package) -> dict[str, str]:
     """The tags that follow the package as it is now (an edit never changes them)."""
-    return {
+    tags = {
         Tags.PACKAGE_ARN: package.arn,
         Tags.GROUP: package.group,
         Tags.PACKAGE_VERSION: str(package.version),
         Tags.APPROVAL: package.status,
     }
+    if package.lifecycle_stage:
+        tags[Tags.LIFECYCLE_STAGE] = package.lifecycle_stage
+        tags[Tags.LIFECYCLE_STAGE_STATUS] = package.lifecycle_status
+    return tags
 
 
 def status_record(package: Package, seen: Sighting) -> dict[str, str]:
@@ -243,14 +273,45 @@ def registry_actions(
     return champion, actions
 
 
+def staged_registry_actions(
+    versions: list[MlflowVersion], stages: list[Stage], order: str
+) -> tuple[dict[str, MlflowVersion | None], list[Action]]:
+    """Aliases and legacy stages when stages are configured: each stage's alias on the
+    champion among the versions that hold its lifecycle stage (`MlflowVersion.holds_stage`),
+    so a rejection in a stage moves that stage's alias back to its previous model and
+    leaves the other stages alone; a legacy stage is held by its stage's champion only.
+    Returns (lifecycle stage -> champion, actions)."""
+    champions = {s.lifecycle_stage: choose_champion([v for v in versions if v.holds_stage(s.lifecycle_stage)], order)
+                 for s in stages}  # fmt: skip
+    actions: list[Action] = []
+    for stage in stages:
+        champion = champions[stage.lifecycle_stage]
+        if champion is None:
+            actions += [Action("delete_alias", v.version, stage.alias) for v in versions if stage.alias in v.aliases]
+        elif stage.alias not in champion.aliases:
+            actions.append(Action("set_alias", champion.version, stage.alias))
+    legacy = {s.legacy_stage: champions[s.lifecycle_stage] for s in stages if s.legacy_stage}
+    holders = {champion.version: name for name, champion in legacy.items() if champion is not None}
+    for version in versions:
+        if version.stage in legacy and version.version not in holders:
+            actions.append(Action("transition", version.version, "Archived"))
+    for version_number, legacy_stage in holders.items():
+        version = next(v for v in versions if v.version == version_number)
+        if version.stage != legacy_stage:
+            actions.append(Action("transition", version_number, legacy_stage))
+    return champions, actions
+
+
 def deployment_target(package: Package, champion: MlflowVersion | None, endpoint_serves_package: bool) -> str | None:
     """The package ARN the endpoint should now serve, or None to leave it as it is.
 
-    After an approval: this package, when it is the champion. After a rejection: the
-    champion, when the endpoint served the rejected package (endpoints are never torn
-    down, so with no champion left it keeps serving and the caller reports it)."""
-    if package.status == "Approved":
-        return package.arn if champion is not None and champion.package_arn == package.arn else None
+    This package, when it is the champion (just approved, or promoted into the endpoint's
+    stage). The champion, when the endpoint served this package and it no longer is the
+    champion (rejected; or, with stages, rejected in or moved out of the stage). Endpoints
+    are never torn down: with no champion left the endpoint keeps serving and the caller
+    reports it."""
+    if champion is not None and champion.package_arn == package.arn:
+        return package.arn
     if endpoint_serves_package and champion is not None:
         return champion.package_arn
     return None

@@ -147,9 +147,9 @@ class MlflowRegistry:
 
     def apply(self, name: str, alias: str, action: Action) -> None:
         if action.kind == "set_alias":
-            _upsert(lambda: self.client.set_registered_model_alias(name, alias, action.version))
+            _upsert(lambda: self.client.set_registered_model_alias(name, action.alias(alias), action.version))
         elif action.kind == "delete_alias":
-            self.client.delete_registered_model_alias(name, alias)
+            self.client.delete_registered_model_alias(name, action.alias(alias))
         elif action.kind == "transition":
             import warnings
 

@@ -51,6 +51,7 @@ class SageMakerRegistry:
         metadata = raw.get("CustomerMetadataProperties") or {}
         run_id = metadata.get(CustomerMetadata.RUN_ID, "")
         created, modified = raw.get("CreationTime"), raw.get("LastModifiedTime")
+        lifecycle = raw.get("ModelLifeCycle") or {}  # Stage, StageStatus (botocore's ModelLifeCycle shape)
         return Package(
             arn=raw["ModelPackageArn"],
             group=raw.get("ModelPackageGroupName", ""),
@@ -62,6 +63,8 @@ class SageMakerRegistry:
             created_by=_identity(raw.get("CreatedBy")),
             modified_by=_identity(raw.get("LastModifiedBy")),
             never_modified=modified is None or (created is not None and modified <= created),
+            lifecycle_stage=lifecycle.get("Stage", ""),
+            lifecycle_status=lifecycle.get("StageStatus", ""),
         )
 
     def packages(self, group: str) -> list[Package]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from mlflow_bridge.decisions import (
     iso_utc,
     new_version_tags,
     registry_actions,
+    staged_registry_actions,
     tag_updates,
     versions_to_create,
 )
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["Bridge"]
 
 _MAX_CONVERGENCE_PASSES = 5
+
+
+def _arn(version: MlflowVersion | None) -> str:
+    return version.package_arn if version is not None else ""
 
 
 def _utc_now() -> datetime:
@@ -149,11 +155,22 @@ class Bridge:
         return changes + self._converge(name, {package.arn for package, _ in creates})
 
     def _registry_plan(self, versions: list[MlflowVersion]) -> list[Action]:
+        return self._champion_and_plan(versions, manage_stages=self.settings.manage_stages)[1]
+
+    def _champion_and_plan(
+        self, versions: list[MlflowVersion], *, manage_stages: bool
+    ) -> tuple[MlflowVersion | None, list[Action]]:
+        """The version the endpoint follows (the holder of the configured alias) and the
+        alias/stage actions: one alias, or one per configured stage."""
         settings = self.settings
-        _, actions = registry_actions(
-            versions, alias=settings.alias, manage_stages=settings.manage_stages, order=settings.champion_order
+        if settings.stages:
+            stages = settings.stages if manage_stages else [replace(s, legacy_stage="") for s in settings.stages]
+            champions, actions = staged_registry_actions(versions, stages, settings.champion_order)
+            followed = next((s.lifecycle_stage for s in settings.stages if s.alias == settings.alias), None)
+            return (champions.get(followed) if followed else None), actions
+        return registry_actions(
+            versions, alias=settings.alias, manage_stages=manage_stages, order=settings.champion_order
         )
-        return actions
 
     def _converge(self, name: str, created: set[str] | None = None) -> list[str]:
         """Apply the alias/stage plan and re-read until nothing is left to do, so a
@@ -194,10 +211,10 @@ class Bridge:
             return []
         name = self.model_name(package)
         versions = self.mlflow.versions(name)
-        champion, _ = registry_actions(
-            versions, alias=self.settings.alias, manage_stages=False, order=self.settings.champion_order
-        )
-        serves = package.status != "Approved" and self.deployer.serves(package)
+        champion, _ = self._champion_and_plan(versions, manage_stages=False)
+        # Staged, an approved package can leave the endpoint's stage (rejected in it): check what it serves.
+        leaving = package.status != "Approved" or (bool(self.settings.stages) and package.arn != _arn(champion))
+        serves = leaving and self.deployer.serves(package)
         target_arn = deployment_target(package, champion, serves)
         if target_arn is None:
             if serves:

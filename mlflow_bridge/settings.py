@@ -9,6 +9,7 @@ a value silently read as its default (`BRIDGE_DEPLOY=yes` is true, `=maybe` is r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mlflow_bridge.decisions import Stage
 from mlflow_bridge.errors import InvalidSettings
 
 __all__ = ["BridgeSettings", "DeploymentSettings", "Rollout"]
@@ -59,6 +61,8 @@ class BridgeSettings(BaseModel):
     manage_stages: bool = True
     champion_order: Literal["highest_version", "latest_approval"] = "highest_version"
     credentials_secret_arn: str = ""
+    # BRIDGE_STAGES; empty: one alias (`alias`) and Production for every approved champion
+    stages: list[Stage] = Field(default_factory=list)
     server_ca_arn: str = ""  # an ACM Private CA the tracking server's certificate chains to
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
@@ -77,6 +81,7 @@ class BridgeSettings(BaseModel):
             "manage_stages": reader.boolean("BRIDGE_MANAGE_STAGES", True),
             "champion_order": reader.choice("BRIDGE_CHAMPION_ORDER", ("highest_version", "latest_approval")),
             "credentials_secret_arn": env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
+            "stages": reader.stages("BRIDGE_STAGES"),
             "server_ca_arn": reader.matching("BRIDGE_MLFLOW_CA_ARN", "", _PRIVATE_CA_ARN)
             if env.get("BRIDGE_MLFLOW_CA_ARN")
             else "",
@@ -135,6 +140,27 @@ class _EnvReader:
             return allowed[0]
         return value
 
+    def stages(self, name: str) -> list[Stage]:
+        """JSON: [{"lifecycle_stage": "Staging", "alias": "staging", "legacy_stage": "Staging"},
+        ...]; each alias by MLflow's rules, lifecycle stages and aliases unique."""
+        raw = self._raw(name)
+        if raw is None:
+            return []
+        try:
+            stages = [Stage(**item) for item in json.loads(raw)]
+        except (ValueError, TypeError) as exc:
+            self.problems.append((name, f"must be a JSON list of {{lifecycle_stage, alias, legacy_stage}}: {exc}"))
+            return []
+        for stage in stages:
+            self.alias_value(name, stage.alias)
+            if stage.legacy_stage not in {"Staging", "Production", ""}:
+                self.problems.append((name, f"legacy_stage {stage.legacy_stage!r} is not Staging, Production or ''"))
+        for field_name in ("lifecycle_stage", "alias", "legacy_stage"):
+            values = [getattr(stage, field_name) for stage in stages if getattr(stage, field_name)]
+            if len(values) != len(set(values)):
+                self.problems.append((name, f"two stages share a {field_name}"))
+        return stages
+
     def rollout(self, has_alarms: bool) -> Rollout:
         """BRIDGE_ROLLOUT (all_at_once, canary, linear), BRIDGE_ROLLOUT_PERCENT and
         BRIDGE_ROLLOUT_WAIT_SECONDS, within SageMaker's limits. A gradual rollout needs
@@ -175,10 +201,12 @@ class _EnvReader:
     def alias(self, name: str, default: str) -> str:
         """MLflow's own alias rules (its validators; source: mlflow.utils.validation), so a
         reserved name (`latest`, `v<number>`) fails here, not after a version was created."""
+        return self.alias_value(name, self._raw(name) or default)
+
+    def alias_value(self, name: str, value: str) -> str:
         from mlflow.exceptions import MlflowException
         from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
 
-        value = self._raw(name) or default
         try:
             _validate_model_alias_name(value)
             _validate_model_alias_name_reserved(value)

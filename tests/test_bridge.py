@@ -563,3 +563,72 @@ def test_a_dry_run_lists_exactly_what_the_sync_then_does(world: World) -> None:
     world.assert_serves(missed)
     assert world.version_of(missed).tags[Tags.APPROVAL_TIME] == "2026-12-02T12:00:00.000+00:00"
     assert world.version_of(missed).tags[Tags.APPROVAL_TIME_SOURCE] == "observed"
+
+
+class StagedRegistry:
+    """SageMaker as the bridge sees it once lifecycle stages are used. moto 5.2.5 has no
+    `ModelLifeCycle`, so each DescribeModelPackage is answered by botocore's Stubber, which
+    checks the exact request and that the answer fits the service model's output shape:
+    moto's package, plus the lifecycle stage SageMaker would report."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.client = boto3.client("sagemaker", region_name="us-east-1")
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        self.lifecycle: dict[str, dict[str, str]] = {}
+
+    def move(self, arn: str, stage: str, status: str = "Approved") -> None:
+        self.lifecycle[arn] = {"Stage": stage, "StageStatus": status}
+
+    def deliver(self, bridge: Bridge, arn: str) -> dict[str, Any]:
+        """One state-change event for the package: the bridge describes it, then syncs."""
+        described = self.world.sm.describe_model_package(ModelPackageName=arn)
+        described.pop("ResponseMetadata")
+        described.setdefault(
+            "ModelPackageName", described["ModelPackageGroupName"]
+        )  # moto omits it; a version's is its group's
+        self.stubber.add_response(
+            "describe_model_package", {**described, "ModelLifeCycle": self.lifecycle[arn]}, {"ModelPackageName": arn}
+        )
+        result = bridge.handle(self.world.event(arn))
+        self.stubber.assert_no_pending_responses()
+        return result
+
+
+def test_lifecycle_stages_drive_one_alias_each_and_a_rejection_returns_only_its_stage(world: World) -> None:
+    from mlflow_bridge.decisions import Stage
+
+    sagemaker = StagedRegistry(world)
+    stages = [Stage("Staging", "staging", "Staging"), Stage("Production", "champion", "Production")]
+    settings = world.settings(stages=stages, deployment=DeploymentSettings(enabled=False))
+    bridge = Bridge(settings, SageMakerRegistry(sagemaker.client), MlflowRegistry.connect(world.uri), None)
+    first, second, third = (world.package("Approved") for _ in range(3))
+
+    sagemaker.move(first, "Staging")  # approved into staging: the staging alias and stage only
+    assert sagemaker.deliver(bridge, first)["status"] == "synced"
+    world.assert_serves(first, "staging")
+    assert world.alias_target("champion") is None and world.version_of(first).current_stage == "Staging"
+
+    for arn in (first, second):  # promoted in turn; the second is the latest in production
+        sagemaker.move(arn, "Production")
+        sagemaker.deliver(bridge, arn)
+    sagemaker.move(third, "Staging")
+    sagemaker.deliver(bridge, third)
+    world.assert_serves(second, "champion")
+    world.assert_serves(third, "staging")
+
+    sagemaker.move(second, "Production", "Rejected")  # rejected in production: back to the previous model
+    result = sagemaker.deliver(bridge, second)
+    world.assert_serves(first, "champion")
+    world.assert_serves(third, "staging")  # the other stage is untouched
+    assert {v.tags[Tags.PACKAGE_ARN]: v.current_stage for v in world.versions()} == {
+        first: "Production", second: "Archived", third: "Staging",
+    }  # fmt: skip
+    assert world.version_of(second).tags[Tags.LIFECYCLE_STAGE_STATUS] == "Rejected"
+    assert any("point alias 'champion' at version" in change for change in result["changes"])
+
+    for arn in (first, second, third, second):  # redelivered and out of order: nothing changes
+        assert not [c for c in sagemaker.deliver(bridge, arn)["changes"] if "alias" in c or "stage" in c]
+    world.assert_serves(first, "champion")
+    world.assert_serves(third, "staging")

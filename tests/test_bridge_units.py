@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from mlflow_bridge.decisions import (
+    Action,
     MlflowVersion,
     Package,
     Sighting,
+    Stage,
     Tags,
     after_plan,
     choose_champion,
@@ -19,6 +21,7 @@ from mlflow_bridge.decisions import (
     iso_utc,
     new_version_tags,
     registry_actions,
+    staged_registry_actions,
     status_record,
     tag_updates,
     versions_to_create,
@@ -630,3 +633,78 @@ def test_a_gradual_rollout_without_alarms_is_refused() -> None:
     with pytest.raises(InvalidSettings) as refused:
         BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow", "BRIDGE_ROLLOUT": "canary"})
     assert ("BRIDGE_ROLLOUT", "canary needs BRIDGE_ROLLBACK_ALARMS to roll back on") in refused.value.problems
+
+
+STAGES = [Stage("Staging", "staging", "Staging"), Stage("Production", "champion", "Production")]
+
+
+def staged(number: int, lifecycle: str, stage_status: str = "Approved", aliases=(), stage: str = "None"):
+    base = version(number, number, "Approved", aliases, stage)
+    tags = {**base.tags, Tags.LIFECYCLE_STAGE: lifecycle, Tags.LIFECYCLE_STAGE_STATUS: stage_status}
+    return MlflowVersion(base.version, tags, base.aliases, base.stage)
+
+
+def kinds(actions) -> list[tuple[str, str, str]]:
+    return [(a.kind, a.version, a.value) for a in actions]
+
+
+def test_approved_into_staging_moves_the_staging_alias_only() -> None:
+    champions, actions = staged_registry_actions([staged(1, "Staging")], STAGES, "highest_version")
+    assert champions["Staging"].version == "1" and champions["Production"] is None
+    assert kinds(actions) == [("set_alias", "1", "staging"), ("transition", "1", "Staging")]
+
+
+def test_promotion_moves_production_and_leaves_staging_to_its_own_holder() -> None:
+    versions = [staged(1, "Production", aliases=["staging"], stage="Staging"), staged(2, "Staging")]
+    _, actions = staged_registry_actions(versions, STAGES, "highest_version")
+    assert kinds(actions) == [
+        ("set_alias", "2", "staging"), ("set_alias", "1", "champion"),
+        ("transition", "2", "Staging"), ("transition", "1", "Production"),
+    ]  # fmt: skip
+
+
+def test_rejection_in_production_returns_production_to_the_previous_model_only() -> None:
+    versions = [
+        staged(1, "Production", stage="Archived"),
+        staged(2, "Production", "Rejected", aliases=["champion"], stage="Production"),
+        staged(3, "Staging", aliases=["staging"], stage="Staging"),
+    ]
+    champions, actions = staged_registry_actions(versions, STAGES, "highest_version")
+    assert champions["Production"].version == "1" and champions["Staging"].version == "3"
+    assert kinds(actions) == [
+        ("set_alias", "1", "champion"), ("transition", "2", "Archived"), ("transition", "1", "Production"),
+    ]  # fmt: skip
+    alone = [staged(2, "Production", "Rejected", aliases=["champion"], stage="Production")]
+    _, actions = staged_registry_actions(alone, STAGES, "highest_version")
+    assert kinds(actions) == [("delete_alias", "2", "champion"), ("transition", "2", "Archived")]
+
+
+def test_a_settled_staged_registry_needs_nothing_and_describes_each_alias() -> None:
+    versions = [staged(1, "Production", aliases=["champion"], stage="Production"),
+                staged(2, "Staging", aliases=["staging"], stage="Staging")]  # fmt: skip
+    assert staged_registry_actions(versions, STAGES, "highest_version")[1] == []
+    assert Action("set_alias", "2", "staging").describe("m", "champion") == "m: point alias 'staging' at version 2"
+    assert Action("set_alias", "2").describe("m", "champion") == "m: point alias 'champion' at version 2"
+
+
+def test_stages_from_the_environment_are_checked() -> None:
+    stages = json.dumps([{"lifecycle_stage": s.lifecycle_stage, "alias": s.alias, "legacy_stage": s.legacy_stage}
+                         for s in STAGES])  # fmt: skip
+    settings = BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", "BRIDGE_STAGES": stages})
+    assert settings.stages == STAGES
+    bad = json.dumps([{"lifecycle_stage": "Staging", "alias": "latest"}, {"lifecycle_stage": "Staging", "alias": "x",
+                                                                          "legacy_stage": "QA"}])  # fmt: skip
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", "BRIDGE_STAGES": bad})
+    messages = " ".join(message for _, message in refused.value.problems)
+    assert "latest" in messages and "legacy_stage 'QA'" in messages and "share a lifecycle_stage" in messages
+
+
+def test_an_endpoint_serving_a_package_rejected_in_its_stage_goes_back_to_the_stage_champion() -> None:
+    rejected_in_production = Package("arn:p/2", "g", 2, "Approved", "r", lifecycle_stage="Production",
+                                     lifecycle_status="Rejected")  # fmt: skip
+    previous = staged(1, "Production")
+    assert deployment_target(rejected_in_production, previous, endpoint_serves_package=True) == "arn:p/1"
+    assert deployment_target(rejected_in_production, previous, endpoint_serves_package=False) is None
+    promoted = Package("arn:p/1", "g", 1, "Approved", "r", lifecycle_stage="Production", lifecycle_status="Approved")
+    assert deployment_target(promoted, previous, endpoint_serves_package=False) == "arn:p/1"
