@@ -6,6 +6,8 @@ synth time (no Docker needed to synthesize), the image is built at deploy.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -25,7 +27,23 @@ from constructs import Construct
 from infra.network import Network
 from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
-from pipeline.config import InfraSettings
+from mlflow_bridge.decisions import Stage
+from pipeline.config import InfraSettings, PromotionStage
+
+
+def stage_environment(stages: list[PromotionStage]) -> dict[str, str]:
+    """BRIDGE_STAGES (the bridge's `Stage` as JSON) and BRIDGE_ALIAS: the endpoint follows
+    the last stage. Empty without stages: one approval makes the champion."""
+    if not stages:
+        return {}
+    bridge_stages = [
+        Stage(s.lifecycle_stage, s.alias, "" if s.legacy_stage == "None" else s.legacy_stage) for s in stages
+    ]
+    return {
+        "BRIDGE_STAGES": json.dumps([dataclasses.asdict(s) for s in bridge_stages]),
+        "BRIDGE_ALIAS": stages[-1].alias,
+    }
+
 
 __all__ = ["BridgeFunction"]
 
@@ -49,6 +67,7 @@ class BridgeFunction(Construct):
         settings: InfraSettings,
         alarms: sns.ITopic,
         server_ca_arn: str | None = None,
+        stages: list[PromotionStage] | None = None,
     ) -> None:
         """`server_ca_arn`: the private CA the tracking server's certificate chains to;
         `alarms`: where the dead-letter alarm goes."""
@@ -110,6 +129,7 @@ class BridgeFunction(Construct):
                 "BRIDGE_ENDPOINT_INSTANCE_TYPE": settings.endpoint_instance_type,
                 "BRIDGE_ROLLBACK_ALARMS": ",".join(settings.rollback_alarms),
                 **({"BRIDGE_MLFLOW_CA_ARN": server_ca_arn} if server_ca_arn else {}),
+                **stage_environment(stages or []),
             },
         )
         mlflow_user.grant_read(self.function)

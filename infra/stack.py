@@ -72,6 +72,7 @@ class MlopsStack(Stack):
             settings=settings,
             alarms=alarms.topic,
             server_ca_arn=ca_arn,
+            stages=cfg.deployment.stages,
         )
         port = listener_port(settings)
         for peer, what in ((jobs_security_group, "SageMaker jobs"), (bridge.security_group, "the bridge")):

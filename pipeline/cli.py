@@ -329,12 +329,10 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.local.registry import JOURNAL_NAME, journal_has
     from pipeline.local.services import local_services
     from pipeline.local.workspace import Workspace
+    from pipeline.promotion import package_arn
 
     workspace = Workspace(Path(args.workspace).resolve())
-    arn = args.package
-    if arn.isdigit():
-        group = cfg.registration.model_package_group
-        arn = f"arn:aws:sagemaker:{cfg.aws.region}:{cfg.aws.account}:model-package/{group}/{arn}"
+    arn = package_arn(cfg, args.package)
     journal = workspace.root / JOURNAL_NAME
     if not journal_has(journal, arn):  # before any service starts
         raise UsageError(f"no model package {arn} in the local registry ({journal})")
@@ -350,6 +348,24 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         if result.server is not None:
             err.print(result.server.keep_or_stop(workspace.root, args.keep_services))
     print(json.dumps(result.bridge_result))
+    return 0
+
+
+def cmd_promote(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.pipeline_service import aws_errors
+    from pipeline.promotion import lifecycle_request, package_arn, promotion_stage
+
+    stage = promotion_stage(cfg, args.to)
+    request = lifecycle_request(package_arn(cfg, args.package), stage, reject=args.reject, description=args.description)
+    sagemaker_client, _ = _clients(cfg)
+    verb = "reject" if args.reject else "promote"
+    with aws_errors(f"Trying to {verb} {request['ModelPackageArn']} in {stage.lifecycle_stage}"):
+        sagemaker_client.update_model_package(**request)
+    _console(stderr=True).print(
+        f"{request['ModelPackageArn']}: {stage.lifecycle_stage} {request['ModelLifeCycle']['StageStatus']}; "
+        f"the bridge moves alias {stage.alias!r} when the state-change event reaches it"
+    )
+    print(request["ModelPackageArn"])
     return 0
 
 
@@ -422,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--no-serve", action="store_true", help="do not start a local model server")
     approve.add_argument("--keep-services", action="store_true", help="leave the services and model server running")
     approve.add_argument("--workspace", default=".local")
+    promote = verb(
+        "promote",
+        cmd_promote,
+        "Move a model package into a deployment stage (SageMaker's ModelLifeCycle), or reject it.",
+    )
+    promote.add_argument("package", help="model package ARN, or its version number in the configured group")
+    promote.add_argument("--to", required=True, help="a stage of deployment.stages, by name or lifecycle stage")
+    promote.add_argument("--reject", action="store_true", help="reject it in that stage instead")
+    promote.add_argument("--description", default="", help="why (ModelLifeCycle.StageDescription)")
     down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
     down.add_argument("--workspace", default=".local")
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")

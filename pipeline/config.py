@@ -39,6 +39,7 @@ __all__ = [
     "CachingSettings",
     "CsvSettings",
     "DataSettings",
+    "DeploymentSettings",
     "InfraSettings",
     "MlflowCredentials",
     "MlflowSettings",
@@ -47,6 +48,7 @@ __all__ = [
     "ParameterRange",
     "PipelineConfig",
     "PipelineSettings",
+    "PromotionStage",
     "QualityGateSettings",
     "RegistrationSettings",
     "RetrySettings",
@@ -531,6 +533,47 @@ class TlsSettings(_Strict):
         return self
 
 
+class PromotionStage(_Strict):
+    """A stage a model is promoted through: the SageMaker lifecycle stage it follows
+    (`ModelLifeCycle.Stage` of a model package), the MLflow alias it owns and the legacy
+    MLflow stage it moves. The bridge points the alias at the highest approved package in
+    that lifecycle stage with stage status Approved."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,30}$")]
+    # botocore's EntityName (ModelLifeCycle.Stage)
+    lifecycle_stage: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+    alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")]
+    legacy_stage: Literal["Staging", "Production", "None"] = "None"
+
+    @field_validator("alias")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        # MLflow reserves `latest` and `v<number>` (mlflow.utils.validation)
+        if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
+            raise ValueError(f"{value!r} is an alias MLflow reserves (latest, v<number>)")
+        return value
+
+
+class DeploymentSettings(_Strict):
+    """`deployment`: staged promotion. Without stages, one approval makes the champion
+    (alias `champion`, stage Production) as before."""
+
+    stages: list[PromotionStage] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> DeploymentSettings:
+        for field_name in ("name", "lifecycle_stage", "alias", "legacy_stage"):
+            values = [getattr(s, field_name) for s in self.stages if getattr(s, field_name) != "None"]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"more than one stage has {field_name} {', '.join(repeated)}")
+        return self
+
+    def stage(self, name: str) -> PromotionStage | None:
+        """By its name or its lifecycle stage (`production` or `Production`)."""
+        return next((s for s in self.stages if name in {s.name, s.lifecycle_stage}), None)
+
+
 class InfraSettings(_Strict):
     """The `infra` section: what the CDK app deploys (infra/app.py reads it)."""
 
@@ -596,6 +639,7 @@ class PipelineConfig(_Strict):
     mlflow: MlflowSettings
     caching: CachingSettings = Field(default_factory=CachingSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     infra: InfraSettings | None = None
 
     @model_validator(mode="after")

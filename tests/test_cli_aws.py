@@ -160,3 +160,54 @@ def test_help_for_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
             main([verb, "--help"])
         assert info.value.code == 0
         assert "--config" in capsys.readouterr().out
+
+
+STAGES = ("deployment.stages=[{name: staging, lifecycle_stage: Staging, alias: staging, legacy_stage: Staging}, "
+          "{name: production, lifecycle_stage: Production, alias: champion, legacy_stage: Production}]")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "lifecycle"),
+    [
+        (["3", "--to", "production"], {"Stage": "Production", "StageStatus": "Approved"}),
+        (["3", "--to", "Staging", "--description", "smoke tests passed"],
+         {"Stage": "Staging", "StageStatus": "Approved", "StageDescription": "smoke tests passed"}),
+        (["3", "--to", "production", "--reject"], {"Stage": "Production", "StageStatus": "Rejected"}),
+    ],
+    ids=["promote", "by lifecycle stage, with a reason", "reject"],
+)  # fmt: skip
+def test_promote_sets_the_lifecycle_stage_through_the_sagemaker_api(
+    argv: list[str], lifecycle: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """moto 5.2.5 has no ModelLifeCycle: botocore's Stubber checks the exact request."""
+    from botocore.stub import Stubber
+
+    from pipeline import cli
+
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/3"
+    with Stubber(client) as stubber:
+        stubber.add_response("update_model_package", {"ModelPackageArn": arn},
+                             {"ModelPackageArn": arn, "ModelLifeCycle": lifecycle})  # fmt: skip
+        monkeypatch.setattr(cli, "_clients", lambda cfg: (client, None))
+        code, out, err = run(capsys, "promote", *argv, "--config", str(DEFAULT_CONFIG), "--set", STAGES)
+        stubber.assert_no_pending_responses()
+    assert code == 0, err
+    assert out.strip() == arn and f"{lifecycle['Stage']} {lifecycle['StageStatus']}" in err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ([], "promote needs deployment.stages in the config"),
+        (["--set", STAGES, "--to", "qa"], "--to qa: no such stage (deployment.stages: staging, production)"),
+    ],
+)
+def test_promote_without_the_stage_is_a_usage_error(
+    overrides: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["promote", "1", "--config", str(DEFAULT_CONFIG), *overrides]
+    if "--to" not in argv:
+        argv += ["--to", "production"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err

@@ -89,6 +89,8 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("public without a certificate", setting("infra.public_load_balancer", True), "infra: a public load balancer needs tls.mode: certificate"),
     ("certificate mode without its ARN", setting("infra.tls", {"mode": "certificate"}), "infra.tls: mode certificate needs certificate_arn and domain_name"),
     ("the old certificate_arn key", setting("infra.certificate_arn", "arn:aws:acm:us-east-1:123456789012:certificate/abc"), "infra: certificate_arn moved to infra.tls.certificate_arn"),
+    ("two stages, one alias", setting("deployment", {"stages": [{"name": "a", "lifecycle_stage": "A", "alias": "x"}, {"name": "b", "lifecycle_stage": "B", "alias": "x"}]}), "deployment: more than one stage has alias x"),
+    ("a reserved alias for a stage", setting("deployment", {"stages": [{"name": "a", "lifecycle_stage": "A", "alias": "v2"}]}), "deployment.stages[0].alias: 'v2' is an alias MLflow reserves"),
     ("server CA for plain HTTP", setting("mlflow.server_ca_arn", "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/abc-1"), "mlflow: server_ca_arn is for an https:// tracking_uri"),
 ]  # fmt: skip
 

@@ -407,3 +407,19 @@ def test_without_egress_the_clients_still_reach_acm_private_ca(tmp_path: Path) -
         json.dumps(e["Properties"]["ServiceName"]) for e in resources(template, "AWS::EC2::VPCEndpoint").values()
     }
     assert any(".acm-pca" in name for name in services), services
+
+
+def test_configured_stages_reach_the_bridge_as_its_own_settings(tmp_path: Path) -> None:
+    from infra.app import build_app
+    from mlflow_bridge.settings import BridgeSettings
+    from tests.test_cli_aws import STAGES
+
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(STAGES,))
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
+    env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
+    settings = BridgeSettings.from_env({**env, "MLFLOW_TRACKING_URI": "https://mlflow.mlops.internal"})
+    assert [(s.lifecycle_stage, s.alias, s.legacy_stage) for s in settings.stages] == [
+        ("Staging", "staging", "Staging"), ("Production", "champion", "Production"),
+    ]  # fmt: skip
+    assert settings.alias == "champion"
