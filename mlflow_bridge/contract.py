@@ -46,8 +46,13 @@ class Tags:
     APPROVAL_TIME = "sagemaker_approval_time"
     APPROVAL_TIME_SOURCE = "sagemaker_approval_time_source"  # created, event or observed
     APPROVED_BY = "sagemaker_approved_by"
-    ENDPOINT = "sagemaker_endpoint"
+    ENDPOINT = "sagemaker_endpoint"  # with stages: sagemaker_endpoint_<stage> (`endpoint_of`)
     # The package's ModelLifeCycle (Stage, StageStatus), when it has one: what a configured
     # stage's alias follows (decisions.staged_registry_actions).
     LIFECYCLE_STAGE = "sagemaker_lifecycle_stage"
     LIFECYCLE_STAGE_STATUS = "sagemaker_lifecycle_stage_status"
+
+    @classmethod
+    def endpoint_of(cls, lifecycle_stage: str = "") -> str:
+        """The endpoint tag: one endpoint, or the endpoint of a lifecycle stage."""
+        return f"{cls.ENDPOINT}_{lifecycle_stage.lower()}" if lifecycle_stage else cls.ENDPOINT

@@ -62,11 +62,15 @@ class Bridge:
         deployer: ModelDeployer | None = None,
         logger: Logger | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        stage_deployers: dict[str, ModelDeployer] | None = None,
     ) -> None:
+        """`stage_deployers`: lifecycle stage -> the endpoint that stage's champion is served
+        on (each stage its own); without them `deployer` serves the holder of `alias`."""
         self.settings = settings
         self.sagemaker = sagemaker
         self.mlflow = mlflow
         self.deployer = deployer if settings.deployment.enabled else None
+        self.stage_deployers = stage_deployers or {}
         self.logger = logger or bridge_logger()
         self.clock = clock
 
@@ -82,11 +86,17 @@ class Bridge:
 
         # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION
         client = sagemaker_client or boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
+        stage_deployers: dict[str, ModelDeployer] = {
+            stage: EndpointDeployer(client, deployment)
+            for stage, deployment in settings.stage_deployments.items()
+            if deployment.enabled
+        }
         return cls(
             settings,
             SageMakerRegistry(client),
             MlflowRegistry.connect(settings.tracking_uri),
             EndpointDeployer(client, settings.deployment),
+            stage_deployers=stage_deployers,
         )
 
     def model_name(self, package: Package) -> str:
@@ -205,31 +215,52 @@ class Bridge:
     # ---- deployment ------------------------------------------------------------------
 
     def _deploy(self, package: Package) -> list[str]:
-        """Serve the champion: after an approval that made it champion, or after a
-        rejection of the package the endpoint serves. Never tears an endpoint down."""
-        if self.deployer is None:
-            return []
+        """Serve each champion on its endpoint: one endpoint for the holder of `alias`, or
+        one per stage. Never tears an endpoint down."""
+        targets: list[tuple[ModelDeployer, MlflowVersion | None, str]] = []
         name = self.model_name(package)
         versions = self.mlflow.versions(name)
-        champion, _ = self._champion_and_plan(versions, manage_stages=False)
-        # Staged, an approved package can leave the endpoint's stage (rejected in it): check what it serves.
+        if self.stage_deployers:
+            champions, _ = staged_registry_actions(versions, self.settings.stages, self.settings.champion_order)
+            targets = [(self.stage_deployers[s], champions[s], s) for s in champions if s in self.stage_deployers]
+        elif self.deployer is not None:
+            champion, _ = self._champion_and_plan(versions, manage_stages=False)
+            targets = [(self.deployer, champion, "")]
+        changes: list[str] = []
+        for deployer, champion, stage in targets:
+            changes += self._deploy_on(deployer, package, champion, versions, name, stage)
+        return changes
+
+    def _deploy_on(
+        self,
+        deployer: ModelDeployer,
+        package: Package,
+        champion: MlflowVersion | None,
+        versions: list[MlflowVersion],
+        name: str,
+        stage: str,
+    ) -> list[str]:
+        """The champion on one endpoint: after the event that made this package the
+        champion, or after one that took from the champion a package the endpoint serves."""
+        # Staged, an approved package can leave the stage (rejected in it): check what it serves.
         leaving = package.status != "Approved" or (bool(self.settings.stages) and package.arn != _arn(champion))
-        serves = leaving and self.deployer.serves(package)
+        serves = leaving and deployer.serves(package)
         target_arn = deployment_target(package, champion, serves)
         if target_arn is None:
             if serves:
-                self.logger.error("the endpoint serves a rejected package and no approved package remains")
+                self.logger.error("the endpoint serves a package no longer eligible and none remains", stage=stage)
             elif package.status == "Approved":
-                self.logger.info("not deploying: another approved package is the champion")
+                self.logger.info("not deploying: another approved package is the champion", stage=stage)
             return []
         target = package if target_arn == package.arn else self.sagemaker.describe(target_arn)
         if target is None:
             return []
-        endpoint, outcome = self.deployer.deploy(target)
+        endpoint, outcome = deployer.deploy(target)
         served = next(v for v in versions if v.package_arn == target.arn)
-        if served.tags.get(Tags.ENDPOINT) != endpoint:
-            self.mlflow.set_tags(name, served.version, {Tags.ENDPOINT: endpoint})
-        self.logger.info("endpoint deployed", endpoint=endpoint, outcome=outcome, served=target.arn)
+        tag = Tags.endpoint_of(stage)
+        if served.tags.get(tag) != endpoint:
+            self.mlflow.set_tags(name, served.version, {tag: endpoint})
+        self.logger.info("endpoint deployed", endpoint=endpoint, outcome=outcome, served=target.arn, stage=stage)
         return [] if outcome == "unchanged" else [f"endpoint {endpoint} {outcome} with {target.arn}"]
 
     # ---- reconcile ---------------------------------------------------------------------

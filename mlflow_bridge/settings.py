@@ -65,6 +65,9 @@ class BridgeSettings(BaseModel):
     stages: list[Stage] = Field(default_factory=list)
     server_ca_arn: str = ""  # an ACM Private CA the tracking server's certificate chains to
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
+    # lifecycle stage -> its own endpoint (BRIDGE_STAGES' "endpoint"); without any, the one
+    # endpoint (`deployment`) follows the stage that owns `alias`
+    stage_deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BridgeSettings:
@@ -86,19 +89,51 @@ class BridgeSettings(BaseModel):
             if env.get("BRIDGE_MLFLOW_CA_ARN")
             else "",
         }
-        deployment: dict[str, Any] = {
-            "enabled": reader.boolean("BRIDGE_DEPLOY", True),
-            "endpoint_name": env.get("BRIDGE_ENDPOINT_NAME", ""),
-            "role_arn": env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),
-            "instance_type": reader.matching("BRIDGE_ENDPOINT_INSTANCE_TYPE", "ml.m5.large", _INSTANCE_TYPE),
-            "instance_count": reader.integer("BRIDGE_ENDPOINT_INSTANCE_COUNT", 1, minimum=1),
-            "serverless_memory_mb": reader.integer("BRIDGE_SERVERLESS_MEMORY_MB", 0, minimum=0),
-            "rollback_alarms": reader.listed("BRIDGE_ROLLBACK_ALARMS"),
-        }
-        deployment["rollout"] = reader.rollout(bool(deployment["rollback_alarms"]))
+        deployment = _deployment(reader)
+        stage_deployments = {}
+        for index, (stage, endpoint) in enumerate(zip(settings["stages"], reader.stage_endpoints, strict=True)):
+            if endpoint is not None:
+                stage_reader = _EnvReader({**env, **_endpoint_variables(endpoint)})
+                stage_deployments[stage.lifecycle_stage] = _deployment(stage_reader)
+                reader.problems += [(f"BRIDGE_STAGES[{index}].endpoint: {n}", m) for n, m in stage_reader.problems]
+        settings["stage_deployments"] = stage_deployments
         if reader.problems:
             raise InvalidSettings(reader.problems)
-        return cls(**settings, deployment=DeploymentSettings(**deployment))
+        return cls(**settings, deployment=deployment)
+
+
+def _deployment(reader: _EnvReader) -> DeploymentSettings:
+    env = reader.env
+    alarms = reader.listed("BRIDGE_ROLLBACK_ALARMS")
+    return DeploymentSettings(
+        enabled=reader.boolean("BRIDGE_DEPLOY", True),
+        endpoint_name=env.get("BRIDGE_ENDPOINT_NAME", ""),
+        role_arn=env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),
+        instance_type=reader.matching("BRIDGE_ENDPOINT_INSTANCE_TYPE", "ml.m5.large", _INSTANCE_TYPE),
+        instance_count=reader.integer("BRIDGE_ENDPOINT_INSTANCE_COUNT", 1, minimum=1),
+        serverless_memory_mb=reader.integer("BRIDGE_SERVERLESS_MEMORY_MB", 0, minimum=0),
+        rollback_alarms=alarms,
+        rollout=reader.rollout(bool(alarms)),
+    )
+
+
+# A stage's "endpoint" in BRIDGE_STAGES, key -> the variable it stands for (same checks).
+_ENDPOINT_KEYS = {
+    "name": "BRIDGE_ENDPOINT_NAME", "role_arn": "BRIDGE_ENDPOINT_ROLE_ARN",
+    "instance_type": "BRIDGE_ENDPOINT_INSTANCE_TYPE", "instance_count": "BRIDGE_ENDPOINT_INSTANCE_COUNT",
+    "serverless_memory_mb": "BRIDGE_SERVERLESS_MEMORY_MB", "rollback_alarms": "BRIDGE_ROLLBACK_ALARMS",
+    "rollout": "BRIDGE_ROLLOUT", "rollout_percent": "BRIDGE_ROLLOUT_PERCENT",
+    "rollout_wait_seconds": "BRIDGE_ROLLOUT_WAIT_SECONDS",
+}  # fmt: skip
+
+
+def _endpoint_variables(endpoint: dict[str, Any]) -> dict[str, str]:
+    """A stage's endpoint as the variables of one endpoint; what it leaves out is reset
+    (a stage does not inherit the top-level endpoint's name, alarms or rollout)."""
+    variables = {name: "" for key, name in _ENDPOINT_KEYS.items() if key != "role_arn"}  # the role is shared
+    for key, value in endpoint.items():
+        variables[_ENDPOINT_KEYS[key]] = ",".join(value) if isinstance(value, list) else str(value)
+    return variables
 
 
 # The spellings of a boolean setting; anything else is refused, never read as false.
@@ -116,6 +151,7 @@ class _EnvReader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[tuple[str, str]] = []
+        self.stage_endpoints: list[dict[str, Any] | None] = []  # read with the stages
 
     def _raw(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
@@ -147,9 +183,17 @@ class _EnvReader:
         if raw is None:
             return []
         try:
-            stages = [Stage(**item) for item in json.loads(raw)]
-        except (ValueError, TypeError) as exc:
-            self.problems.append((name, f"must be a JSON list of {{lifecycle_stage, alias, legacy_stage}}: {exc}"))
+            items = json.loads(raw)
+            self.stage_endpoints = [item.pop("endpoint", None) for item in items]
+            stages = [Stage(**item) for item in items]
+            unknown = sorted({k for e in self.stage_endpoints if e for k in e} - set(_ENDPOINT_KEYS))
+            if unknown:
+                raise ValueError(f"unknown endpoint key(s) {', '.join(unknown)}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.stage_endpoints = []
+            self.problems.append(
+                (name, f"must be a JSON list of {{lifecycle_stage, alias, legacy_stage, endpoint}}: {exc}")
+            )
             return []
         for stage in stages:
             self.alias_value(name, stage.alias)

@@ -581,16 +581,18 @@ class StagedRegistry:
     def move(self, arn: str, stage: str, status: str = "Approved") -> None:
         self.lifecycle[arn] = {"Stage": stage, "StageStatus": status}
 
-    def deliver(self, bridge: Bridge, arn: str) -> dict[str, Any]:
-        """One state-change event for the package: the bridge describes it, then syncs."""
-        described = self.world.sm.describe_model_package(ModelPackageName=arn)
-        described.pop("ResponseMetadata")
-        described.setdefault(
-            "ModelPackageName", described["ModelPackageGroupName"]
-        )  # moto omits it; a version's is its group's
-        self.stubber.add_response(
-            "describe_model_package", {**described, "ModelLifeCycle": self.lifecycle[arn]}, {"ModelPackageName": arn}
-        )
+    def deliver(self, bridge: Bridge, arn: str, *, then: tuple[str, ...] = ()) -> dict[str, Any]:
+        """One state-change event for the package: the bridge describes it (and `then` the
+        packages it deploys instead), then syncs."""
+        for described_arn in (arn, *then):
+            described = self.world.sm.describe_model_package(ModelPackageName=described_arn)
+            described.pop("ResponseMetadata")
+            described.setdefault("ModelPackageName", described["ModelPackageGroupName"])  # moto omits it
+            self.stubber.add_response(
+                "describe_model_package",
+                {**described, "ModelLifeCycle": self.lifecycle[described_arn]},
+                {"ModelPackageName": described_arn},
+            )
         result = bridge.handle(self.world.event(arn))
         self.stubber.assert_no_pending_responses()
         return result
@@ -632,3 +634,81 @@ def test_lifecycle_stages_drive_one_alias_each_and_a_rejection_returns_only_its_
         assert not [c for c in sagemaker.deliver(bridge, arn)["changes"] if "alias" in c or "stage" in c]
     world.assert_serves(first, "champion")
     world.assert_serves(third, "staging")
+
+
+class AppliedUpdates:
+    """UpdateEndpoint for moto 5.2.5, which lacks it: each request is checked by botocore's
+    validator (the client validates before sending), recorded, and applied as its end state:
+    the endpoint re-created on the new config, which a blue/green update leaves."""
+
+    def __init__(self, client: Any) -> None:
+        from botocore.awsrequest import AWSResponse
+
+        self.client = client
+        self.requests: list[dict[str, Any]] = []
+
+        def apply(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+            request = json.loads(params["body"])
+            self.requests.append(request)
+            client.delete_endpoint(EndpointName=request["EndpointName"])
+            client.create_endpoint(
+                EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"]
+            )
+            arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{request['EndpointName'].lower()}"
+            return AWSResponse("https://sagemaker", 200, {}, None), {"EndpointArn": arn}
+
+        client.meta.events.register("before-call.sagemaker.UpdateEndpoint", apply)
+
+
+def test_each_stage_serves_its_champion_on_its_endpoint_with_its_rollout(world: World) -> None:
+    from mlflow_bridge.decisions import Stage
+    from mlflow_bridge.settings import Rollout
+
+    sagemaker = StagedRegistry(world)
+    updates = AppliedUpdates(world.sm)
+    stages = [Stage("Staging", "staging", "Staging"), Stage("Production", "champion", "Production")]
+    staging = DeploymentSettings(role_arn=ROLE, endpoint_name=f"{world.group}-staging")
+    production = DeploymentSettings(role_arn=ROLE, endpoint_name=f"{world.group}-production",
+                                    rollback_alarms=["p99", "5xx"], rollout=Rollout(kind="canary", percent=10,
+                                                                                    wait_seconds=600))  # fmt: skip
+    settings = world.settings(stages=stages, stage_deployments={"Staging": staging, "Production": production})
+    deployers = {"Staging": EndpointDeployer(world.sm, staging), "Production": EndpointDeployer(world.sm, production)}
+    bridge = Bridge(settings, SageMakerRegistry(sagemaker.client), MlflowRegistry.connect(world.uri), None,
+                    stage_deployers=deployers)  # fmt: skip
+    first, second = world.package("Approved"), world.package("Approved")
+
+    def serving(endpoint: DeploymentSettings) -> str | None:
+        found = world.sm.list_endpoints(NameContains=endpoint.endpoint_name)["Endpoints"]
+        if not found:
+            return None
+        config = world.sm.describe_endpoint(EndpointName=endpoint.endpoint_name)["EndpointConfigName"]
+        return next(arn for arn in (first, second) if config.startswith(f"{world.group}-v{arn.rsplit('/', 1)[1]}-"))
+
+    sagemaker.move(first, "Staging")
+    sagemaker.deliver(bridge, first)
+    assert (serving(staging), serving(production)) == (first, None)  # approve: the staging endpoint only
+
+    sagemaker.move(first, "Production")
+    sagemaker.deliver(bridge, first)
+    sagemaker.move(second, "Staging")
+    sagemaker.deliver(bridge, second)
+    assert (serving(staging), serving(production)) == (second, first)
+    assert [r["EndpointName"] for r in updates.requests] == [staging.endpoint_name]
+    routing = updates.requests[0]["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "ALL_AT_ONCE"
+
+    sagemaker.move(second, "Production")
+    sagemaker.deliver(bridge, second)
+    assert (serving(staging), serving(production)) == (second, second)  # staging keeps serving until replaced
+    canary = updates.requests[-1]["DeploymentConfig"]
+    assert canary["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"] == {
+        "Type": "CAPACITY_PERCENT", "Value": 10,
+    }  # fmt: skip
+    assert canary["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "p99"}, {"AlarmName": "5xx"}]}
+
+    sagemaker.move(second, "Production", "Rejected")  # production goes back to the previous model
+    result = sagemaker.deliver(bridge, second, then=(first,))
+    assert (serving(staging), serving(production)) == (second, first)
+    assert f"endpoint {production.endpoint_name} updated with {first}" in result["changes"]
+    assert world.version_of(first).tags[Tags.endpoint_of("Production")] == production.endpoint_name
+    world.assert_serves(first, "champion")
