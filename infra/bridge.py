@@ -6,8 +6,6 @@ synth time (no Docker needed to synthesize), the image is built at deploy.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -26,24 +24,9 @@ from constructs import Construct
 
 from infra.network import Network
 from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
+from infra.stage_endpoints import StageAlarms, stage_endpoint_name, stage_environment
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
-from mlflow_bridge.decisions import Stage
 from pipeline.config import InfraSettings, PromotionStage
-
-
-def stage_environment(stages: list[PromotionStage]) -> dict[str, str]:
-    """BRIDGE_STAGES (the bridge's `Stage` as JSON) and BRIDGE_ALIAS: the endpoint follows
-    the last stage. Empty without stages: one approval makes the champion."""
-    if not stages:
-        return {}
-    bridge_stages = [
-        Stage(s.lifecycle_stage, s.alias, "" if s.legacy_stage == "None" else s.legacy_stage) for s in stages
-    ]
-    return {
-        "BRIDGE_STAGES": json.dumps([dataclasses.asdict(s) for s in bridge_stages]),
-        "BRIDGE_ALIAS": stages[-1].alias,
-    }
-
 
 __all__ = ["BridgeFunction"]
 
@@ -73,6 +56,12 @@ class BridgeFunction(Construct):
         `alarms`: where the dead-letter alarm goes."""
         super().__init__(scope, construct_id)
         endpoint_name = package_groups[0]
+        stages = stages or []
+        staged_endpoints = {s.name: stage_endpoint_name(package_groups[0], s) for s in stages if s.endpoint}
+        stage_alarms = {
+            name: StageAlarms(self, f"Alarms-{name}", endpoint_name=endpoint).names
+            for name, endpoint in staged_endpoints.items()
+        }
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
         )
@@ -129,12 +118,15 @@ class BridgeFunction(Construct):
                 "BRIDGE_ENDPOINT_INSTANCE_TYPE": settings.endpoint_instance_type,
                 "BRIDGE_ROLLBACK_ALARMS": ",".join(settings.rollback_alarms),
                 **({"BRIDGE_MLFLOW_CA_ARN": server_ca_arn} if server_ca_arn else {}),
-                **stage_environment(stages or []),
+                **stage_environment(stages, package_groups[0], stage_alarms),
             },
         )
         mlflow_user.grant_read(self.function)
         for statement in bridge_statements(
-            self, package_groups=package_groups, endpoint_name=endpoint_name, endpoint_role=endpoint_role
+            self,
+            package_groups=package_groups,
+            endpoint_names=list(staged_endpoints.values()) or [endpoint_name],  # each stage's, or the one
+            endpoint_role=endpoint_role,
         ):
             self.function.add_to_role_policy(statement)
         rule = events.Rule(

@@ -201,10 +201,11 @@ def trust_ca_statement(ca_arn: str) -> iam.PolicyStatement:
 
 
 def bridge_statements(
-    scope: Construct, *, package_groups: list[str], endpoint_name: str, endpoint_role: iam.IRole
+    scope: Construct, *, package_groups: list[str], endpoint_names: list[str], endpoint_role: iam.IRole
 ) -> list[iam.PolicyStatement]:
     """What the bridge Lambda may do: read packages of its groups, create the models and
-    configs it names after them, create/update its endpoint, pass only the endpoint role."""
+    configs it names after them, create/update its endpoints (one, or one per stage) and
+    nothing else, pass only the endpoint role."""
     models = [_arn(scope, f"model/{g}-v*") for g in package_groups]
     configs = [_arn(scope, f"endpoint-config/{g}-v*") for g in package_groups]
     return [
@@ -227,7 +228,7 @@ def bridge_statements(
         iam.PolicyStatement(
             sid="Endpoint",
             actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"],
-            resources=[_arn(scope, f"endpoint/{endpoint_name}"), *configs],
+            resources=[*[_arn(scope, f"endpoint/{name}") for name in endpoint_names], *configs],
         ),
         iam.PolicyStatement(
             sid="PassOnlyTheEndpointRole",

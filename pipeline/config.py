@@ -54,6 +54,8 @@ __all__ = [
     "RetrySettings",
     "RuntimeSettings",
     "SplitSettings",
+    "StageEndpoint",
+    "StageRollout",
     "StepSettings",
     "StepsSettings",
     "TlsSettings",
@@ -533,6 +535,34 @@ class TlsSettings(_Strict):
         return self
 
 
+class StageRollout(_Strict):
+    """How an endpoint update shifts traffic (SageMaker blue/green, TrafficRoutingConfig):
+    all at once, a canary of `percent` (1-50) then the rest after `wait_seconds`, or linear
+    steps of `percent` (10-50) every `wait_seconds` (0-3600), rolled back by the stage's alarms."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    percent: int | None = Field(default=None, ge=1, le=50)
+    wait_seconds: int | None = Field(default=None, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _fits_strategy(self) -> StageRollout:
+        if self.strategy == "all_at_once" and (self.percent is not None or self.wait_seconds is not None):
+            raise ValueError("percent and wait_seconds are for canary and linear rollouts")
+        if self.strategy == "linear" and self.percent is not None and self.percent < 10:
+            raise ValueError(f"a linear step is 10-50 % of the fleet, not {self.percent}")
+        return self
+
+
+class StageEndpoint(_Strict):
+    """The stage's SageMaker endpoint (default name: <model package group>-<stage name>)."""
+
+    name: SageMakerName | None = None
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=100)
+    serverless_memory_mb: int | None = Field(default=None, ge=1024, le=6144, multiple_of=1024)
+    rollout: StageRollout = Field(default_factory=StageRollout)
+
+
 class PromotionStage(_Strict):
     """A stage a model is promoted through: the SageMaker lifecycle stage it follows
     (`ModelLifeCycle.Stage` of a model package), the MLflow alias it owns and the legacy
@@ -544,6 +574,7 @@ class PromotionStage(_Strict):
     lifecycle_stage: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
     alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")]
     legacy_stage: Literal["Staging", "Production", "None"] = "None"
+    endpoint: StageEndpoint | None = Field(default=None, description="omitted: the stage has no endpoint")
 
     @field_validator("alias")
     @classmethod

@@ -409,12 +409,17 @@ def test_without_egress_the_clients_still_reach_acm_private_ca(tmp_path: Path) -
     assert any(".acm-pca" in name for name in services), services
 
 
-def test_configured_stages_reach_the_bridge_as_its_own_settings(tmp_path: Path) -> None:
+def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint_and_alarms_each(
+    tmp_path: Path,
+) -> None:
     from infra.app import build_app
     from mlflow_bridge.settings import BridgeSettings
-    from tests.test_cli_aws import STAGES
 
-    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(STAGES,))
+    stages = ("deployment.stages=[{name: staging, lifecycle_stage: Staging, alias: staging, legacy_stage: Staging, "
+              "endpoint: {instance_type: ml.m5.large}}, {name: production, lifecycle_stage: Production, "
+              "alias: champion, legacy_stage: Production, endpoint: {instance_count: 2, "
+              "rollout: {strategy: canary, percent: 10, wait_seconds: 600}}}]")  # fmt: skip
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(stages,))
     template = app.synth().get_stack_by_name(stack.stack_name).template
     (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
     env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
@@ -423,3 +428,19 @@ def test_configured_stages_reach_the_bridge_as_its_own_settings(tmp_path: Path) 
         ("Staging", "staging", "Staging"), ("Production", "champion", "Production"),
     ]  # fmt: skip
     assert settings.alias == "champion"
+    staging, production = settings.stage_deployments["Staging"], settings.stage_deployments["Production"]
+    assert (staging.endpoint_name, staging.rollout.kind) == ("diabetes-regression-staging", "all_at_once")
+    assert (production.endpoint_name, production.instance_count) == ("diabetes-regression-production", 2)
+    assert (production.rollout.kind, production.rollout.percent, production.rollout.wait_seconds) == ("canary", 10, 600)
+
+    declared = resources(template, "AWS::CloudWatch::Alarm").values()
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in declared if "AlarmName" in a["Properties"]}
+    for deployment in (staging, production):  # one alarm set per stage endpoint, wired to its rollback
+        names = {f"{deployment.endpoint_name}-invocation-5xx", f"{deployment.endpoint_name}-model-latency-p99"}
+        assert names <= set(alarms) and set(deployment.rollback_alarms) == names
+        for name in names:
+            dimensions = {d["Name"]: d["Value"] for d in alarms[name]["Dimensions"]}
+            assert dimensions == {"EndpointName": deployment.endpoint_name, "VariantName": "AllTraffic"}
+    (endpoint_statement,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
+    endpoints = [json.dumps(r) for r in endpoint_statement["Resource"] if ":endpoint/" in json.dumps(r)]
+    assert len(endpoints) == 2 and all("-staging" in e or "-production" in e for e in endpoints)

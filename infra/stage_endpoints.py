@@ -1,0 +1,102 @@
+"""One SageMaker endpoint per configured deployment stage (`deployment.stages`): its name,
+the CloudWatch alarms its blue/green updates roll back on, and the bridge's settings for
+it (BRIDGE_STAGES, in the bridge's own `Stage` fields plus its endpoint).
+
+The default alarms watch what a bad model shows first (SageMaker Developer Guide, "Metrics
+for monitoring Amazon SageMaker AI with Amazon CloudWatch", namespace AWS/SageMaker, per
+EndpointName and VariantName): `Invocation5XXErrors` (any, over a minute) and the p99 of
+`ModelLatency` (microseconds) over five minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from mlflow_bridge.decisions import Stage
+from pipeline.config import PromotionStage, StageEndpoint
+
+__all__ = ["MODEL_LATENCY_P99_MICROSECONDS", "StageAlarms", "stage_endpoint_name", "stage_environment"]
+
+MODEL_LATENCY_P99_MICROSECONDS = 1_000_000
+_VARIANT = "AllTraffic"  # the bridge's one production variant (mlflow_bridge.deployment)
+
+
+def stage_endpoint_name(group: str, stage: PromotionStage) -> str:
+    endpoint = stage.endpoint or StageEndpoint()
+    return endpoint.name or f"{group}-{stage.name}"[:63].rstrip("-")
+
+
+class StageAlarms(Construct):
+    """The two rollback alarms of one stage's endpoint; `names` as the bridge passes them."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str) -> None:
+        super().__init__(scope, construct_id)
+        dimensions = {"EndpointName": endpoint_name, "VariantName": _VARIANT}
+        # literal names, not the alarms' tokens: they go into the bridge's JSON settings
+        self.names = [f"{endpoint_name}-invocation-5xx", f"{endpoint_name}-model-latency-p99"]
+        cloudwatch.Alarm(
+            self,
+            "Invocation5xx",
+            alarm_name=self.names[0],
+            alarm_description=f"{endpoint_name} answers 5xx: an update rolls back",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker", metric_name="Invocation5XXErrors", dimensions_map=dimensions,
+                statistic="Sum", period=Duration.minutes(1),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )  # fmt: skip
+        cloudwatch.Alarm(
+            self,
+            "ModelLatency",
+            alarm_name=self.names[1],
+            alarm_description=f"{endpoint_name} p99 model latency over {MODEL_LATENCY_P99_MICROSECONDS} us",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions_map=dimensions,
+                statistic="p99", period=Duration.minutes(5),
+            ),
+            threshold=MODEL_LATENCY_P99_MICROSECONDS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )  # fmt: skip
+
+
+def _endpoint_settings(name: str, endpoint: StageEndpoint, alarms: list[str]) -> dict[str, Any]:
+    """A stage's endpoint in BRIDGE_STAGES (mlflow_bridge.settings reads these keys)."""
+    rollout = endpoint.rollout
+    settings: dict[str, Any] = {
+        "name": name, "instance_type": endpoint.instance_type, "instance_count": endpoint.instance_count,
+        "rollout": rollout.strategy, "rollback_alarms": alarms,
+    }  # fmt: skip
+    if endpoint.serverless_memory_mb:
+        settings["serverless_memory_mb"] = endpoint.serverless_memory_mb
+    if rollout.percent is not None:
+        settings["rollout_percent"] = rollout.percent
+    if rollout.wait_seconds is not None:
+        settings["rollout_wait_seconds"] = rollout.wait_seconds
+    return settings
+
+
+def stage_environment(stages: list[PromotionStage], group: str, alarms: dict[str, list[str]]) -> dict[str, str]:
+    """BRIDGE_STAGES and BRIDGE_ALIAS (the one-endpoint fallback follows the last stage).
+    `alarms`: stage name -> its endpoint's alarm names. Empty without stages."""
+    if not stages:
+        return {}
+    items = []
+    for stage in stages:
+        item: dict[str, Any] = dataclasses.asdict(
+            Stage(stage.lifecycle_stage, stage.alias, "" if stage.legacy_stage == "None" else stage.legacy_stage)
+        )
+        if stage.endpoint is not None:
+            item["endpoint"] = _endpoint_settings(stage_endpoint_name(group, stage), stage.endpoint, alarms[stage.name])
+        items.append(item)
+    return {"BRIDGE_STAGES": json.dumps(items), "BRIDGE_ALIAS": stages[-1].alias}
