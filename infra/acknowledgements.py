@@ -99,6 +99,12 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
             "Single-AZ by configuration (infra.database_multi_az: false) to keep a small team's bill down; "
             "backups run daily and the instance is retained on stack deletion."
         )
+    if settings.promotion_roles:
+        for role in ("DataScientist", "Release"):
+            found[f"Promotion/{role}Role/DefaultPolicy"] = {
+                _IAM5.format(f"{sagemaker}:model-package/{group}/*"): "UpdateModelPackage on the package versions "
+                f"of the one group {group}, conditioned on sagemaker:ModelLifeCycle:stage (the example's point).",
+            }
     if settings.public_load_balancer:
         found["Tracking/LoadBalancer/SecurityGroup"] = {
             "AwsSolutions-EC23": "Public by configuration (infra.public_load_balancer: true): the load balancer "

@@ -12,6 +12,7 @@ from infra.artifact_store import ArtifactStore
 from infra.bridge import BridgeFunction
 from infra.database import Database
 from infra.network import Network
+from infra.promotion_roles import PromotionRoles
 from infra.roles import Roles
 from infra.tls import listener_port
 from infra.tracking_service import TrackingService, service_user_secret
@@ -74,6 +75,14 @@ class MlopsStack(Stack):
             server_ca_arn=ca_arn,
             stages=cfg.deployment.stages,
         )
+        if settings.promotion_roles:
+            promotion = PromotionRoles(self, "Promotion", group=groups[0], stages=cfg.deployment.stages)
+            outputs_extra = {
+                "DataScientistRoleArn": (promotion.data_scientist.role_arn, "may propose to the first stage"),
+                "ReleaseRoleArn": (promotion.release.role_arn, "may move packages through every stage"),
+            }
+        else:
+            outputs_extra = {}
         port = listener_port(settings)
         for peer, what in ((jobs_security_group, "SageMaker jobs"), (bridge.security_group, "the bridge")):
             tracking.load_balancer.connections.allow_from(peer, ec2.Port.tcp(port), f"{what} to MLflow")
@@ -95,5 +104,6 @@ class MlopsStack(Stack):
         }
         if ca_arn:
             outputs["TrackingCaArn"] = (ca_arn, "mlflow.server_ca_arn")
+        outputs.update(outputs_extra)
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

@@ -626,6 +626,10 @@ class InfraSettings(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     endpoint_instance_type: InstanceType = "ml.m5.large"
     rollback_alarms: list[str] = Field(default_factory=list)
+    promotion_roles: bool = Field(
+        default=False,
+        description="Example roles: data scientists may propose to the first stage, the release role to any.",
+    )
     alarm_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = Field(
         default=None, description="Subscribed to the alarm topic (dead letters), after confirming the e-mail."
     )

@@ -444,3 +444,15 @@ def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint
     (endpoint_statement,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
     endpoints = [json.dumps(r) for r in endpoint_statement["Resource"] if ":endpoint/" in json.dumps(r)]
     assert len(endpoints) == 2 and all("-staging" in e or "-production" in e for e in endpoints)
+
+
+def test_the_optional_promotion_roles_scope_stages_by_condition_key(synthesized, tmp_path: Path) -> None:
+    from infra.app import build_app
+
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=("infra.promotion_roles=true",))
+    template = app.synth().get_stack_by_name(stack.stack_name).template  # nag-clean, acknowledgements included
+    updates = [s for s in _statements(template) if "sagemaker:UpdateModelPackage" in _listed(s["Action"])]
+    stages = sorted(tuple(s["Condition"]["StringEquals"]["sagemaker:ModelLifeCycle:stage"]) for s in updates)
+    assert stages == [("Staging",), ("Staging", "Production")]
+    assert {"DataScientistRoleArn", "ReleaseRoleArn"} <= set(template["Outputs"])
+    assert "ReleaseRoleArn" not in synthesized[0]["Outputs"]  # off by default
