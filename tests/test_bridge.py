@@ -585,17 +585,33 @@ class StagedRegistry:
         """One state-change event for the package: the bridge describes it (and `then` the
         packages it deploys instead), then syncs."""
         for described_arn in (arn, *then):
-            described = self.world.sm.describe_model_package(ModelPackageName=described_arn)
-            described.pop("ResponseMetadata")
-            described.setdefault("ModelPackageName", described["ModelPackageGroupName"])  # moto omits it
-            self.stubber.add_response(
-                "describe_model_package",
-                {**described, "ModelLifeCycle": self.lifecycle[described_arn]},
-                {"ModelPackageName": described_arn},
-            )
+            self._describe_response(described_arn)
         result = bridge.handle(self.world.event(arn))
         self.stubber.assert_no_pending_responses()
         return result
+
+    def _describe_response(self, arn: str) -> None:
+        described = self.world.sm.describe_model_package(ModelPackageName=arn)
+        described.pop("ResponseMetadata")
+        described.setdefault("ModelPackageName", described["ModelPackageGroupName"])  # moto omits it
+        self.stubber.add_response(
+            "describe_model_package", {**described, "ModelLifeCycle": self.lifecycle[arn]}, {"ModelPackageName": arn}
+        )
+
+    def sync(self, bridge: Bridge, arns: list[str]) -> list[str]:
+        """`sync --group`: the bridge lists the group's packages and describes each."""
+        summaries = self.world.sm.list_model_packages(ModelPackageGroupName=self.world.group)
+        summaries.pop("ResponseMetadata")
+        self.stubber.add_response(
+            "list_model_packages",
+            summaries,
+            {"ModelPackageGroupName": self.world.group, "ModelPackageType": "Versioned"},
+        )
+        for arn in arns:
+            self._describe_response(arn)
+        changes = bridge.sync_groups([self.world.group], dry_run=False)
+        self.stubber.assert_no_pending_responses()
+        return changes
 
 
 def test_lifecycle_stages_drive_one_alias_each_and_a_rejection_returns_only_its_stage(world: World) -> None:
@@ -634,6 +650,12 @@ def test_lifecycle_stages_drive_one_alias_each_and_a_rejection_returns_only_its_
         assert not [c for c in sagemaker.deliver(bridge, arn)["changes"] if "alias" in c or "stage" in c]
     world.assert_serves(first, "champion")
     world.assert_serves(third, "staging")
+
+    world.mlflow.set_registered_model_alias(world.model, "staging", world.version_of(first).version)  # drift
+    changes = sagemaker.sync(bridge, [first, second, third])
+    assert f"point alias 'staging' at version {world.version_of(third).version}" in " ".join(changes)
+    world.assert_serves(third, "staging")
+    world.assert_serves(first, "champion")
 
 
 class AppliedUpdates:
