@@ -18,8 +18,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from mlflow_bridge.decisions import Stage
 from pipeline.config import PromotionStage, StageEndpoint
+from pipeline.promotion import bridge_stages
 
 __all__ = ["MODEL_LATENCY_P99_MICROSECONDS", "StageAlarms", "stage_endpoint_name", "stage_environment"]
 
@@ -92,10 +92,8 @@ def stage_environment(stages: list[PromotionStage], group: str, alarms: dict[str
     if not stages:
         return {}
     items = []
-    for stage in stages:
-        item: dict[str, Any] = dataclasses.asdict(
-            Stage(stage.lifecycle_stage, stage.alias, "" if stage.legacy_stage == "None" else stage.legacy_stage)
-        )
+    for stage, decided in zip(stages, bridge_stages(stages), strict=True):
+        item: dict[str, Any] = dataclasses.asdict(decided)
         if stage.endpoint is not None:
             item["endpoint"] = _endpoint_settings(stage_endpoint_name(group, stage), stage.endpoint, alarms[stage.name])
         items.append(item)

@@ -345,28 +345,57 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         )  # fmt: skip
         for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
             err.print(f"bridge: {change}")
-        if result.server is not None:
-            err.print(result.server.keep_or_stop(workspace.root, args.keep_services))
+        for stage, server in result.servers.items():
+            err.print(server.keep_or_stop(workspace.root, args.keep_services, stage))
     print(json.dumps(result.bridge_result))
     return 0
 
 
 def cmd_promote(cfg: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.pipeline_service import aws_errors
     from pipeline.promotion import lifecycle_request, package_arn, promotion_stage
 
     stage = promotion_stage(cfg, args.to)
     request = lifecycle_request(package_arn(cfg, args.package), stage, reject=args.reject, description=args.description)
-    sagemaker_client, _ = _clients(cfg)
-    verb = "reject" if args.reject else "promote"
-    with aws_errors(f"Trying to {verb} {request['ModelPackageArn']} in {stage.lifecycle_stage}"):
-        sagemaker_client.update_model_package(**request)
-    _console(stderr=True).print(
-        f"{request['ModelPackageArn']}: {stage.lifecycle_stage} {request['ModelLifeCycle']['StageStatus']}; "
-        f"the bridge moves alias {stage.alias!r} when the state-change event reaches it"
-    )
+    err = _console(stderr=True)
+    if args.local:
+        _promote_locally(cfg, args, request)
+    else:
+        from pipeline.pipeline_service import aws_errors
+
+        sagemaker_client, _ = _clients(cfg)
+        verb = "reject" if args.reject else "promote"
+        with aws_errors(f"Trying to {verb} {request['ModelPackageArn']} in {stage.lifecycle_stage}"):
+            sagemaker_client.update_model_package(**request)
+        err.print(f"the bridge moves alias {stage.alias!r} when the state-change event reaches it")
+    err.print(f"{request['ModelPackageArn']}: {stage.lifecycle_stage} {request['ModelLifeCycle']['StageStatus']}")
     print(request["ModelPackageArn"])
     return 0
+
+
+def _promote_locally(cfg: PipelineConfig, args: argparse.Namespace, request: dict[str, Any]) -> None:
+    """The local registry's lifecycle record, the event to the bridge, a scoring server per
+    stage that holds a model, each asked once for a prediction of the sample rows."""
+    from pipeline.local.approval import promote_locally
+    from pipeline.local.driver import registry_for
+    from pipeline.local.registry import JOURNAL_NAME, journal_has
+    from pipeline.local.services import local_services
+    from pipeline.local.workspace import Workspace
+
+    workspace = Workspace(Path(args.workspace).resolve())
+    journal = workspace.root / JOURNAL_NAME
+    if not journal_has(journal, request["ModelPackageArn"]):  # before any service starts
+        raise UsageError(f"no model package {request['ModelPackageArn']} in the local registry ({journal})")
+    err = _console(stderr=True)
+    with local_services(workspace.root, keep=args.keep_services) as services:
+        registry = registry_for(cfg, workspace, services)
+        result = promote_locally(
+            cfg, registry, request, tracking_uri=services.tracking_uri, workspace=workspace, serve=not args.no_serve
+        )
+        for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
+            err.print(f"bridge: {change}")
+        for stage, server in result.servers.items():
+            err.print(f"{stage}: {server.served_arn} at {server.url}")
+            err.print(server.keep_or_stop(workspace.root, args.keep_services, stage))
 
 
 def cmd_local_down(cfg: PipelineConfig, args: argparse.Namespace) -> int:
@@ -447,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--to", required=True, help="a stage of deployment.stages, by name or lifecycle stage")
     promote.add_argument("--reject", action="store_true", help="reject it in that stage instead")
     promote.add_argument("--description", default="", help="why (ModelLifeCycle.StageDescription)")
+    promote.add_argument("--local", action="store_true", help="in the local registry, with local model servers")
+    promote.add_argument("--no-serve", action="store_true", help="with --local: start no model server")
+    promote.add_argument("--keep-services", action="store_true", help="with --local: leave the servers running")
+    promote.add_argument("--workspace", default=".local")
     down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
     down.add_argument("--workspace", default=".local")
     graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")

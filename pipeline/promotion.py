@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_bridge.decisions import Stage
 from pipeline.config import PipelineConfig, PromotionStage
 from pipeline.errors import UsageError
 
-__all__ = ["lifecycle_request", "package_arn", "promotion_stage"]
+__all__ = ["bridge_stages", "lifecycle_request", "package_arn", "promotion_stage"]
 
 
 def package_arn(cfg: PipelineConfig, package: str) -> str:
@@ -41,3 +42,8 @@ def lifecycle_request(arn: str, stage: PromotionStage, *, reject: bool, descript
     if description:
         lifecycle["StageDescription"] = description
     return {"ModelPackageArn": arn, "ModelLifeCycle": lifecycle}
+
+
+def bridge_stages(stages: list[PromotionStage]) -> list[Stage]:
+    """The configured stages as the bridge decides on them (its `Stage`)."""
+    return [Stage(s.lifecycle_stage, s.alias, "" if s.legacy_stage == "None" else s.legacy_stage) for s in stages]

@@ -339,3 +339,39 @@ def test_an_interrupted_run_ends_stopped_with_its_jobs_and_the_next_run_is_clean
     assert code == 0, err
     assert rerun.status == "Succeeded"
     assert rerun.steps["Preprocess"].status == "Cached" and rerun.steps["Tune"].status == "Succeeded"
+
+
+LOCAL_STAGES = ("deployment.stages=[{name: staging, lifecycle_stage: Staging, alias: staging, legacy_stage: Staging, "
+                "endpoint: {}}, {name: production, lifecycle_stage: Production, alias: champion, "
+                "legacy_stage: Production, endpoint: {}}]")  # fmt: skip
+
+
+def test_staged_promotion_locally_serves_each_stage_its_own_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
+) -> None:
+    """`run --local --approve` puts the package in the first stage; `promote --local`
+    moves it on; each stage then has its alias and its own local server."""
+    from mlflow import MlflowClient
+
+    workspace = tmp_path / ".local"
+    own = ["--set", LOCAL_STAGES, "--set", "mlflow.registered_model=diabetes-staged"]  # apart from other tests' model
+    code, _, err = run_local(capsys, workspace, "--approve", *own)
+    assert code == 0, err
+    assert "bridge: diabetes-staged: point alias 'staging' at version" in err
+    assert "staging model http://127.0.0.1:" in err and "production model" not in err
+    code, _, err = run_local(capsys, workspace, "--approve", *own, "--set", "training.hyperparameters.max_features=0.8")
+    assert code == 0, err
+
+    arguments = ["--config", str(DEFAULT_CONFIG), *own, *FAST, "--workspace", str(workspace), "--local"]
+    assert main(["promote", "1", "--to", "production", *arguments]) == 0
+    err = capsys.readouterr().err
+    assert "staging: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/2 at http" in err, err
+    assert "production: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/1 at http" in err
+    model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
+    by_package = {v.tags["sagemaker_model_package_version"]: v.version for v in
+                  MlflowClient(tracking_env).search_model_versions("name = 'diabetes-staged'")}  # fmt: skip
+    assert model.aliases == {"staging": by_package["2"], "champion": by_package["1"]}
+
+    assert main(["promote", "1", "--to", "production", "--reject", "--no-serve", *arguments]) == 0
+    model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
+    assert model.aliases == {"staging": by_package["2"]}  # no previous production model: the alias goes

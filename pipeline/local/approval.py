@@ -9,17 +9,23 @@ from typing import Any
 
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import PipelineConfig
-from pipeline.local.registry import LocalRegistry
+from pipeline.local.registry import JournaledPackages, LocalRegistry
 from pipeline.local.serving import LocalModelServer
 from pipeline.local.workspace import Workspace
+from pipeline.promotion import bridge_stages
 
-__all__ = ["ApprovalResult", "approve_locally", "state_change_event"]
+__all__ = ["ApprovalResult", "approve_locally", "deliver_locally", "promote_locally", "state_change_event"]
 
 
 @dataclass
 class ApprovalResult:
     bridge_result: dict[str, Any]
-    server: LocalModelServer | None
+    servers: dict[str, LocalModelServer]  # stage name ("" without stages) -> its running scoring server
+
+    @property
+    def server(self) -> LocalModelServer | None:
+        """The one server without stages; with stages, the last stage's (production)."""
+        return list(self.servers.values())[-1] if self.servers else None
 
 
 def state_change_event(client: Any, arn: str) -> dict[str, Any]:
@@ -54,40 +60,94 @@ def approve_locally(
     status: str = "Approved",
     serve: bool = True,
 ) -> ApprovalResult:
+    """Approve (or reject) the package and deliver the event. With `deployment.stages`, an
+    approval also puts the package in the first stage, as `promote --to <first>` would."""
+    registry.set_approval(arn, status, description=f"{status} locally")
+    stages = cfg.deployment.stages
+    if stages and status == "Approved":
+        registry.set_lifecycle(arn, {"Stage": stages[0].lifecycle_stage, "StageStatus": "Approved"})
+    return deliver_locally(cfg, registry, arn, tracking_uri=tracking_uri, workspace=workspace, serve=serve)
+
+
+def promote_locally(
+    cfg: PipelineConfig,
+    registry: LocalRegistry,
+    request: dict[str, Any],
+    *,
+    tracking_uri: str,
+    workspace: Workspace,
+    serve: bool = True,
+) -> ApprovalResult:
+    """`promote --local`: UpdateModelPackage's ModelLifeCycle into the local registry, then
+    the event to the bridge."""
+    registry.set_lifecycle(request["ModelPackageArn"], request["ModelLifeCycle"])
+    return deliver_locally(
+        cfg, registry, request["ModelPackageArn"], tracking_uri=tracking_uri, workspace=workspace, serve=serve
+    )
+
+
+def deliver_locally(
+    cfg: PipelineConfig, registry: LocalRegistry, arn: str, *, tracking_uri: str, workspace: Workspace, serve: bool
+) -> ApprovalResult:
+    """The state-change event, delivered to the bridge over the local registry. Locally an
+    "endpoint" is a scoring server that lives as long as the command (or `--keep-services`),
+    so afterwards every stage whose champion no server is serving yet gets one."""
     from mlflow_bridge.deployment import EndpointDeployer
     from mlflow_bridge.interfaces import ModelDeployer
     from mlflow_bridge.logs import bridge_logger
     from mlflow_bridge.mlflow_registry import MlflowRegistry
-    from mlflow_bridge.sagemaker_registry import SageMakerRegistry
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
 
-    registry.set_approval(arn, status, description=f"{status} locally")
+    stages = cfg.deployment.stages
     settings = BridgeSettings(
         tracking_uri=tracking_uri,
         registered_model=cfg.mlflow.registered_model,
         groups=[cfg.registration.model_package_group],
+        stages=bridge_stages(stages),
+        alias=stages[-1].alias if stages else "champion",
         deployment=DeploymentSettings(enabled=serve),
     )
-    server = (
-        LocalModelServer(
-            tracking_uri, cfg.mlflow.registered_model, settings.alias, workspace.root / "logs" / "serve.log"
+    logs = workspace.root / "logs"
+    servers: dict[str, LocalModelServer] = {}
+    if serve:
+        model = cfg.mlflow.registered_model
+        servers = (
+            {s.name: LocalModelServer(tracking_uri, model, s.alias, logs / f"serve-{s.name}.log") for s in stages}
+            if stages
+            else {"": LocalModelServer(tracking_uri, model, settings.alias, logs / "serve.log")}
         )
-        if serve
-        else None
-    )
     # local mode's "endpoint" is a scoring server; both implement the bridge's ModelDeployer
-    deployer: ModelDeployer = server if server is not None else EndpointDeployer(registry.client, settings.deployment)
-    log_file = workspace.root / "logs" / "bridge.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    single: ModelDeployer = servers[""] if "" in servers else EndpointDeployer(registry.client, settings.deployment)
+    by_stage: dict[str, ModelDeployer] = {s.lifecycle_stage: servers[s.name] for s in stages if s.name in servers}
+    logs.mkdir(parents=True, exist_ok=True)
+    mlflow = MlflowRegistry.connect(tracking_uri)
+    packages = JournaledPackages(registry)
     bridge = Bridge(
         settings,
-        SageMakerRegistry(registry.client),
-        MlflowRegistry.connect(tracking_uri),
-        deployer,
-        logger=bridge_logger(file=str(log_file)),
+        packages,
+        mlflow,
+        None if stages else single,
+        logger=bridge_logger(file=str(logs / "bridge.log")),
+        stage_deployers=by_stage,
     )
     result = bridge.handle(state_change_event(registry.client, arn))
-    if server is not None and server.process is None:
-        server = None  # the bridge decided not to deploy (another package is the champion)
-    return ApprovalResult(result, server)
+    if stages and serve:
+        _serve_every_stage(bridge, packages, mlflow, servers, stages)  # this command's servers, one per stage
+    return ApprovalResult(result, {name: server for name, server in servers.items() if server.process is not None})
+
+
+def _serve_every_stage(
+    bridge: Any, packages: JournaledPackages, mlflow: Any, servers: dict[str, LocalModelServer], stages: list[Any]
+) -> None:
+    from mlflow_bridge.decisions import staged_registry_actions
+
+    settings = bridge.settings
+    versions = mlflow.versions(settings.registered_model)
+    champions, _ = staged_registry_actions(versions, settings.stages, settings.champion_order)
+    for stage in stages:
+        champion, server = champions.get(stage.lifecycle_stage), servers[stage.name]
+        if champion is not None and server.process is None:
+            package = packages.describe(champion.package_arn)
+            if package is not None:
+                server.deploy(package)

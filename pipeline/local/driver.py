@@ -148,15 +148,18 @@ def approve_and_serve(
     result = approve_locally(cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace)
     for change in result.bridge_result.get("changes", []):
         console.print(f"bridge: {change}")
-    if result.server is None:
+    if not result.servers:
         return
     rows = sample_rows(record, workspace)
     # Raw rows, as a JSON client sends them: numbers, text, null where a value is missing.
-    predictions = result.server.predict(json.loads(rows.drop(columns=[cfg.data.target]).to_json(orient="records")))
-    for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
-        shown = f"{predicted:.1f}" if isinstance(predicted, float) else str(predicted)
-        console.print(f"served model {result.server.url}: predicted {shown}, actual {actual}")
-    console.print(result.server.keep_or_stop(workspace.root, keep))
+    records = json.loads(rows.drop(columns=[cfg.data.target]).to_json(orient="records"))
+    for stage, server in result.servers.items():
+        predictions = server.predict(records)
+        for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
+            shown = f"{predicted:.1f}" if isinstance(predicted, float) else str(predicted)
+            where = f"{stage} model" if stage else "served model"
+            console.print(f"{where} {server.url}: predicted {shown}, actual {actual}")
+        console.print(server.keep_or_stop(workspace.root, keep, stage))
 
 
 def _execute(

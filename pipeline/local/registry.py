@@ -1,7 +1,9 @@
 """The local SageMaker Model Registry: moto, plus a journal so packages outlive it.
 
 moto keeps state in memory; the journal (`registry.json` in the workspace) records every
-CreateModelPackage request and the latest approval status, and is replayed into a fresh
+CreateModelPackage request, the latest approval status and the lifecycle stage (which
+moto 5.2.5 does not keep: `JournaledPackages` adds it to what the bridge reads), and is
+replayed into a fresh
 moto server when the registry is first used. Versions are assigned in order per group, so
 replay reproduces the same ARNs. The same boto3 calls run against SageMaker.
 """
@@ -12,12 +14,14 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
 
-__all__ = ["JOURNAL_NAME", "LocalRegistry", "journal_has"]
+__all__ = ["JOURNAL_NAME", "JournaledPackages", "LocalRegistry", "journal_has"]
 
 JOURNAL_NAME = "registry.json"  # in the workspace
 
@@ -114,6 +118,19 @@ class LocalRegistry:
                     entry["approval_status"] = status
             self._save(entries)
 
+    def set_lifecycle(self, arn: str, lifecycle: dict[str, str]) -> None:
+        """UpdateModelPackage's ModelLifeCycle ({Stage, StageStatus, StageDescription}),
+        recorded in the journal: the emulator has no lifecycle stages."""
+        with self._lock:
+            entries = self._entries()
+            for entry in entries:
+                if entry["arn"] == arn:
+                    entry["lifecycle"] = dict(lifecycle)
+            self._save(entries)
+
+    def lifecycle(self, arn: str) -> dict[str, str]:
+        return next((e.get("lifecycle") or {} for e in self._entries() if e["arn"] == arn), {})
+
     def _restore(self, client: Any) -> None:
         """Replay the journal into an empty emulator (a package it still holds is kept)."""
         from botocore.exceptions import ClientError
@@ -131,3 +148,28 @@ class LocalRegistry:
             arn = client.create_model_package(**request)["ModelPackageArn"]
             if arn != entry["arn"]:
                 raise RuntimeError(f"restoring the local registry gave {arn}, expected {entry['arn']}")
+
+
+class JournaledPackages:
+    """The bridge's view of the local registry (`mlflow_bridge.interfaces.PackageRegistry`):
+    what the emulator describes, with the lifecycle stage the journal holds."""
+
+    def __init__(self, registry: LocalRegistry) -> None:
+        from mlflow_bridge.sagemaker_registry import SageMakerRegistry
+
+        self.registry = registry
+        self.described = SageMakerRegistry(registry.client)
+
+    def _with_lifecycle(self, package: Package | None) -> Package | None:
+        if package is None:
+            return None
+        lifecycle = self.registry.lifecycle(package.arn)
+        return replace(
+            package, lifecycle_stage=lifecycle.get("Stage", ""), lifecycle_status=lifecycle.get("StageStatus", "")
+        )
+
+    def describe(self, arn: str) -> Package | None:
+        return self._with_lifecycle(self.described.describe(arn))
+
+    def packages(self, group: str) -> list[Package]:
+        return [p for p in (self._with_lifecycle(p) for p in self.described.packages(group)) if p is not None]

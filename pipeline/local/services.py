@@ -216,7 +216,8 @@ def stop_services(root: Path) -> list[str]:
         return []
     record = _read_record(root)
     stopped = []
-    for name in ("moto", "tracking", "serving"):
+    names = ["moto", "tracking", *sorted(k.removesuffix("_pid") for k in record if k.startswith("serving"))]
+    for name in dict.fromkeys(names):  # serving, or serving-<stage> for each stage's model server
         pid = record.get(f"{name}_pid")
         if pid:
             _kill(pid)

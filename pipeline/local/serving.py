@@ -73,16 +73,17 @@ class LocalModelServer:
         with urllib.request.urlopen(request, timeout=30) as response:
             return list(json.loads(response.read())["predictions"])
 
-    def keep_or_stop(self, workspace_root: Path, keep: bool) -> str:
+    def keep_or_stop(self, workspace_root: Path, keep: bool, stage: str = "") -> str:
         """At the end of a command: record the server for `local-down` when kept, else stop
         it. Returns what happened, for the console."""
         from pipeline.local.services import remember_process
 
+        what = f"{stage} model server" if stage else "model server"
         if keep and self.process is not None:
-            remember_process(workspace_root, "serving", self.process.pid, self.url)
-            return f"model server left running at {self.url}"
+            remember_process(workspace_root, f"serving-{stage}" if stage else "serving", self.process.pid, self.url)
+            return f"{what} left running at {self.url}"
         self.stop()
-        return "model server stopped"
+        return f"{what} stopped"
 
     def stop(self) -> None:
         if self.process is not None:
