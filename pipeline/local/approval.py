@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, PromotionStage
 from pipeline.local.registry import JournaledPackages, LocalRegistry
 from pipeline.local.serving import LocalModelServer
 from pipeline.local.workspace import Workspace
 from pipeline.promotion import bridge_stages
+
+if TYPE_CHECKING:
+    from mlflow_bridge.mlflow_registry import MlflowRegistry
+    from mlflow_bridge.service import Bridge
 
 __all__ = ["ApprovalResult", "approve_locally", "deliver_locally", "promote_locally", "state_change_event"]
 
@@ -138,7 +142,11 @@ def deliver_locally(
 
 
 def _serve_every_stage(
-    bridge: Any, packages: JournaledPackages, mlflow: Any, servers: dict[str, LocalModelServer], stages: list[Any]
+    bridge: Bridge,
+    packages: JournaledPackages,
+    mlflow: MlflowRegistry,
+    servers: dict[str, LocalModelServer],
+    stages: list[PromotionStage],
 ) -> None:
     from mlflow_bridge.decisions import staged_registry_actions
 
