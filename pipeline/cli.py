@@ -19,12 +19,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeline.atomic_file import write_atomically
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import Interrupted, PipelineError, UsageError
+
+if TYPE_CHECKING:
+    from pipeline.promotion import StageHolder
 from pipeline.example_data import EXAMPLES
 
 __all__ = ["main"]
@@ -199,6 +202,8 @@ def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
     from pipeline.graph import step_graph, topological_order
 
+    if args.stages:
+        return _describe_stages(cfg, args)
     service = _service(cfg)
     out = _console()
     if args.execution:
@@ -351,6 +356,47 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_stages(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    """`describe --stages [--local]`: which package each stage holds, from MLflow's aliases."""
+    from rich.table import Table
+
+    if not cfg.deployment.stages:
+        raise UsageError("describe --stages needs deployment.stages in the config")
+    if args.local:
+        from pipeline.local.services import local_services
+
+        with local_services(Path(args.workspace).resolve()) as services:
+            holders = _holders(cfg, services.tracking_uri)
+    else:
+        holders = _holders(cfg, cfg.mlflow.tracking_uri)
+    table = Table(title=f"stages of {cfg.mlflow.registered_model}")
+    for column in ("stage", "alias", "MLflow version", "model package"):
+        table.add_column(column, no_wrap=True)
+    for holder in holders:
+        table.add_row(holder.stage, holder.alias, holder.version or "-", holder.package_arn or "(none)")
+    _console(stderr=True).print(table)
+    print(json.dumps({h.stage: h.package_arn or None for h in holders}))  # for scripts: stage -> package
+    return 0
+
+
+def _holders(cfg: PipelineConfig, tracking_uri: str) -> list[StageHolder]:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.promotion import stage_holders
+
+    client = MlflowClient(tracking_uri)
+    name = cfg.mlflow.registered_model
+    try:
+        aliases = dict(client.get_registered_model(name).aliases)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        aliases = {}
+    tags = {version: dict(client.get_model_version(name, version).tags) for version in set(aliases.values())}
+    return stage_holders(cfg.deployment.stages, aliases, tags)
+
+
 def cmd_promote(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.promotion import lifecycle_request, package_arn, promotion_stage
 
@@ -445,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     describe = verb("describe", cmd_describe, "Recent executions, or one execution's steps.", aliases=["status"])
     describe.add_argument("execution", nargs="?", help="execution ARN or id (default: list recent executions)")
     describe.add_argument("--limit", type=int, default=10)
+    describe.add_argument("--stages", action="store_true", help="which model package each deployment stage holds")
+    describe.add_argument("--local", action="store_true", help="with --stages: the local workspace's MLflow")
+    describe.add_argument("--workspace", default=".local")
     run = verb("run", cmd_run, "Execute the definition locally (--local): no AWS account, no Docker.")
     run.add_argument("--local", action="store_true", help="run on this machine (the only mode of this verb)")
     run.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")

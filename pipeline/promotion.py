@@ -7,13 +7,14 @@ model lifecycle"; API Reference, ModelLifeCycle."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_bridge.decisions import Stage
 from pipeline.config import PipelineConfig, PromotionStage
 from pipeline.errors import UsageError
 
-__all__ = ["bridge_stages", "lifecycle_request", "package_arn", "promotion_stage"]
+__all__ = ["StageHolder", "bridge_stages", "lifecycle_request", "package_arn", "promotion_stage", "stage_holders"]
 
 
 def package_arn(cfg: PipelineConfig, package: str) -> str:
@@ -47,3 +48,26 @@ def lifecycle_request(arn: str, stage: PromotionStage, *, reject: bool, descript
 def bridge_stages(stages: list[PromotionStage]) -> list[Stage]:
     """The configured stages as the bridge decides on them (its `Stage`)."""
     return [Stage(s.lifecycle_stage, s.alias, "" if s.legacy_stage == "None" else s.legacy_stage) for s in stages]
+
+
+@dataclass(frozen=True)
+class StageHolder:
+    stage: str
+    alias: str
+    version: str  # MLflow's version number, "" when the alias points nowhere
+    package_arn: str
+
+
+def stage_holders(
+    stages: list[PromotionStage], aliases: dict[str, str], tags_by_version: dict[str, dict[str, str]]
+) -> list[StageHolder]:
+    """Which model package each stage holds, read from MLflow: the version its alias points
+    at (`aliases`: alias -> version) and that version's package tag."""
+    from mlflow_bridge.contract import Tags
+
+    holders = []
+    for stage in stages:
+        version = aliases.get(stage.alias, "")
+        arn = tags_by_version.get(version, {}).get(Tags.PACKAGE_ARN, "") if version else ""
+        holders.append(StageHolder(stage.name, stage.alias, version, arn))
+    return holders

@@ -211,3 +211,8 @@ def test_promote_without_the_stage_is_a_usage_error(
         argv += ["--to", "production"]
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
+
+
+def test_describe_stages_without_stages_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "describe", "--stages", "--config", str(DEFAULT_CONFIG))
+    assert code == 2 and "describe --stages needs deployment.stages in the config" in err

@@ -367,6 +367,9 @@ def test_staged_promotion_locally_serves_each_stage_its_own_model(
     err = capsys.readouterr().err
     assert "staging: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/2 at http" in err, err
     assert "production: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/1 at http" in err
+    assert main(["describe", "--stages", *arguments]) == 0
+    group = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression"
+    assert json.loads(capsys.readouterr().out) == {"staging": f"{group}/2", "production": f"{group}/1"}
     model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
     by_package = {v.tags["sagemaker_model_package_version"]: v.version for v in
                   MlflowClient(tracking_env).search_model_versions("name = 'diabetes-staged'")}  # fmt: skip
