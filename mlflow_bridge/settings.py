@@ -177,8 +177,10 @@ class _EnvReader:
         return value
 
     def stages(self, name: str) -> list[Stage]:
-        """JSON: [{"lifecycle_stage": "Staging", "alias": "staging", "legacy_stage": "Staging"},
-        ...]; each alias by MLflow's rules, lifecycle stages and aliases unique."""
+        """JSON: [{"lifecycle_stage": "Staging", "alias": "staging", "legacy_stage": "Staging",
+        "endpoint": {...}}, ...]; each alias by MLflow's rules, lifecycle stages, aliases and
+        legacy stages unique. A stage's optional "endpoint" (keys of `_ENDPOINT_KEYS`) is kept
+        in `stage_endpoints`, checked as the top-level endpoint variables are."""
         raw = self._raw(name)
         if raw is None:
             return []
