@@ -238,6 +238,11 @@ def _local_states(workspace: Path, execution: str) -> dict[str, str]:
     """Step states of a local execution (`latest` = the most recent one)."""
     from pipeline.local.runner import load_execution
 
+    return {name: step.status for name, step in load_execution(_local_execution(workspace, execution)).steps.items()}
+
+
+def _local_execution(workspace: Path, execution: str) -> Path:
+    """The record of a local execution: by id, or `latest` (the most recent one)."""
     root = workspace / "executions"
     if execution == "latest":
         candidates = sorted(root.glob("*/execution.json"), key=lambda p: p.stat().st_mtime)
@@ -248,7 +253,7 @@ def _local_states(workspace: Path, execution: str) -> dict[str, str]:
         path = root / execution.rsplit("/", 1)[-1] / "execution.json"
         if not path.exists():
             raise UsageError(f"--execution {execution}: no local execution record at {path}")
-    return {name: step.status for name, step in load_execution(path).steps.items()}
+    return path
 
 
 def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
@@ -441,7 +446,11 @@ def _promote_locally(cfg: PipelineConfig, args: argparse.Namespace, request: dic
             err.print(f"bridge: {change}")
         for stage, server in result.servers.items():
             err.print(f"{stage}: {server.served_arn} at {server.url}")
-            err.print(server.keep_or_stop(workspace.root, args.keep_services, stage))
+        from pipeline.local.driver import show_predictions
+        from pipeline.local.runner import load_execution
+
+        record = load_execution(_local_execution(workspace.root, "latest"))  # its test split's rows
+        show_predictions(cfg, record, workspace, result.servers, err, keep=args.keep_services)
 
 
 def cmd_local_down(cfg: PipelineConfig, args: argparse.Namespace) -> int:

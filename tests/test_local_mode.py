@@ -367,6 +367,8 @@ def test_staged_promotion_locally_serves_each_stage_its_own_model(
     err = capsys.readouterr().err
     assert "staging: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/2 at http" in err, err
     assert "production: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/1 at http" in err
+    for stage in ("staging", "production"):  # a prediction from each stage's own server
+        assert f"{stage} model http://127.0.0.1:" in err and f"{stage} model server stopped" in err
     assert main(["describe", "--stages", *arguments]) == 0
     group = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression"
     assert json.loads(capsys.readouterr().out) == {"staging": f"{group}/2", "production": f"{group}/1"}

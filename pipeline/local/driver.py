@@ -5,7 +5,7 @@ the behaviour lives in the modules it wires."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,10 @@ from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution
 from pipeline.local.services import LocalServices, local_services
+from pipeline.local.serving import LocalModelServer
 from pipeline.local.workspace import Workspace
 
-__all__ = ["LocalRunOptions", "run_local", "sagemaker_client"]
+__all__ = ["LocalRunOptions", "run_local", "sagemaker_client", "show_predictions"]
 
 DEFAULT_WORKSPACE = Path(".local")
 
@@ -148,12 +149,26 @@ def approve_and_serve(
     result = approve_locally(cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace)
     for change in result.bridge_result.get("changes", []):
         console.print(f"bridge: {change}")
-    if not result.servers:
+    show_predictions(cfg, record, workspace, result.servers, console, keep=keep)
+
+
+def show_predictions(
+    cfg: PipelineConfig,
+    record: ExecutionRecord,
+    workspace: Workspace,
+    servers: Mapping[str, LocalModelServer],
+    console: Console,
+    *,
+    keep: bool,
+) -> None:
+    """Ask each served model (one, or one per stage) for a few rows of this execution's test
+    split, print its answers beside the actual values, then stop the servers unless kept."""
+    if not servers:
         return
     rows = sample_rows(record, workspace)
     # Raw rows, as a JSON client sends them: numbers, text, null where a value is missing.
     records = json.loads(rows.drop(columns=[cfg.data.target]).to_json(orient="records"))
-    for stage, server in result.servers.items():
+    for stage, server in servers.items():
         predictions = server.predict(records)
         for actual, predicted in zip(rows[cfg.data.target], predictions, strict=True):
             shown = f"{predicted:.1f}" if isinstance(predicted, float) else str(predicted)
