@@ -375,10 +375,11 @@ def _describe_stages(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     else:
         holders = _holders(cfg, cfg.mlflow.tracking_uri)
     table = Table(title=f"stages of {cfg.mlflow.registered_model}")
-    for column in ("stage", "alias", "MLflow version", "model package"):
-        table.add_column(column, no_wrap=True)
+    for column in ("stage", "alias", "MLflow version", "model package (group/version)"):
+        table.add_column(column)
     for holder in holders:
-        table.add_row(holder.stage, holder.alias, holder.version or "-", holder.package_arn or "(none)")
+        package = holder.package_arn.split(":model-package/")[-1] if holder.package_arn else "(none)"
+        table.add_row(holder.stage, holder.alias, holder.version or "-", package)
     _console(stderr=True).print(table)
     print(json.dumps({h.stage: h.package_arn or None for h in holders}))  # for scripts: stage -> package
     return 0
