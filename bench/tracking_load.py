@@ -9,7 +9,9 @@ each act as a tuning trial: create a run, log params, 200 metric values in batch
 the model's files, end the run. BENCH_ROUNDS rounds per server (default 3), alternating
 (a, b, a, b, ...) so that the machine's drift hits both alike; prints each round, the
 median round of each (by p99) and the ratios ours / original of CPU per call and of p50
-and p99 latency (issue #12's target: at most 1.25 on each, 0 errors).
+and p99 latency (issue #12's target: at most 1.25 on each, 0 errors). BENCH_TLS=0 runs ours
+over plain HTTP, and MLFLOW_AUTH_PERMISSION_CACHE_SECONDS=0 without its permission cache, to
+see what each costs.
 
     .venv/bin/python bench/tracking_load.py
 """
@@ -269,6 +271,8 @@ def our_server(tmp: Path, password: str, s3_endpoint: str) -> Iterator[Server]:
             tls=os.environ.get("BENCH_TLS", "1") == "1",
         )
         env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        if "MLFLOW_AUTH_PERMISSION_CACHE_SECONDS" in os.environ:  # entrypoint_env drops this shell's MLFLOW_*
+            env["MLFLOW_AUTH_PERMISSION_CACHE_SECONDS"] = os.environ["MLFLOW_AUTH_PERMISSION_CACHE_SECONDS"]
         with running_entrypoint(env, tmp / "ours.log") as process:
             client = {"MLFLOW_TRACKING_USERNAME": "pipeline", "MLFLOW_TRACKING_PASSWORD": password,
                       "MLFLOW_TRACKING_SERVER_CERT_PATH": server_certificate(env) or ""}  # fmt: skip
