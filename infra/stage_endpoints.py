@@ -38,36 +38,34 @@ class StageAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str) -> None:
         super().__init__(scope, construct_id)
         dimensions = {"EndpointName": endpoint_name, "VariantName": _VARIANT}
+        above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+        at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        # construct id, name suffix, metric, statistic, period, threshold, comparison, what it means
+        alarms = [
+            ("Invocation5xx", "invocation-5xx", "Invocation5XXErrors", "Sum", Duration.minutes(1), 1, at_least,
+             "answers 5xx: an update rolls back"),
+            ("ModelLatency", "model-latency-p99", "ModelLatency", "p99", Duration.minutes(5),
+             MODEL_LATENCY_P99_MICROSECONDS, above, f"p99 model latency over {MODEL_LATENCY_P99_MICROSECONDS} us"),
+        ]  # fmt: skip
         # literal names, not the alarms' tokens: they go into the bridge's JSON settings
-        self.names = [f"{endpoint_name}-invocation-5xx", f"{endpoint_name}-model-latency-p99"]
-        cloudwatch.Alarm(
-            self,
-            "Invocation5xx",
-            alarm_name=self.names[0],
-            alarm_description=f"{endpoint_name} answers 5xx: an update rolls back",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker", metric_name="Invocation5XXErrors", dimensions_map=dimensions,
-                statistic="Sum", period=Duration.minutes(1),
-            ),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )  # fmt: skip
-        cloudwatch.Alarm(
-            self,
-            "ModelLatency",
-            alarm_name=self.names[1],
-            alarm_description=f"{endpoint_name} p99 model latency over {MODEL_LATENCY_P99_MICROSECONDS} us",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions_map=dimensions,
-                statistic="p99", period=Duration.minutes(5),
-            ),
-            threshold=MODEL_LATENCY_P99_MICROSECONDS,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )  # fmt: skip
+        self.names = [f"{endpoint_name}-{suffix}" for _, suffix, *_ in alarms]
+        for (alarm_id, _, metric, statistic, period, threshold, comparison, meaning), name in zip(
+            alarms, self.names, strict=True
+        ):
+            cloudwatch.Alarm(
+                self,
+                alarm_id,
+                alarm_name=name,
+                alarm_description=f"{endpoint_name} {meaning}",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/SageMaker", metric_name=metric, dimensions_map=dimensions,
+                    statistic=statistic, period=period,
+                ),
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )  # fmt: skip
 
 
 def _endpoint_settings(name: str, endpoint: StageEndpoint, alarms: list[str]) -> dict[str, Any]:

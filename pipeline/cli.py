@@ -428,8 +428,9 @@ def _promote_locally(cfg: PipelineConfig, args: argparse.Namespace, request: dic
     """The local registry's lifecycle record, the event to the bridge, a scoring server per
     stage that holds a model, each asked once for a prediction of the sample rows."""
     from pipeline.local.approval import promote_locally
-    from pipeline.local.driver import registry_for
+    from pipeline.local.driver import registry_for, show_predictions
     from pipeline.local.registry import JOURNAL_NAME, journal_has
+    from pipeline.local.runner import load_execution
     from pipeline.local.services import local_services
     from pipeline.local.workspace import Workspace
 
@@ -447,9 +448,6 @@ def _promote_locally(cfg: PipelineConfig, args: argparse.Namespace, request: dic
             err.print(f"bridge: {change}")
         for stage, server in result.servers.items():
             err.print(f"{stage}: {server.served_arn} at {server.url}")
-        from pipeline.local.driver import show_predictions
-        from pipeline.local.runner import load_execution
-
         record = load_execution(_local_execution(workspace.root, "latest"))  # its test split's rows
         show_predictions(cfg, record, workspace, result.servers, err, keep=args.keep_services)
 

@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -70,6 +71,27 @@ def server_env(
     )
 
 
+def approved_package_event(sm: Any, run_id: str, **metadata: str) -> dict[str, Any]:
+    """An Approved package of group `churn` trained by `run_id`, and its state-change event."""
+    from tests.test_bridge import EVENT
+
+    arn = sm.create_model_package(
+        ModelPackageGroupName="churn", ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={"mlflow_run_id": run_id, **metadata},
+    )["ModelPackageArn"]  # fmt: skip
+    return {**EVENT, "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"}}
+
+
+def act_as(monkeypatch: pytest.MonkeyPatch, user: str, password: str) -> None:
+    """The MLflow client's basic-auth credentials, from here on."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+
+
 def test_dockerfile_pins_the_same_mlflow_as_pyproject() -> None:
     pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tracking"]
     (pinned,) = [p for p in pins if p.startswith("mlflow")]
@@ -101,8 +123,7 @@ def test_entrypoint_serves_authenticated_mlflow_on_mariadb_and_s3(
 
         from mlflow import MlflowClient
 
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PIPELINE_PASSWORD)
+        act_as(monkeypatch, "pipeline", PIPELINE_PASSWORD)
         client = MlflowClient(uri)
         experiment = client.create_experiment(f"container-{uuid.uuid4().hex[:6]}")
         run = client.create_run(experiment)
@@ -150,7 +171,6 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings, DeploymentSettings
     from tests.lambda_context import LambdaContext
-    from tests.test_bridge import EVENT
 
     managed, unmanaged = "churn-managed", "churn-unmanaged"
     users = {"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD, "ds": SCIENTIST_PASSWORD}
@@ -158,39 +178,22 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
     with running_entrypoint(env, tmp_path / "server.log"):
         uri = f"http://127.0.0.1:{env['PORT']}"
 
-        def act_as(name: str, password: str) -> MlflowClient:
-            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", name)
-            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-            return MlflowClient(uri)
-
-        scientist = act_as("ds", SCIENTIST_PASSWORD)
+        act_as(monkeypatch, "ds", SCIENTIST_PASSWORD)
+        scientist = MlflowClient(uri)
         for name in (managed, unmanaged):
             scientist.create_registered_model(name)
-        pipeline = act_as("pipeline", PIPELINE_PASSWORD)
+        act_as(monkeypatch, "pipeline", PIPELINE_PASSWORD)
+        pipeline = MlflowClient(uri)
         run = pipeline.create_run(pipeline.create_experiment("churn"))
         pipeline.log_artifacts(run.info.run_id, str(small_model_dir), "model")
         sm = boto3.client("sagemaker", region_name="us-east-1")
         sm.create_model_package_group(ModelPackageGroupName="churn")
-        events = {}
-        for name in (managed, unmanaged):
-            arn = sm.create_model_package(
-                ModelPackageGroupName="churn",
-                ModelApprovalStatus="Approved",
-                InferenceSpecification={
-                    "Containers": [
-                        {"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}
-                    ],
-                    "SupportedContentTypes": ["text/csv"],
-                    "SupportedResponseMIMETypes": ["text/csv"],
-                },
-                CustomerMetadataProperties={"mlflow_run_id": run.info.run_id, "mlflow_registered_model": name},
-            )["ModelPackageArn"]
-            events[name] = {
-                **EVENT,
-                "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"},
-            }
+        events = {
+            name: approved_package_event(sm, run.info.run_id, mlflow_registered_model=name)
+            for name in (managed, unmanaged)
+        }
 
-        act_as("mlflow-bridge", BRIDGE_PASSWORD)
+        act_as(monkeypatch, "mlflow-bridge", BRIDGE_PASSWORD)
         settings = BridgeSettings(tracking_uri=uri, groups=["churn"], deployment=DeploymentSettings(enabled=False))
         bridge = Bridge(settings, SageMakerRegistry(sm), MlflowRegistry.connect(uri))
         monkeypatch.setattr(handler, "_bridge", bridge)
@@ -201,7 +204,7 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
 
         answer = handler.lambda_handler(events[unmanaged], LambdaContext())  # returns: no retry
         assert answer["status"] == "rejected" and "403" in answer["reason"] and "MANAGE" in answer["fix"]
-        scientist = act_as("ds", SCIENTIST_PASSWORD)
+        act_as(monkeypatch, "ds", SCIENTIST_PASSWORD)
         assert scientist.search_model_versions(f"name = '{unmanaged}'") == []  # nothing half-written
         assert scientist.get_registered_model(managed).aliases == {"champion": "1"}
 
@@ -258,7 +261,6 @@ def test_rotated_secrets_reach_mlflow_at_the_next_start_and_the_bridge_rereads_i
 
     from mlflow_bridge import handler
     from tests.lambda_context import LambdaContext
-    from tests.test_bridge import EVENT
 
     old = {"admin": ADMIN_PASSWORD, "pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD}
     new = {name: f"rotated-{name}-" + uuid.uuid4().hex[:10] for name in old}
@@ -277,29 +279,18 @@ def test_rotated_secrets_reach_mlflow_at_the_next_start_and_the_bridge_rereads_i
     sm = boto3.client("sagemaker", region_name="us-east-1")
     sm.create_model_package_group(ModelPackageGroupName="churn")
 
-    def approved_package_event(run_id: str) -> dict:
-        arn = sm.create_model_package(
-            ModelPackageGroupName="churn", ModelApprovalStatus="Approved",
-            InferenceSpecification={
-                "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
-                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
-            },
-            CustomerMetadataProperties={"mlflow_run_id": run_id},
-        )["ModelPackageArn"]  # fmt: skip
-        return {**EVENT, "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"}}
-
     for name, value in {"MLFLOW_TRACKING_URI": uri, "BRIDGE_MLFLOW_SECRET_ARN": bridge_secret,
                         "BRIDGE_MODEL_PACKAGE_GROUPS": "churn", "BRIDGE_DEPLOY": "false"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(handler, "_bridge", None)
     with server(old, "first.log"):
         assert {name: _answers(uri, name, password) for name, password in old.items()} == dict.fromkeys(old, 200)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", old["pipeline"])
+        act_as(monkeypatch, "pipeline", old["pipeline"])
         pipeline = MlflowClient(uri)
         run = pipeline.create_run(pipeline.create_experiment("churn"))
         pipeline.log_artifacts(run.info.run_id, str(small_model_dir), "model")
-        assert handler.lambda_handler(approved_package_event(run.info.run_id), LambdaContext())["status"] == "synced"
+        answer = handler.lambda_handler(approved_package_event(sm, run.info.run_id), LambdaContext())
+        assert answer["status"] == "synced"
         warm = handler._bridge
         assert os.environ["MLFLOW_TRACKING_PASSWORD"] == old["mlflow-bridge"]  # what the secret held
 
@@ -314,7 +305,7 @@ def test_rotated_secrets_reach_mlflow_at_the_next_start_and_the_bridge_rereads_i
             assert f"prepare: MLflow user {name}: password updated" in log
         assert not any(password in log for password in [*old.values(), *new.values()])
 
-        answer = handler.lambda_handler(approved_package_event(run.info.run_id), LambdaContext())
+        answer = handler.lambda_handler(approved_package_event(sm, run.info.run_id), LambdaContext())
         assert answer["status"] == "synced", answer
         assert handler._bridge is not warm  # rebuilt on the secret's new password
         assert os.environ["MLFLOW_TRACKING_PASSWORD"] == new["mlflow-bridge"]
@@ -341,7 +332,6 @@ def test_the_server_speaks_tls_and_jobs_and_the_bridge_trust_its_ca_through_acm_
 
     from mlflow_bridge import handler
     from tests.lambda_context import LambdaContext
-    from tests.test_bridge import EVENT
 
     users = {"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD}
     env = server_env(tmp_path, mariadb_user, aws, users, {"mlflow-bridge": ["churn"]}, tls=True)
@@ -376,8 +366,7 @@ def test_the_server_speaks_tls_and_jobs_and_the_bridge_trust_its_ca_through_acm_
         monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH", raising=False)
         job_env = {"MLFLOW_TRACKING_URI": uri, "MLOPS_TRACKING_CREDENTIALS": "env", "MLOPS_TRACKING_CA_ARN": ca_arn,
                    "MLFLOW_EXPERIMENT_NAME": "churn", "AWS_REGION": "us-east-1"}  # fmt: skip
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PIPELINE_PASSWORD)
+        act_as(monkeypatch, "pipeline", PIPELINE_PASSWORD)
         job = tracking.connect(job_env)
         assert job.enabled and job.experiment_id
         run = job.client.create_run(job.experiment_id)
@@ -395,15 +384,7 @@ def test_the_server_speaks_tls_and_jobs_and_the_bridge_trust_its_ca_through_acm_
         monkeypatch.setattr(handler, "_bridge", None)
         sm = boto3.client("sagemaker", region_name="us-east-1")
         sm.create_model_package_group(ModelPackageGroupName="churn")
-        arn = sm.create_model_package(
-            ModelPackageGroupName="churn", ModelApprovalStatus="Approved",
-            InferenceSpecification={
-                "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/sklearn:1", "ModelDataUrl": "s3://b/m"}],
-                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
-            },
-            CustomerMetadataProperties={"mlflow_run_id": run.info.run_id},
-        )["ModelPackageArn"]  # fmt: skip
-        event = {**EVENT, "detail": {**EVENT["detail"], "ModelPackageArn": arn, "ModelPackageGroupName": "churn"}}
+        event = approved_package_event(sm, run.info.run_id)
         assert handler.lambda_handler(event, LambdaContext())["status"] == "synced"
         assert MlflowClient(uri).get_registered_model("churn").aliases == {"champion": "1"}
 
@@ -442,21 +423,17 @@ def test_a_revoked_permission_is_honoured_within_the_cache_bound(
            "MLFLOW_AUTH_PERMISSION_CACHE_SECONDS": "3", "WORKERS": "2"}  # fmt: skip
     with running_entrypoint(env, tmp_path / "server.log"):
         uri = server_uri(env)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        act_as(monkeypatch, "admin", ADMIN_PASSWORD)
         experiment = MlflowClient(uri).create_experiment("revocable")
         run = MlflowClient(uri).create_run(experiment)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ds")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SCIENTIST_PASSWORD)
+        act_as(monkeypatch, "ds", SCIENTIST_PASSWORD)
         scientist = MlflowClient(uri)
         for _ in range(6):  # default READ: both workers have cached that ds may read
             assert scientist.get_run(run.info.run_id).info.run_id == run.info.run_id
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        act_as(monkeypatch, "admin", ADMIN_PASSWORD)
         get_app_client("basic-auth", tracking_uri=uri).grant_user_permission("ds", "experiment", experiment, "DENY")
         revoked = time.monotonic()
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ds")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SCIENTIST_PASSWORD)
+        act_as(monkeypatch, "ds", SCIENTIST_PASSWORD)
         assert scientist.get_run(run.info.run_id)  # the documented staleness: the cached grant, for now
         time.sleep(max(0.0, 3.1 - (time.monotonic() - revoked)))
         for _ in range(6):  # every worker, past the bound

@@ -122,7 +122,9 @@ def deliver_locally(
             else {"": LocalModelServer(tracking_uri, model, settings.alias, logs / "serve.log")}
         )
     # local mode's "endpoint" is a scoring server; both implement the bridge's ModelDeployer
-    single: ModelDeployer = servers[""] if "" in servers else EndpointDeployer(registry.client, settings.deployment)
+    single: ModelDeployer | None = None
+    if not stages:
+        single = servers[""] if "" in servers else EndpointDeployer(registry.client, settings.deployment)
     by_stage: dict[str, ModelDeployer] = {s.lifecycle_stage: servers[s.name] for s in stages if s.name in servers}
     logs.mkdir(parents=True, exist_ok=True)
     mlflow = MlflowRegistry.connect(tracking_uri)
@@ -131,7 +133,7 @@ def deliver_locally(
         settings,
         packages,
         mlflow,
-        None if stages else single,
+        single,
         logger=bridge_logger(file=str(logs / "bridge.log")),
         stage_deployers=by_stage,
     )
