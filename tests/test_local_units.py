@@ -290,3 +290,41 @@ def test_concurrent_atomic_writes_of_one_file_never_fail(tmp_path: Path) -> None
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: write_atomically(target, f'{{"writer": {i}}}' * 1000), range(400)))
     assert target.read_text().startswith('{"writer": ') and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_stopped_runner_waits_for_its_jobs_and_starts_no_more(tmp_path: Path) -> None:
+    """Once, a tuning trial that started as SIGTERM arrived outlived the driver: `stop` took
+    a snapshot of the running jobs and returned, and a worker thread then started another."""
+    import sys
+    import threading
+    import time
+
+    import psutil
+
+    from pipeline.local.jobs import JobFailed, LocalJobRunner
+
+    runner = LocalJobRunner(Workspace(tmp_path), tmp_path / "jobs")
+    outcome: list[BaseException] = []
+
+    def trial() -> None:
+        try:
+            runner._run([sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path, "t1", runner.log_path("t1"))
+        except JobFailed as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=trial)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not (runner._running and psutil.Process(next(iter(runner._running)).pid).children()):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    (measured,) = runner._running
+    job = psutil.Process(measured.pid).children()[0]
+    runner.stop()
+    assert measured.poll() == 143 and not job.is_running()  # stopped and gone when stop returns
+    worker.join(10)
+    assert isinstance(outcome[0], JobFailed) and outcome[0].exit_code == 143
+    with pytest.raises(JobFailed) as refused:
+        runner._run([sys.executable, "-c", "pass"], {}, tmp_path, "t2", runner.log_path("t2"))
+    assert refused.value.tail == "stopped before it started"
+    assert not runner.usage_path("t2").exists()

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -102,15 +103,25 @@ class LocalJobRunner:
     services_env: Callable[[], Mapping[str, str]] = dict
     _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopped: bool = field(default=False, init=False, repr=False)
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop every job still running (tuning trials run in worker threads), as
-        StopPipelineExecution stops an execution's jobs; their threads then see them fail."""
+        StopPipelineExecution stops an execution's jobs; their threads then see them fail.
+        No job starts after this, and it returns once the stopped ones have exited (killed
+        after `grace_seconds`), so no job outlives the driver."""
         with self._lock:
+            self._stopped = True
             running = list(self._running)
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
+        for process in running:
+            try:
+                process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
@@ -140,8 +151,10 @@ class LocalJobRunner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         measured = [sys.executable, "-I", "-S", str(MEASURED_CHILD), str(self.usage_path(job_name)), *command]
         with log_path.open("w") as log:
-            process = subprocess.Popen(measured, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-            with self._lock:
+            with self._lock:  # a job starting as `stop` runs either is stopped or never starts
+                if self._stopped:
+                    raise JobFailed(job_name, 128 + signal.SIGTERM, log_path, "stopped before it started")
+                process = subprocess.Popen(measured, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
                 self._running.add(process)
             try:
                 code = process.wait()

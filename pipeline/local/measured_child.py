@@ -20,13 +20,18 @@ import time
 def main(argv: list[str]) -> int:
     usage_file, command = argv[0], argv[1:]
     started = time.monotonic()
-    pid = os.posix_spawnp(command[0], command, dict(os.environ))
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    # Held back until the handlers below are in place: a stop arriving in between would
+    # otherwise end this process and leave the job running. The job starts unblocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    pid = os.posix_spawnp(command[0], command, dict(os.environ), setsigmask=())
 
     def forward(signum: int, frame: object) -> None:
         os.kill(pid, signum)  # the driver stops the job through us
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in stopping:
         signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     _, status, usage = os.wait4(pid, 0)
     record = {"seconds": round(time.monotonic() - started, 3), "peak_memory_mb": round(usage.ru_maxrss / 1024, 1)}
     with open(usage_file, "w") as out:  # ru_maxrss is in KiB on Linux
