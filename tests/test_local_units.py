@@ -308,7 +308,8 @@ def test_a_stopped_runner_waits_for_its_jobs_and_starts_no_more(tmp_path: Path) 
 
     def trial() -> None:
         try:
-            runner._run([sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path, "t1", runner.log_path("t1"))
+            sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+            runner._run(sleeper, {}, tmp_path, "t1", runner.log_path("t1"))
         except JobFailed as exc:
             outcome.append(exc)
 
