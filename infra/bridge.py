@@ -58,9 +58,12 @@ class BridgeFunction(Construct):
         endpoint_name = package_groups[0]
         stages = stages or []
         staged_endpoints = {s.name: stage_endpoint_name(package_groups[0], s) for s in stages if s.endpoint}
+        at_home = {s.name for s in stages if s.endpoint and s.endpoint.account is None}
+        # the stack's alarms watch its own account's endpoints; another account names its own
         stage_alarms = {
             name: StageAlarms(self, f"Alarms-{name}", endpoint_name=endpoint).names
             for name, endpoint in staged_endpoints.items()
+            if name in at_home
         }
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
@@ -125,10 +128,16 @@ class BridgeFunction(Construct):
         for statement in bridge_statements(
             self,
             package_groups=package_groups,
-            endpoint_names=list(staged_endpoints.values()) or [endpoint_name],  # each stage's, or the one
+            # each stage's in this account, or the one
+            endpoint_names=[e for n, e in staged_endpoints.items() if n in at_home] or [endpoint_name],
             endpoint_role=endpoint_role,
         ):
             self.function.add_to_role_policy(statement)
+        deploy_roles = sorted({s.endpoint.deploy_role_arn for s in stages if s.endpoint and s.endpoint.deploy_role_arn})
+        if deploy_roles:  # what the bridge deploys in other accounts, it does as their roles
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(sid="DeployInOtherAccounts", actions=["sts:AssumeRole"], resources=deploy_roles)
+            )
         rule = events.Rule(
             self,
             "Approvals",

@@ -81,18 +81,23 @@ def _endpoint_settings(name: str, endpoint: StageEndpoint, alarms: list[str]) ->
         settings["rollout_percent"] = rollout.percent
     if rollout.wait_seconds is not None:
         settings["rollout_wait_seconds"] = rollout.wait_seconds
+    if endpoint.deploy_role_arn:  # another account: its role to deploy as, its execution role
+        settings["deploy_role_arn"], settings["role_arn"] = endpoint.deploy_role_arn, endpoint.execution_role_arn
     return settings
 
 
 def stage_environment(stages: list[PromotionStage], group: str, alarms: dict[str, list[str]]) -> dict[str, str]:
     """BRIDGE_STAGES and BRIDGE_ALIAS (the one-endpoint fallback follows the last stage).
-    `alarms`: stage name -> its endpoint's alarm names. Empty without stages."""
+    `alarms`: stage name -> the alarms the stack made for its endpoint (a stage's own
+    `rollback_alarms` replace them). Empty without stages."""
     if not stages:
         return {}
     items = []
     for stage, decided in zip(stages, bridge_stages(stages), strict=True):
         item: dict[str, Any] = dataclasses.asdict(decided)
         if stage.endpoint is not None:
-            item["endpoint"] = _endpoint_settings(stage_endpoint_name(group, stage), stage.endpoint, alarms[stage.name])
+            given = stage.endpoint.rollback_alarms
+            rollback = given if given is not None else alarms.get(stage.name, [])
+            item["endpoint"] = _endpoint_settings(stage_endpoint_name(group, stage), stage.endpoint, rollback)
         items.append(item)
     return {"BRIDGE_STAGES": json.dumps(items), "BRIDGE_ALIAS": stages[-1].alias}

@@ -51,6 +51,9 @@ class Tags:
     # stage's alias follows (decisions.staged_registry_actions).
     LIFECYCLE_STAGE = "sagemaker_lifecycle_stage"
     LIFECYCLE_STAGE_STATUS = "sagemaker_lifecycle_stage_status"
+    # When it took that stage and status (decisions.lifecycle_record): the promotion time
+    # `latest_approval` orders a stage's packages by.
+    LIFECYCLE_STAGE_TIME = "sagemaker_lifecycle_stage_time"
 
     @classmethod
     def endpoint_of(cls, lifecycle_stage: str = "") -> str:

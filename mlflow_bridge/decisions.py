@@ -185,12 +185,27 @@ def status_record(package: Package, seen: Sighting) -> dict[str, str]:
     return {Tags.APPROVAL_TIME: at, Tags.APPROVAL_TIME_SOURCE: source, Tags.APPROVED_BY: by or "unknown"}
 
 
+def lifecycle_record(package: Package, seen: Sighting) -> dict[str, str]:
+    """When the package took its current lifecycle stage and stage status, for a change
+    seen for the first time: the event's time, else the time the bridge first saw it
+    (DescribeModelPackage records no time for a ModelLifeCycle change either; source:
+    SageMaker API reference, ModelLifeCycle). Empty for a package with no lifecycle stage."""
+    return {Tags.LIFECYCLE_STAGE_TIME: seen.event_time or seen.now} if package.lifecycle_stage else {}
+
+
 def new_version_tags(package: Package, seen: Sighting) -> dict[str, str]:
-    return {**identity_tags(package), **status_record(package, seen)}
+    return {**identity_tags(package), **status_record(package, seen), **lifecycle_record(package, seen)}
 
 
 def _recorded_status_changed(package: Package, version: MlflowVersion) -> bool:
     return version.tags.get(Tags.APPROVAL) != package.status or Tags.APPROVAL_TIME not in version.tags
+
+
+def _recorded_lifecycle_changed(package: Package, version: MlflowVersion) -> bool:
+    recorded = (version.tags.get(Tags.LIFECYCLE_STAGE), version.tags.get(Tags.LIFECYCLE_STAGE_STATUS))
+    return bool(package.lifecycle_stage) and (
+        recorded != (package.lifecycle_stage, package.lifecycle_status) or Tags.LIFECYCLE_STAGE_TIME not in version.tags
+    )
 
 
 def versions_to_create(packages: Iterable[Package], existing: list[MlflowVersion]) -> list[Package]:
@@ -212,6 +227,8 @@ def tag_updates(packages: Iterable[Package], existing: list[MlflowVersion], seen
         wanted = identity_tags(package)
         if _recorded_status_changed(package, version):
             wanted.update(status_record(package, seen))
+        if _recorded_lifecycle_changed(package, version):
+            wanted.update(lifecycle_record(package, seen))
         stale = {k: v for k, v in wanted.items() if version.tags.get(k) != v}
         if stale:
             actions.append(Action("set_tags", version.version, stale))
@@ -242,14 +259,17 @@ def after_plan(
     return planned
 
 
-def choose_champion(versions: list[MlflowVersion], order: str) -> MlflowVersion | None:
+def choose_champion(
+    versions: list[MlflowVersion], order: str, time_tag: str = Tags.APPROVAL_TIME
+) -> MlflowVersion | None:
     """The approved version that should hold the alias: highest package version, or the
-    latest approval (ties broken by package version), as configured."""
+    latest approval (ties broken by package version), as configured. `time_tag` dates
+    the approval: with stages, the promotion into the stage (`Tags.LIFECYCLE_STAGE_TIME`)."""
     approved = [v for v in versions if v.approved and v.package_arn]
     if not approved:
         return None
     if order == "latest_approval":
-        return max(approved, key=lambda v: (v.tags.get(Tags.APPROVAL_TIME, ""), v.package_version))
+        return max(approved, key=lambda v: (v.tags.get(time_tag, ""), v.package_version))
     return max(approved, key=lambda v: v.package_version)
 
 
@@ -277,12 +297,17 @@ def staged_registry_actions(
     versions: list[MlflowVersion], stages: list[Stage], order: str
 ) -> tuple[dict[str, MlflowVersion | None], list[Action]]:
     """Aliases and legacy stages when stages are configured: each stage's alias on the
-    champion among the versions that hold its lifecycle stage (`MlflowVersion.holds_stage`),
+    champion among the versions that hold its lifecycle stage (`MlflowVersion.holds_stage`;
+    with `latest_approval`, the latest promotion into the stage),
     so a rejection in a stage moves that stage's alias back to its previous model and
     leaves the other stages alone; a legacy stage is held by its stage's champion only.
     Returns (lifecycle stage -> champion, actions)."""
-    champions = {s.lifecycle_stage: choose_champion([v for v in versions if v.holds_stage(s.lifecycle_stage)], order)
-                 for s in stages}  # fmt: skip
+    champions = {
+        s.lifecycle_stage: choose_champion(
+            [v for v in versions if v.holds_stage(s.lifecycle_stage)], order, Tags.LIFECYCLE_STAGE_TIME
+        )
+        for s in stages
+    }
     actions: list[Action] = []
     for stage in stages:
         champion = champions[stage.lifecycle_stage]

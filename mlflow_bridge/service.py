@@ -80,14 +80,20 @@ class Bridge:
 
         import boto3
 
+        from mlflow_bridge.cross_account import assumed_role_client
         from mlflow_bridge.deployment import EndpointDeployer
         from mlflow_bridge.mlflow_registry import MlflowRegistry
         from mlflow_bridge.sagemaker_registry import SageMakerRegistry
 
-        # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION
-        client = sagemaker_client or boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
+        region = os.environ.get("AWS_REGION") or None  # Lambda sets AWS_REGION; boto3 reads AWS_DEFAULT_REGION
+        client = sagemaker_client or boto3.client("sagemaker", region_name=region)
         stage_deployers: dict[str, ModelDeployer] = {
-            stage: EndpointDeployer(client, deployment)
+            stage: EndpointDeployer(
+                assumed_role_client("sagemaker", deployment.deploy_role_arn, region)
+                if deployment.deploy_role_arn
+                else client,
+                deployment,
+            )
             for stage, deployment in settings.stage_deployments.items()
             if deployment.enabled
         }

@@ -44,6 +44,7 @@ class DeploymentSettings(BaseModel):
     enabled: bool = True
     endpoint_name: str = ""  # default: "<group>"
     role_arn: str = ""  # the SageMaker endpoint execution role (the only role the bridge passes)
+    deploy_role_arn: str = ""  # an endpoint in another account: the role there the bridge assumes
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     serverless_memory_mb: int = 0  # > 0: serverless endpoint instead of instances
@@ -109,6 +110,9 @@ def _deployment(reader: _EnvReader) -> DeploymentSettings:
         enabled=reader.boolean("BRIDGE_DEPLOY", True),
         endpoint_name=env.get("BRIDGE_ENDPOINT_NAME", ""),
         role_arn=env.get("BRIDGE_ENDPOINT_ROLE_ARN", ""),
+        deploy_role_arn=reader.matching("BRIDGE_ENDPOINT_DEPLOY_ROLE_ARN", "", _ROLE_ARN)
+        if env.get("BRIDGE_ENDPOINT_DEPLOY_ROLE_ARN")
+        else "",
         instance_type=reader.matching("BRIDGE_ENDPOINT_INSTANCE_TYPE", "ml.m5.large", _INSTANCE_TYPE),
         instance_count=reader.integer("BRIDGE_ENDPOINT_INSTANCE_COUNT", 1, minimum=1),
         serverless_memory_mb=reader.integer("BRIDGE_SERVERLESS_MEMORY_MB", 0, minimum=0),
@@ -120,6 +124,7 @@ def _deployment(reader: _EnvReader) -> DeploymentSettings:
 # A stage's "endpoint" in BRIDGE_STAGES, key -> the variable it stands for (same checks).
 _ENDPOINT_KEYS = {
     "name": "BRIDGE_ENDPOINT_NAME", "role_arn": "BRIDGE_ENDPOINT_ROLE_ARN",
+    "deploy_role_arn": "BRIDGE_ENDPOINT_DEPLOY_ROLE_ARN",
     "instance_type": "BRIDGE_ENDPOINT_INSTANCE_TYPE", "instance_count": "BRIDGE_ENDPOINT_INSTANCE_COUNT",
     "serverless_memory_mb": "BRIDGE_SERVERLESS_MEMORY_MB", "rollback_alarms": "BRIDGE_ROLLBACK_ALARMS",
     "rollout": "BRIDGE_ROLLOUT", "rollout_percent": "BRIDGE_ROLLOUT_PERCENT",
@@ -139,6 +144,7 @@ def _endpoint_variables(endpoint: dict[str, Any]) -> dict[str, str]:
 # The spellings of a boolean setting; anything else is refused, never read as false.
 _TRUE, _FALSE = {"true", "1", "yes", "on", "y", "t"}, {"false", "0", "no", "off", "n", "f"}
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")
 _PRIVATE_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[\w-]+$")
 # arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME (SageMaker's ModelPackageGroupArn).
 _GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package-group/(?P<name>.+)$")

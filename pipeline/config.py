@@ -554,20 +554,60 @@ class StageRollout(_Strict):
 
 
 class StageEndpoint(_Strict):
-    """The stage's SageMaker endpoint (default name: <model package group>-<stage name>)."""
+    """The stage's SageMaker endpoint (default name: <model package group>-<stage name>).
+
+    In another account: `deploy_role_arn` is a role there that the bridge assumes to
+    deploy (its trust policy names the bridge's role), `execution_role_arn` the endpoint's
+    execution role there, and `rollback_alarms` that account's alarms (the stack creates
+    alarms in its own account only). The package group's resource policy must let that
+    account use the packages (SageMaker Developer Guide, "Cross-account model registry")."""
 
     name: SageMakerName | None = None
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     serverless_memory_mb: int | None = Field(default=None, ge=1024, le=6144, multiple_of=1024)
     rollout: StageRollout = Field(default_factory=StageRollout)
+    deploy_role_arn: RoleArn | None = None
+    execution_role_arn: RoleArn | None = Field(default=None, description="with deploy_role_arn; else the stack's")
+    rollback_alarms: list[Annotated[str, StringConstraints(pattern=r"^[^,]{1,255}$")]] | None = Field(
+        default=None, description="default: the two alarms the stack creates for the endpoint"
+    )
+
+    @model_validator(mode="after")
+    def _one_account(self) -> StageEndpoint:
+        if self.deploy_role_arn is None:
+            if self.execution_role_arn is not None:
+                raise ValueError("execution_role_arn is for an endpoint in another account (with deploy_role_arn)")
+            return self
+        account = self.deploy_role_arn.split(":")[4]
+        if self.execution_role_arn is None or self.execution_role_arn.split(":")[4] != account:
+            raise ValueError(f"deploy_role_arn is in account {account}: execution_role_arn must be a role there too")
+        if self.rollout.strategy != "all_at_once" and not self.rollback_alarms:
+            raise ValueError(f"a {self.rollout.strategy} rollout in account {account} needs rollback_alarms there")
+        return self
+
+    @property
+    def account(self) -> str | None:
+        """The account the endpoint lives in, when it is not the stack's."""
+        return self.deploy_role_arn.split(":")[4] if self.deploy_role_arn else None
+
+
+# What a stage named `staging` or `production` means unless it says otherwise: the
+# SageMaker lifecycle stage, alias and legacy stage it owns, and its endpoint's rollout.
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "staging": {"lifecycle_stage": "Staging", "alias": "staging", "legacy_stage": "Staging",
+                "rollout": {"strategy": "all_at_once"}},
+    "production": {"lifecycle_stage": "Production", "alias": "champion", "legacy_stage": "Production",
+                   "rollout": {"strategy": "canary", "percent": 10}},
+}  # fmt: skip
 
 
 class PromotionStage(_Strict):
     """A stage a model is promoted through: the SageMaker lifecycle stage it follows
     (`ModelLifeCycle.Stage` of a model package), the MLflow alias it owns and the legacy
     MLflow stage it moves. The bridge points the alias at the highest approved package in
-    that lifecycle stage with stage status Approved."""
+    that lifecycle stage with stage status Approved. `staging` and `production` default
+    their fields (`STAGE_DEFAULTS`); another stage names its lifecycle stage and alias."""
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,30}$")]
     # botocore's EntityName (ModelLifeCycle.Stage)
@@ -575,6 +615,20 @@ class PromotionStage(_Strict):
     alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")]
     legacy_stage: Literal["Staging", "Production", "None"] = "None"
     endpoint: StageEndpoint | None = Field(default=None, description="omitted: the stage has no endpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_of_its_name(cls, data: Any) -> Any:
+        if isinstance(data, str):  # `- staging`: the stage with every default
+            data = {"name": data}
+        if not isinstance(data, dict) or data.get("name") not in STAGE_DEFAULTS:
+            return data
+        defaults = STAGE_DEFAULTS[data["name"]]
+        filled = {**{k: v for k, v in defaults.items() if k != "rollout"}, **data}
+        endpoint = filled.get("endpoint")
+        if isinstance(endpoint, dict) and "rollout" not in endpoint:
+            filled["endpoint"] = {**endpoint, "rollout": defaults["rollout"]}
+        return filled
 
     @field_validator("alias")
     @classmethod

@@ -734,3 +734,36 @@ def test_each_stage_serves_its_champion_on_its_endpoint_with_its_rollout(world: 
     assert f"endpoint {production.endpoint_name} updated with {first}" in result["changes"]
     assert world.version_of(first).tags[Tags.endpoint_of("Production")] == production.endpoint_name
     world.assert_serves(first, "champion")
+
+
+def test_a_stage_endpoint_in_another_account_is_deployed_as_that_accounts_role(world: World) -> None:
+    """"The account/role to deploy with when it lives in another account": the bridge
+    assumes the stage's deploy role (moto's STS) and the endpoint is made in that account,
+    with that account's execution role; nothing is deployed at home."""
+    from mlflow_bridge.cross_account import assumed_role_client
+
+    other = "222222222222"
+    deploy_role, execution_role = (f"arn:aws:iam::{other}:role/{n}" for n in ("mlflow-bridge-deploy", "endpoint"))
+    stages = [
+        {"lifecycle_stage": "Staging", "alias": "staging", "legacy_stage": "Staging"},
+        {"lifecycle_stage": "Production", "alias": "champion", "legacy_stage": "Production",
+         "endpoint": {"name": f"{world.group}-production", "deploy_role_arn": deploy_role, "role_arn": execution_role}},
+    ]  # fmt: skip
+    settings = BridgeSettings.from_env({
+        "MLFLOW_TRACKING_URI": world.uri, "BRIDGE_MODEL_PACKAGE_GROUPS": world.group,
+        "BRIDGE_ENDPOINT_ROLE_ARN": ROLE, "BRIDGE_STAGES": json.dumps(stages),
+    })  # fmt: skip
+    assert settings.stage_deployments["Production"].deploy_role_arn == deploy_role
+    sagemaker = StagedRegistry(world)
+    bridge = Bridge.from_settings(settings, sagemaker_client=sagemaker.client)
+    package = world.package("Approved")
+    sagemaker.move(package, "Production")
+    assert sagemaker.deliver(bridge, package)["status"] == "synced"
+
+    there = assumed_role_client("sagemaker", deploy_role, "us-east-1")
+    endpoint = there.describe_endpoint(EndpointName=f"{world.group}-production")
+    assert endpoint["EndpointArn"].split(":")[4] == other
+    model = there.describe_model(ModelName=endpoint["EndpointConfigName"].rsplit("-", 1)[0])
+    assert model["ExecutionRoleArn"] == execution_role
+    assert world.sm.list_endpoints(NameContains=world.group)["Endpoints"] == []  # nothing at home
+    assert world.version_of(package).tags[Tags.endpoint_of("Production")] == f"{world.group}-production"

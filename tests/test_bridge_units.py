@@ -698,6 +698,12 @@ def test_stages_from_the_environment_are_checked() -> None:
         BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", "BRIDGE_STAGES": bad})
     messages = " ".join(message for _, message in refused.value.problems)
     assert "latest" in messages and "legacy_stage 'QA'" in messages and "share a lifecycle_stage" in messages
+    elsewhere = json.dumps([{"lifecycle_stage": "Production", "alias": "champion",
+                             "endpoint": {"deploy_role_arn": "arn:aws:iam::2222:role/x"}}])  # fmt: skip
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", "BRIDGE_STAGES": elsewhere})
+    (problem,) = refused.value.problems
+    assert problem[0] == "BRIDGE_STAGES[0].endpoint: BRIDGE_ENDPOINT_DEPLOY_ROLE_ARN"
 
 
 def test_an_endpoint_serving_a_package_rejected_in_its_stage_goes_back_to_the_stage_champion() -> None:
@@ -708,3 +714,28 @@ def test_an_endpoint_serving_a_package_rejected_in_its_stage_goes_back_to_the_st
     assert deployment_target(rejected_in_production, previous, endpoint_serves_package=False) is None
     promoted = Package("arn:p/1", "g", 1, "Approved", "r", lifecycle_stage="Production", lifecycle_status="Approved")
     assert deployment_target(promoted, previous, endpoint_serves_package=False) == "arn:p/1"
+
+
+def test_with_latest_approval_a_stage_follows_its_latest_promotion() -> None:
+    """"Highest version or latest promotion, as today": the promotion into the stage, not
+    the approval, dates a package for a stage's alias."""
+    earlier, later = "2026-12-01T08:00:00.000+00:00", "2026-12-02T08:00:00.000+00:00"
+    promoted_late = staged(1, "Production")
+    promoted_late.tags.update({Tags.LIFECYCLE_STAGE_TIME: later, Tags.APPROVAL_TIME: earlier})
+    promoted_early = staged(2, "Production")
+    promoted_early.tags.update({Tags.LIFECYCLE_STAGE_TIME: earlier, Tags.APPROVAL_TIME: later})
+    versions = [promoted_late, promoted_early]
+    assert staged_registry_actions(versions, STAGES, "latest_approval")[0]["Production"].version == "1"
+    assert staged_registry_actions(versions, STAGES, "highest_version")[0]["Production"].version == "2"
+
+
+def test_a_lifecycle_change_is_dated_once_and_a_redelivery_keeps_the_date() -> None:
+    promoted = Package(ARN_1, "g", 1, "Approved", "r", lifecycle_stage="Production", lifecycle_status="Approved")
+    in_staging = recorded(**{Tags.LIFECYCLE_STAGE: "Staging", Tags.LIFECYCLE_STAGE_STATUS: "Approved",
+                             Tags.LIFECYCLE_STAGE_TIME: "2026-11-20T00:00:00.000+00:00"})  # fmt: skip
+    (update,) = tag_updates([promoted], [in_staging], SEEN)
+    assert update.value == {Tags.LIFECYCLE_STAGE: "Production", Tags.LIFECYCLE_STAGE_TIME: SEEN.event_time}
+    after = after_plan([in_staging], [], [update])
+    assert tag_updates([promoted], after, Sighting(now="2030-01-01T00:00:00.000+00:00")) == []
+    assert new_version_tags(promoted, Sighting(now=SEEN.now))[Tags.LIFECYCLE_STAGE_TIME] == SEEN.now
+    assert Tags.LIFECYCLE_STAGE_TIME not in new_version_tags(Package(ARN_1, "g", 1, "Approved", "r"), SEEN)

@@ -20,7 +20,7 @@ def setting(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         *parents, last = path.split(".")
         node = tree
         for part in parents:
-            node = node[part]
+            node = node[int(part)] if isinstance(node, list) else node[part]
         node[last] = value
 
     return mutate
@@ -91,6 +91,10 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("the old certificate_arn key", setting("infra.certificate_arn", "arn:aws:acm:us-east-1:123456789012:certificate/abc"), "infra: certificate_arn moved to infra.tls.certificate_arn"),
     ("two stages, one alias", setting("deployment", {"stages": [{"name": "a", "lifecycle_stage": "A", "alias": "x"}, {"name": "b", "lifecycle_stage": "B", "alias": "x"}]}), "deployment: more than one stage has alias x"),
     ("a reserved alias for a stage", setting("deployment", {"stages": [{"name": "a", "lifecycle_stage": "A", "alias": "v2"}]}), "deployment.stages[0].alias: 'v2' is an alias MLflow reserves"),
+    ("a stage elsewhere without its execution role", setting("deployment.stages.1.endpoint.deploy_role_arn", "arn:aws:iam::222222222222:role/deploy"), "deployment.stages[1].endpoint: deploy_role_arn is in account 222222222222: execution_role_arn must be a role there too"),
+    ("a canary elsewhere without its alarms", setting("deployment.stages.1.endpoint", {"deploy_role_arn": "arn:aws:iam::222222222222:role/d", "execution_role_arn": "arn:aws:iam::222222222222:role/e"}), "a canary rollout in account 222222222222 needs rollback_alarms there"),
+    ("an execution role at home", setting("deployment.stages.0.endpoint.execution_role_arn", "arn:aws:iam::123456789012:role/e"), "execution_role_arn is for an endpoint in another account"),
+    ("a stage of no known name without its fields", setting("deployment", {"stages": ["qa"]}), "deployment.stages[0].lifecycle_stage: required key is missing"),
     ("server CA for plain HTTP", setting("mlflow.server_ca_arn", "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/abc-1"), "mlflow: server_ca_arn is for an https:// tracking_uri"),
 ]  # fmt: skip
 
@@ -289,3 +293,23 @@ def test_module_entry_point_exit_codes() -> None:
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert bad.returncode == 2 and "quality_gate.threshold" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_staging_and_production_are_the_default_stages_with_their_aliases_and_rollouts() -> None:
+    """The issue's defaults: staging then production, aliases `staging` and `champion`,
+    all at once for staging and a 10 % canary for production; without stages, as before."""
+    cfg = load_config(DEFAULT_CONFIG)
+    staging, production = cfg.deployment.stages
+    assert (staging.name, staging.lifecycle_stage, staging.alias, staging.legacy_stage) == (
+        "staging", "Staging", "staging", "Staging",
+    )  # fmt: skip
+    assert (production.lifecycle_stage, production.alias, production.legacy_stage) == (
+        "Production", "champion", "Production",
+    )  # fmt: skip
+    assert staging.endpoint.rollout.strategy == "all_at_once"
+    assert (production.endpoint.rollout.strategy, production.endpoint.rollout.percent) == ("canary", 10)
+    own = load_config(DEFAULT_CONFIG, overrides=("deployment.stages=[staging, {name: production, lifecycle_stage: "
+                                                 "Prod, endpoint: {rollout: {strategy: linear}}}]",))  # fmt: skip
+    assert [(s.lifecycle_stage, s.alias) for s in own.deployment.stages] == [("Staging", "staging"), ("Prod", "champion")]
+    assert own.deployment.stages[0].endpoint is None and own.deployment.stages[1].endpoint.rollout.strategy == "linear"
+    assert load_config(DEFAULT_CONFIG, overrides=("deployment.stages=[]",)).deployment.stages == []

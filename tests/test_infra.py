@@ -412,14 +412,11 @@ def test_without_egress_the_clients_still_reach_acm_private_ca(tmp_path: Path) -
 def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint_and_alarms_each(
     tmp_path: Path,
 ) -> None:
+    """The default config's stages: staging all at once, production by a 10 % canary."""
     from infra.app import build_app
     from mlflow_bridge.settings import BridgeSettings
 
-    stages = ("deployment.stages=[{name: staging, lifecycle_stage: Staging, alias: staging, legacy_stage: Staging, "
-              "endpoint: {instance_type: ml.m5.large}}, {name: production, lifecycle_stage: Production, "
-              "alias: champion, legacy_stage: Production, endpoint: {instance_count: 2, "
-              "rollout: {strategy: canary, percent: 10, wait_seconds: 600}}}]")  # fmt: skip
-    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(stages,))
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)})
     template = app.synth().get_stack_by_name(stack.stack_name).template
     (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
     env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
@@ -430,7 +427,7 @@ def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint
     assert settings.alias == "champion"
     staging, production = settings.stage_deployments["Staging"], settings.stage_deployments["Production"]
     assert (staging.endpoint_name, staging.rollout.kind) == ("diabetes-regression-staging", "all_at_once")
-    assert (production.endpoint_name, production.instance_count) == ("diabetes-regression-production", 2)
+    assert (production.endpoint_name, production.instance_count) == ("diabetes-regression-production", 1)
     assert (production.rollout.kind, production.rollout.percent, production.rollout.wait_seconds) == ("canary", 10, 600)
 
     declared = resources(template, "AWS::CloudWatch::Alarm").values()
@@ -444,6 +441,29 @@ def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint
     (endpoint_statement,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
     endpoints = [json.dumps(r) for r in endpoint_statement["Resource"] if ":endpoint/" in json.dumps(r)]
     assert len(endpoints) == 2 and all("-staging" in e or "-production" in e for e in endpoints)
+
+
+def test_a_stage_endpoint_in_another_account_gets_its_role_and_alarms_not_ours(tmp_path: Path) -> None:
+    from infra.app import build_app
+    from mlflow_bridge.settings import BridgeSettings
+
+    deploy, execution = "arn:aws:iam::222222222222:role/deploy", "arn:aws:iam::222222222222:role/endpoint"
+    production = f"{{deploy_role_arn: '{deploy}', execution_role_arn: '{execution}', rollback_alarms: [prod-5xx]}}"
+    elsewhere = f"deployment.stages=[{{name: staging, endpoint: {{}}}}, {{name: production, endpoint: {production}}}]"
+    app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(elsewhere,))
+    template = app.synth().get_stack_by_name(stack.stack_name).template  # nag-clean too
+    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
+    env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
+    production = BridgeSettings.from_env({**env, "MLFLOW_TRACKING_URI": "https://m"}).stage_deployments["Production"]
+    assert (production.deploy_role_arn, production.role_arn, production.rollback_alarms) == (
+        deploy, execution, ["prod-5xx"],
+    )  # fmt: skip
+    alarms = [a["Properties"].get("AlarmName", "") for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    assert not any("-production-" in name for name in alarms) and any("-staging-" in name for name in alarms)
+    (assume,) = [s for s in _statements(template) if s.get("Sid") == "DeployInOtherAccounts"]
+    assert (assume["Action"], assume["Resource"]) == ("sts:AssumeRole", deploy)
+    (endpoint_statement,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
+    assert not any("-production" in json.dumps(r) for r in endpoint_statement["Resource"])
 
 
 def test_the_optional_promotion_roles_scope_stages_by_condition_key(synthesized, tmp_path: Path) -> None:

@@ -341,36 +341,39 @@ def test_an_interrupted_run_ends_stopped_with_its_jobs_and_the_next_run_is_clean
     assert rerun.steps["Preprocess"].status == "Cached" and rerun.steps["Tune"].status == "Succeeded"
 
 
-LOCAL_STAGES = ("deployment.stages=[{name: staging, lifecycle_stage: Staging, alias: staging, legacy_stage: Staging, "
-                "endpoint: {}}, {name: production, lifecycle_stage: Production, alias: champion, "
-                "legacy_stage: Production, endpoint: {}}]")  # fmt: skip
-
-
 def test_staged_promotion_locally_serves_each_stage_its_own_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
-    """`run --local --approve` puts the package in the first stage; `promote --local`
-    moves it on; each stage then has its alias and its own local server."""
+    """The default config's stages, as the issue walks them: `run --local --approve` puts
+    package 1 in staging; `promote 1 --to production` serves production, and staging keeps
+    serving its last model (an endpoint is never torn down): a prediction from each. A
+    second run's package 2 then holds staging."""
     from mlflow import MlflowClient
 
     workspace = tmp_path / ".local"
-    own = ["--set", LOCAL_STAGES, "--set", "mlflow.registered_model=diabetes-staged"]  # apart from other tests' model
+    own = ["--set", "mlflow.registered_model=diabetes-staged"]  # apart from other tests' model
     code, _, err = run_local(capsys, workspace, "--approve", *own)
     assert code == 0, err
     assert "bridge: diabetes-staged: point alias 'staging' at version" in err
     assert "staging model http://127.0.0.1:" in err and "production model" not in err
-    code, _, err = run_local(capsys, workspace, "--approve", *own, "--set", "training.hyperparameters.max_features=0.8")
-    assert code == 0, err
 
+    group = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression"
     arguments = ["--config", str(DEFAULT_CONFIG), *own, *FAST, "--workspace", str(workspace), "--local"]
     assert main(["promote", "1", "--to", "production", *arguments]) == 0
     err = capsys.readouterr().err
-    assert "staging: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/2 at http" in err, err
-    assert "production: arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/1 at http" in err
+    assert f"staging: {group}/1 at http" in err and f"production: {group}/1 at http" in err, err
     for stage in ("staging", "production"):  # a prediction from each stage's own server
         assert f"{stage} model http://127.0.0.1:" in err and f"{stage} model server stopped" in err
+    model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
+    assert set(model.aliases) == {"champion"}  # staging holds no package now, though it serves one
+
+    code, _, err = run_local(capsys, workspace, "--approve", *own)  # cached: package 1 again, left in production
+    assert code == 0 and "point alias 'staging'" not in err and "production model http://127.0.0.1:" in err, err
+    changed = ["--set", "training.hyperparameters.max_features=0.8"]
+    code, _, err = run_local(capsys, workspace, "--approve", *own, *changed)  # package 2, into staging
+    assert code == 0, err
+    assert "point alias 'staging' at version" in err and "staging model http://127.0.0.1:" in err, err
     assert main(["describe", "--stages", *arguments]) == 0
-    group = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression"
     assert json.loads(capsys.readouterr().out) == {"staging": f"{group}/2", "production": f"{group}/1"}
     model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
     by_package = {v.tags["sagemaker_model_package_version"]: v.version for v in

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import PipelineConfig, PromotionStage
 from pipeline.local.registry import JournaledPackages, LocalRegistry
-from pipeline.local.serving import LocalModelServer
+from pipeline.local.serving import LocalModelServer, last_served
 from pipeline.local.workspace import Workspace
 from pipeline.promotion import bridge_stages
 
@@ -65,10 +65,11 @@ def approve_locally(
     serve: bool = True,
 ) -> ApprovalResult:
     """Approve (or reject) the package and deliver the event. With `deployment.stages`, an
-    approval also puts the package in the first stage, as `promote --to <first>` would."""
+    approval also puts a package in no stage yet in the first stage, as `promote --to
+    <first>` would (a rerun whose Register step was cached approves a promoted one again)."""
     registry.set_approval(arn, status, description=f"{status} locally")
     stages = cfg.deployment.stages
-    if stages and status == "Approved":
+    if stages and status == "Approved" and not registry.lifecycle(arn):
         registry.set_lifecycle(arn, {"Stage": stages[0].lifecycle_stage, "StageStatus": "Approved"})
     return deliver_locally(cfg, registry, arn, tracking_uri=tracking_uri, workspace=workspace, serve=serve)
 
@@ -117,9 +118,10 @@ def deliver_locally(
     if serve:
         model = cfg.mlflow.registered_model
         servers = (
-            {s.name: LocalModelServer(tracking_uri, model, s.alias, logs / f"serve-{s.name}.log") for s in stages}
+            {s.name: LocalModelServer(tracking_uri, model, logs / f"serve-{s.name}.log", workspace.root, s.name)
+             for s in stages}
             if stages
-            else {"": LocalModelServer(tracking_uri, model, settings.alias, logs / "serve.log")}
+            else {"": LocalModelServer(tracking_uri, model, logs / "serve.log", workspace.root)}
         )
     # local mode's "endpoint" is a scoring server; both implement the bridge's ModelDeployer
     single: ModelDeployer | None = None
@@ -157,7 +159,9 @@ def _serve_every_stage(
     champions, _ = staged_registry_actions(versions, settings.stages, settings.champion_order)
     for stage in stages:
         champion, server = champions.get(stage.lifecycle_stage), servers[stage.name]
-        if champion is not None and server.process is None:
-            package = packages.describe(champion.package_arn)
+        # a stage that holds no model keeps serving its last one, as its endpoint would
+        arn = champion.package_arn if champion is not None else last_served(server.workspace_root, stage.name)
+        if arn and server.process is None:
+            package = packages.describe(arn)
             if package is not None:
                 server.deploy(package)

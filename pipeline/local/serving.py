@@ -1,8 +1,10 @@
-"""Local deployment: `mlflow models serve` for the registered model's alias.
+"""Local deployment: `mlflow models serve` for the MLflow version of a model package.
 
 Plays the part of the bridge's endpoint deployer in local mode: it implements
 `mlflow_bridge.interfaces.ModelDeployer` (held to it by the type checker where approval.py
 hands it to the bridge), so the bridge's policy decides when the local "endpoint" changes.
+Like a SageMaker endpoint, a local one keeps what it last served (`ENDPOINTS_NAME` in the
+workspace) when its stage no longer holds a model: the bridge never tears one down.
 """
 
 from __future__ import annotations
@@ -15,18 +17,35 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_bridge.decisions import Package
+from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
 
-__all__ = ["LocalModelServer", "ServingError"]
+__all__ = ["ENDPOINTS_NAME", "LocalModelServer", "ServingError", "last_served"]
+
+ENDPOINTS_NAME = "endpoints.json"  # local endpoint (stage name, "" without stages) -> package ARN
 
 
 class ServingError(RuntimeError):
     pass
 
 
+def last_served(workspace_root: Path, endpoint: str) -> str:
+    """The package ARN the local endpoint last served, or ""."""
+    path = workspace_root / ENDPOINTS_NAME
+    return str(json.loads(path.read_text()).get(endpoint, "")) if path.exists() else ""
+
+
+def _record_served(workspace_root: Path, endpoint: str, arn: str) -> None:
+    path = workspace_root / ENDPOINTS_NAME
+    served = json.loads(path.read_text()) if path.exists() else {}
+    write_atomically(path, json.dumps({**served, endpoint: arn}, indent=2))
+
+
 class LocalModelServer:
-    def __init__(self, tracking_uri: str, model_name: str, alias: str, log_file: Path) -> None:
-        self.tracking_uri, self.model_name, self.alias, self.log_file = tracking_uri, model_name, alias, log_file
+    def __init__(self, tracking_uri: str, model_name: str, log_file: Path, workspace_root: Path, endpoint: str = ""):
+        """`endpoint`: the stage whose endpoint this is ("" for the one endpoint)."""
+        self.tracking_uri, self.model_name, self.log_file = tracking_uri, model_name, log_file
+        self.workspace_root, self.endpoint = workspace_root, endpoint
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.served_arn = ""
@@ -35,9 +54,24 @@ class LocalModelServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _model_uri(self, package: Package) -> str:
+        """`models:/<name>/<version>` of the package: what it serves stays put when an
+        alias moves on (an endpoint serves a package, not an alias)."""
+        from mlflow import MlflowClient
+
+        from mlflow_bridge.contract import Tags
+
+        found = MlflowClient(self.tracking_uri).search_model_versions(
+            f"name = '{self.model_name}' and tags.{Tags.PACKAGE_ARN} = '{package.arn}'"
+        )
+        if not found:
+            raise ServingError(f"no version of {self.model_name} links model package {package.arn}")
+        return f"models:/{self.model_name}/{min(int(v.version) for v in found)}"
+
     def deploy(self, package: Package) -> tuple[str, str]:
-        """(Re)start the scoring server on `models:/<name>@<alias>`."""
+        """(Re)start the scoring server on the package's version. Raises ServingError."""
         outcome = "updated" if self.process is not None else "created"
+        model_uri = self._model_uri(package)
         self.stop()
         self.port = free_port()
         env = {
@@ -48,7 +82,7 @@ class LocalModelServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [executable("mlflow"), "models", "serve", "-m", f"models:/{self.model_name}@{self.alias}",
+                [executable("mlflow"), "models", "serve", "-m", model_uri,
                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
@@ -58,6 +92,7 @@ class LocalModelServer:
             self.stop()
             raise ServingError(f"mlflow models serve {exc} (log: {self.log_file})") from exc
         self.served_arn = package.arn
+        _record_served(self.workspace_root, self.endpoint, package.arn)
         return self.url, outcome
 
     def serves(self, package: Package) -> bool:
