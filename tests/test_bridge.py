@@ -737,7 +737,7 @@ def test_each_stage_serves_its_champion_on_its_endpoint_with_its_rollout(world: 
 
 
 def test_a_stage_endpoint_in_another_account_is_deployed_as_that_accounts_role(world: World) -> None:
-    """"The account/role to deploy with when it lives in another account": the bridge
+    """ "The account/role to deploy with when it lives in another account": the bridge
     assumes the stage's deploy role (moto's STS) and the endpoint is made in that account,
     with that account's execution role; nothing is deployed at home."""
     from mlflow_bridge.cross_account import assumed_role_client

@@ -717,7 +717,7 @@ def test_an_endpoint_serving_a_package_rejected_in_its_stage_goes_back_to_the_st
 
 
 def test_with_latest_approval_a_stage_follows_its_latest_promotion() -> None:
-    """"Highest version or latest promotion, as today": the promotion into the stage, not
+    """ "Highest version or latest promotion, as today": the promotion into the stage, not
     the approval, dates a package for a stage's alias."""
     earlier, later = "2026-12-01T08:00:00.000+00:00", "2026-12-02T08:00:00.000+00:00"
     promoted_late = staged(1, "Production")

@@ -310,6 +310,9 @@ def test_staging_and_production_are_the_default_stages_with_their_aliases_and_ro
     assert (production.endpoint.rollout.strategy, production.endpoint.rollout.percent) == ("canary", 10)
     own = load_config(DEFAULT_CONFIG, overrides=("deployment.stages=[staging, {name: production, lifecycle_stage: "
                                                  "Prod, endpoint: {rollout: {strategy: linear}}}]",))  # fmt: skip
-    assert [(s.lifecycle_stage, s.alias) for s in own.deployment.stages] == [("Staging", "staging"), ("Prod", "champion")]
+    assert [(s.lifecycle_stage, s.alias) for s in own.deployment.stages] == [
+        ("Staging", "staging"),
+        ("Prod", "champion"),
+    ]
     assert own.deployment.stages[0].endpoint is None and own.deployment.stages[1].endpoint.rollout.strategy == "linear"
     assert load_config(DEFAULT_CONFIG, overrides=("deployment.stages=[]",)).deployment.stages == []

@@ -118,8 +118,10 @@ def deliver_locally(
     if serve:
         model = cfg.mlflow.registered_model
         servers = (
-            {s.name: LocalModelServer(tracking_uri, model, logs / f"serve-{s.name}.log", workspace.root, s.name)
-             for s in stages}
+            {
+                s.name: LocalModelServer(tracking_uri, model, logs / f"serve-{s.name}.log", workspace.root, s.name)
+                for s in stages
+            }
             if stages
             else {"": LocalModelServer(tracking_uri, model, logs / "serve.log", workspace.root)}
         )
