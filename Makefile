@@ -30,6 +30,7 @@ $(CDK): infra/package.json infra/package-lock.json
 demo: $(STAMP)
 	$(PY) -m pipeline.definition validate
 	$(PY) -m pipeline.definition run --local --example-data --approve
+	$(PY) -m pipeline.definition promote 1 --to production --local
 	$(PY) -m pipeline.definition graph --execution latest --out .local/pipeline.mmd
 
 lint: $(STAMP)

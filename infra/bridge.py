@@ -53,7 +53,7 @@ class BridgeFunction(Construct):
         stages: list[PromotionStage] | None = None,
     ) -> None:
         """`server_ca_arn`: the private CA the tracking server's certificate chains to;
-        `alarms`: where the dead-letter alarm goes."""
+        `alarms`: where the dead-letter and stage endpoint alarms go."""
         super().__init__(scope, construct_id)
         endpoint_name = package_groups[0]
         stages = stages or []
@@ -61,7 +61,7 @@ class BridgeFunction(Construct):
         at_home = {s.name for s in stages if s.endpoint and s.endpoint.account is None}
         # the stack's alarms watch its own account's endpoints; another account names its own
         stage_alarms = {
-            name: StageAlarms(self, f"Alarms-{name}", endpoint_name=endpoint).names
+            name: StageAlarms(self, f"Alarms-{name}", endpoint_name=endpoint, notify=alarms).names
             for name, endpoint in staged_endpoints.items()
             if name in at_home
         }

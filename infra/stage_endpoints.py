@@ -16,6 +16,8 @@ from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline.config import PromotionStage, StageEndpoint
@@ -33,9 +35,10 @@ def stage_endpoint_name(group: str, stage: PromotionStage) -> str:
 
 
 class StageAlarms(Construct):
-    """The two rollback alarms of one stage's endpoint; `names` as the bridge passes them."""
+    """The two rollback alarms of one stage's endpoint; `names` as the bridge passes them.
+    Each also tells `notify` (a rollback is news to whoever promoted the model)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str, notify: sns.ITopic) -> None:
         super().__init__(scope, construct_id)
         dimensions = {"EndpointName": endpoint_name, "VariantName": _VARIANT}
         above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -52,7 +55,7 @@ class StageAlarms(Construct):
         for (alarm_id, _, metric, statistic, period, threshold, comparison, meaning), name in zip(
             alarms, self.names, strict=True
         ):
-            cloudwatch.Alarm(
+            alarm = cloudwatch.Alarm(
                 self,
                 alarm_id,
                 alarm_name=name,
@@ -66,6 +69,7 @@ class StageAlarms(Construct):
                 evaluation_periods=1,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )  # fmt: skip
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(notify))
 
 
 def _endpoint_settings(name: str, endpoint: StageEndpoint, alarms: list[str]) -> dict[str, Any]:

@@ -89,6 +89,11 @@ def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     gate = cfg.quality_gate
     table.add_row("quality gate", f"{gate.metric} {gate.operator} {gate.threshold:g}")
     table.add_row("model package group", cfg.registration.model_package_group)
+    stages = cfg.deployment.stages
+    table.add_row(
+        "stages",
+        " → ".join(f"{s.name} ({s.lifecycle_stage}, alias {s.alias})" for s in stages) or "none: approval → champion",
+    )
     table.add_row("mlflow", f"{cfg.mlflow.tracking_uri} (experiment {cfg.mlflow.experiment})")
     _console().print(table)
     return 0

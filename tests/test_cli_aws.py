@@ -199,7 +199,7 @@ def test_promote_sets_the_lifecycle_stage_through_the_sagemaker_api(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ([], "promote needs deployment.stages in the config"),
+        (["--set", "deployment.stages=[]"], "promote needs deployment.stages in the config"),
         (["--set", STAGES, "--to", "qa"], "--to qa: no such stage (deployment.stages: staging, production)"),
     ],
 )
@@ -214,5 +214,5 @@ def test_promote_without_the_stage_is_a_usage_error(
 
 
 def test_describe_stages_without_stages_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "describe", "--stages", "--config", str(DEFAULT_CONFIG))
+    code, _, err = run(capsys, "describe", "--stages", "--config", str(DEFAULT_CONFIG), "--set", "deployment.stages=[]")
     assert code == 2 and "describe --stages needs deployment.stages in the config" in err

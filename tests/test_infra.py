@@ -195,13 +195,14 @@ def test_secrets_are_retained_like_the_database_and_dead_letters_raise_an_alarm(
     secrets = resources(template, "AWS::SecretsManager::Secret")
     assert len(secrets) == 5 and all(s.get("DeletionPolicy") == "Retain" for s in secrets.values())
     (queue_name,) = resources(template, "AWS::SQS::Queue")
-    (alarm,) = resources(template, "AWS::CloudWatch::Alarm").values()
-    props = alarm["Properties"]
-    assert props["MetricName"] == "ApproximateNumberOfMessagesVisible" and props["Threshold"] == 1
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    (props,) = [a for a in alarms if a["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+    assert props["Threshold"] == 1
     assert props["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_name, "QueueName"]}
     ((topic_name, topic),) = resources(template, "AWS::SNS::Topic").items()
     assert props["AlarmActions"] == [{"Ref": topic_name}] and "KmsMasterKeyId" in topic["Properties"]
     assert "AlarmTopicArn" in template["Outputs"]
+    assert len(alarms) == 5 and all(a["AlarmActions"] == [{"Ref": topic_name}] for a in alarms)  # stage alarms too
 
 
 def test_tls_by_default_with_a_private_ca_the_clients_trust(synthesized) -> None:

@@ -167,11 +167,14 @@ def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
+    """Without stages (`deployment.stages: []`), as before them: one approval makes the
+    champion, served on the one local endpoint."""
     from mlflow import MlflowClient
 
     workspace = tmp_path / ".local"
     model = f"local-approve-{tmp_path.name}"[-60:]
-    code, record, err = run_local(capsys, workspace, "--approve", "--set", f"mlflow.registered_model={model}")
+    own = ["--set", f"mlflow.registered_model={model}", "--set", "deployment.stages=[]"]
+    code, record, err = run_local(capsys, workspace, "--approve", *own)
     assert code == 0, err
     assert "point alias 'champion' at version 1" in err
     predictions = [line for line in err.splitlines() if line.startswith("served model http://127.0.0.1:")]
@@ -185,7 +188,7 @@ def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
 
     # a separate command, as on another day: the registry comes back from the journal
     code = main(["approve", "1", "--reject", "--no-serve", "--config", str(DEFAULT_CONFIG),
-                 "--workspace", str(workspace), "--set", f"mlflow.registered_model={model}"])  # fmt: skip
+                 "--workspace", str(workspace), *own])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["status"] == "synced"
