@@ -16,12 +16,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pipeline.errors import LocalModeError
+
 __all__ = ["NotAnswering", "executable", "free_port", "path_with_venv", "stop_group", "wait_until_answers"]
 
 _VENV_BIN = Path(sys.executable).parent
 
 
-class NotAnswering(RuntimeError):
+class NotAnswering(LocalModeError):
     pass
 
 

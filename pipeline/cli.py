@@ -12,9 +12,7 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +25,7 @@ from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import Interrupted, PipelineError, UsageError
 
 if TYPE_CHECKING:
+    from pipeline.graph_picture import ExecutionView
     from pipeline.promotion import StageHolder
 from pipeline.example_data import EXAMPLES
 
@@ -110,8 +109,7 @@ def cmd_render(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.code_bundle import upload_bundle
-    from pipeline.definition import code_bundle
+    from pipeline.code_bundle import code_bundle, upload_bundle
     from pipeline.pipeline_service import PipelineService, aws_errors
 
     definition = _render(cfg)
@@ -239,11 +237,11 @@ def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_states(workspace: Path, execution: str) -> dict[str, str]:
-    """Step states of a local execution (`latest` = the most recent one)."""
-    from pipeline.local.runner import load_execution
+def _local_view(workspace: Path, execution: str) -> ExecutionView:
+    """Step states and condition outcomes of a local execution (`latest` = the most recent)."""
+    from pipeline.local.runner import execution_view, load_execution
 
-    return {name: step.status for name, step in load_execution(_local_execution(workspace, execution)).steps.items()}
+    return execution_view(load_execution(_local_execution(workspace, execution)))
 
 
 def _local_execution(workspace: Path, execution: str) -> Path:
@@ -262,30 +260,26 @@ def _local_execution(workspace: Path, execution: str) -> Path:
 
 
 def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
+    """Mermaid text, or a PNG/SVG picture drawn by Graphviz (`--format`, else the suffix
+    of `--out`)."""
     from pipeline.graph import mermaid, step_graph
+    from pipeline.graph_picture import FORMATS, picture
 
-    definition = json.loads(_render(cfg))
-    states = _local_states(Path(args.workspace), args.execution) if args.execution else None
-    text = mermaid(step_graph(definition), states)
-    err = _console(stderr=True)
+    fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() if args.out else "mermaid")
+    fmt = "mermaid" if fmt in {"mmd", "txt", ""} else fmt
+    if fmt != "mermaid" and fmt not in FORMATS:
+        raise UsageError(f"--out {args.out}: write .mmd, .png or .svg (or say --format)")
+    nodes = step_graph(json.loads(_render(cfg)))
+    view = _local_view(Path(args.workspace), args.execution) if args.execution else None
+    body = mermaid(nodes, view.states if view else None).encode() if fmt == "mermaid" else picture(nodes, fmt, view)
     if not args.out:
-        sys.stdout.write(text)
+        if fmt != "mermaid" and sys.stdout.isatty():
+            raise UsageError(f"a {fmt} picture is binary: give --out FILE, or redirect standard output")
+        sys.stdout.buffer.write(body)
         return 0
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix in {".png", ".svg", ".pdf"}:
-        renderer = shutil.which("mmdc")
-        if renderer is None:
-            fallback = out.with_suffix(".mmd")
-            fallback.write_text(text, encoding="utf-8")
-            err.print(f"no Mermaid renderer (mmdc) on PATH: wrote {fallback} instead")
-            return 0
-        source = out.with_suffix(".mmd")
-        source.write_text(text, encoding="utf-8")
-        subprocess.run([renderer, "-i", str(source), "-o", str(out)], check=True, capture_output=True)
-    else:
-        out.write_text(text, encoding="utf-8")
-    err.print(f"wrote {out}")
+    write_atomically(out, body)
+    _console(stderr=True).print(f"wrote {out}")
     return 0
 
 
@@ -544,8 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--workspace", default=".local")
     down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
     down.add_argument("--workspace", default=".local")
-    graph = verb("graph", cmd_graph, "The step DAG as Mermaid text (an image with --out x.png where mmdc exists).")
-    graph.add_argument("--out", help="write to FILE (.mmd, or .png/.svg with mmdc)")
+    graph = verb("graph", cmd_graph, "The step DAG as Mermaid text, or a PNG/SVG picture (Graphviz).")
+    graph.add_argument("--out", help="write to FILE (.mmd, .png or .svg)")
+    graph.add_argument("--format", choices=["mermaid", "png", "svg"], help="default: the suffix of --out, else mermaid")
     graph.add_argument("--execution", help="mark each step with its state in this local execution (id or 'latest')")
     graph.add_argument("--workspace", default=".local", help="local workspace holding executions")
     return parser

@@ -4,7 +4,9 @@ The SageMaker SDK uploads code while it builds a definition, under keys that cha
 build to build for tuning jobs (aws/sagemaker-python-sdk#3651), which defeats step
 caching. We package `pipeline/steps/scripts/` ourselves, byte-for-byte reproducibly, name
 it by its SHA-256, and hand the SDK S3 URIs only. Building a definition is then pure and
-offline; uploading is a separate, idempotent edge (`upload_bundle`).
+offline; uploading is a separate, idempotent edge (`upload_bundle`). `code_bundle(cfg)`
+is the bundle a config's jobs run: the scripts, each step's `source_dir` over them, the
+dataset spec and the estimator's pinned library.
 """
 
 from __future__ import annotations
@@ -18,7 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENTRYPOINT", "SCRIPTS_DIR", "CodeBundle", "build_bundle", "files_digest", "read_folder", "upload_bundle"]
+from pipeline.config import PipelineConfig
+from pipeline.dataset_spec import SPEC_FILE, dataset_spec_bytes
+from pipeline.errors import ConfigError
+from pipeline.estimators import estimator_requirements
+
+__all__ = [
+    "ENTRYPOINT",
+    "SCRIPTS_DIR",
+    "CodeBundle",
+    "build_bundle",
+    "code_bundle",
+    "files_digest",
+    "read_folder",
+    "upload_bundle",
+]
 
 SCRIPTS_DIR = Path(__file__).parent / "steps" / "scripts"
 ENTRYPOINT = "entrypoint.sh"
@@ -127,3 +143,63 @@ def upload_bundle(bundle: CodeBundle, s3_client: Any) -> int:
         s3_client.put_object(Bucket=bucket, Key=key, Body=body)
         written += 1
     return written
+
+
+def _source_dir_overlay(cfg: PipelineConfig) -> tuple[dict[str, bytes], list[tuple[str, str]]]:
+    """The files of every `steps.<step>.source_dir`, and problems: a missing folder, a
+    missing entry script, or two steps' folders disagreeing about a file of the same name
+    (they share one bundle)."""
+    overlay: dict[str, bytes] = {}
+    owner: dict[str, str] = {}
+    problems = []
+    for key in ("preprocess", "train", "evaluate"):
+        settings = getattr(cfg.steps, key)
+        if settings.source_dir is None:
+            continue
+        folder = Path(settings.source_dir).expanduser()
+        if not folder.is_dir():
+            problems.append((f"steps.{key}.source_dir", f"{settings.source_dir!r} is not a folder (from {Path.cwd()})"))
+            continue
+        files = read_folder(folder)
+        if settings.script not in files:
+            problems.append((f"steps.{key}.script", f"{settings.script!r} is not in {settings.source_dir}"))
+        for name, body in files.items():
+            if name in overlay and overlay[name] != body:
+                problems.append((f"steps.{key}.source_dir", f"{name} differs from the one in steps.{owner[name]}"))
+            overlay[name], owner[name] = body, key
+    return overlay, problems
+
+
+def code_bundle(cfg: PipelineConfig) -> CodeBundle:
+    """The scripts bundle: the bundled scripts, each step's `source_dir` over them, the
+    dataset spec and the estimator's pinned library. Every script the config names must be
+    in it."""
+    overlay, problems = _source_dir_overlay(cfg)
+    overlay[SPEC_FILE] = dataset_spec_bytes(cfg)
+    requirements = [*estimator_requirements(cfg.training.estimator_path), *cfg.training.requirements]
+    if requirements and not cfg.runtime.install_requirements and not cfg.runtime.image_uri:
+        problems.append(
+            (
+                "runtime.install_requirements",
+                f"the jobs need {', '.join(requirements)}, which the scikit-learn framework image lacks: "
+                "set runtime.install_requirements: true, or runtime.image_uri to an image that has them",
+            )
+        )
+    bundle = build_bundle(
+        cfg.s3_base,
+        install_requirements=cfg.runtime.install_requirements,
+        overlay=overlay,
+        extra_requirements=requirements,
+    )
+    problems += [
+        (f"steps.{key}.script", f"{script!r} is not in {SCRIPTS_DIR.relative_to(SCRIPTS_DIR.parents[2])}")
+        for key, script in (
+            ("preprocess", cfg.steps.preprocess.script),
+            ("train", cfg.steps.train.script),
+            ("evaluate", cfg.steps.evaluate.script),
+        )
+        if script not in bundle.files and getattr(cfg.steps, key).source_dir is None
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return bundle

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AwsError", "ConfigError", "Interrupted", "PipelineError", "UsageError"]
+__all__ = ["AwsError", "ConfigError", "Interrupted", "LocalModeError", "PipelineError", "UsageError"]
 
 
 class PipelineError(Exception):
@@ -32,6 +32,14 @@ class UsageError(PipelineError):
 
 class AwsError(PipelineError):
     """An AWS API call failed; the message is AWS's own."""
+
+    exit_code = 1
+
+
+class LocalModeError(PipelineError):
+    """Local mode could not do what SageMaker would have: a job, a step, an expression,
+    tuning, the registry emulator, a server it starts. The CLI prints the message (which
+    names the step, job or log) and exits 1."""
 
     exit_code = 1
 

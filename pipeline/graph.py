@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StepNode", "mermaid", "step_graph", "topological_order"]
+__all__ = ["STATE_COLOURS", "StepNode", "direct_edges", "mermaid", "step_graph", "topological_order"]
 
 _STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9\-_]+)")
 
@@ -88,13 +88,14 @@ def topological_order(nodes: Mapping[str, StepNode]) -> list[str]:
     return order
 
 
-_STATE_CLASSES = {
-    "Succeeded": "fill:#d4f7d4,stroke:#2e7d32",
-    "Cached": "fill:#e0ecff,stroke:#1e4fa3",
-    "Executing": "fill:#fff3c4,stroke:#b28704",
-    "Failed": "fill:#ffd6d6,stroke:#c62828",
-    "Stopped": "fill:#ffe0b2,stroke:#e65100",
-    "Skipped": "fill:#eeeeee,stroke:#9e9e9e",
+# A step state's (fill, stroke) colours, for the Mermaid text and the picture alike.
+STATE_COLOURS = {
+    "Succeeded": ("#d4f7d4", "#2e7d32"),
+    "Cached": ("#e0ecff", "#1e4fa3"),
+    "Executing": ("#fff3c4", "#b28704"),
+    "Failed": ("#ffd6d6", "#c62828"),
+    "Stopped": ("#ffe0b2", "#e65100"),
+    "Skipped": ("#eeeeee", "#9e9e9e"),
 }
 
 
@@ -102,7 +103,7 @@ def _node_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def _direct_edges(nodes: Mapping[str, StepNode]) -> dict[str, set[str]]:
+def direct_edges(nodes: Mapping[str, StepNode]) -> dict[str, set[str]]:
     """Dependencies minus those implied through another step (transitive reduction),
     so the drawing shows the flow and not every data reference."""
 
@@ -132,16 +133,16 @@ def mermaid(nodes: Mapping[str, StepNode], states: Mapping[str, str] | None = No
             label = f"{label}<br/><i>{states[name]}</i>"
         shape = ("{{", "}}") if node.type == "Condition" else ("[", "]")
         lines.append(f'    {_node_id(name)}{shape[0]}"{label}"{shape[1]}')
-    edges = _direct_edges(nodes)
+    edges = direct_edges(nodes)
     for name in topological_order(nodes):
         node = nodes[name]
         for upstream in sorted(edges[name]):
             parent = nodes[upstream]
             arrow = f"-->|{node.branch}|" if node.branch and parent.type == "Condition" else "-->"
             lines.append(f"    {_node_id(upstream)} {arrow} {_node_id(name)}")
-    for state, style in _STATE_CLASSES.items():
+    for state, (fill, stroke) in STATE_COLOURS.items():
         members = [_node_id(n) for n in topological_order(nodes) if states.get(n) == state]
         if members:
-            lines.append(f"    classDef {state.lower()} {style}")
+            lines.append(f"    classDef {state.lower()} fill:{fill},stroke:{stroke}")
             lines.append(f"    class {','.join(members)} {state.lower()}")
     return "\n".join(lines) + "\n"

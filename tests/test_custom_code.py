@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.code_bundle import SCRIPTS_DIR
+from pipeline.code_bundle import SCRIPTS_DIR, code_bundle
 from pipeline.config_loader import load_config
-from pipeline.definition import code_bundle
 from pipeline.local.runner import load_execution
 from tests.conftest import REPO
 from tests.test_local_mode import registered, shared_tracking, statuses, tracking_env  # noqa: F401 - fixtures

@@ -193,7 +193,7 @@ def test_no_secret_and_no_tracking_uri_in_hyperparameters(rendered: dict[str, st
 
 
 def test_code_is_referenced_by_content_address(rendered: dict[str, str]) -> None:
-    from pipeline.definition import code_bundle
+    from pipeline.code_bundle import code_bundle
 
     cfg = load_config(DEFAULT_CONFIG)
     bundle = code_bundle(cfg)
@@ -203,13 +203,13 @@ def test_code_is_referenced_by_content_address(rendered: dict[str, str]) -> None
 
 
 def test_the_sdk_config_that_renders_skip_validating_is_valid() -> None:
-    """Renders skip the SDK's validation of `_SDK_CONFIG` (it is a constant): the SDK's
+    """Renders skip the SDK's validation of `SDK_CONFIG` (it is a constant): the SDK's
     own validator must accept it, and must still reject any other, invalid, config."""
     import sagemaker.config
 
-    from pipeline.definition import _SDK_CONFIG, pipeline_session
+    from pipeline.sdk_session import SDK_CONFIG, pipeline_session
 
-    sagemaker.config.validate_sagemaker_config(_SDK_CONFIG)
+    sagemaker.config.validate_sagemaker_config(SDK_CONFIG)
     pipeline_session(load_config(DEFAULT_CONFIG))  # installs the skip
     import sagemaker.utils
 
@@ -235,3 +235,17 @@ def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
     monkeypatch.setattr(definition, "_builder_digest", lambda: "an edited step builder")
     definition.render_definition_cached(cfg, tmp_path)
     assert len(renders) == 3
+
+
+def test_building_a_definition_never_imports_the_cli_nor_local_mode_the_builder() -> None:
+    """Once, `cli → definition → cli` and `local/driver → definition` were import circles."""
+    import subprocess
+    import sys
+
+    entries = "{'pipeline.cli', 'pipeline.definition.__main__'}"
+    probe = ("import sys, pipeline.definition, pipeline.local.driver, pipeline.local.approval; "
+             f"print(sorted(m for m in sys.modules if m in {entries}))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    probe = "import sys, pipeline.local.driver; print('pipeline.definition' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.code_bundle import code_bundle
 from pipeline.config_loader import load_config
-from pipeline.definition import code_bundle
 from tests.conftest import DEFAULT_CONFIG
 
 NO_TUNING = ["--set", "tuning.enabled=false"]

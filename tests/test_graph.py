@@ -54,3 +54,32 @@ def test_mermaid_draws_direct_edges_and_states() -> None:
     assert "Gate -->|if| Yes" in text and "Gate -->|else| No" in text
     assert 'A["A<br/><i>Succeeded</i>"]' in text
     assert "class B failed" in text
+
+
+def test_the_picture_colours_states_labels_outcomes_and_bolds_the_branch_taken() -> None:
+    from pipeline.graph import STATE_COLOURS
+    from pipeline.graph_picture import ExecutionView, picture, picture_source
+
+    view = ExecutionView(states={"A": "Succeeded", "B": "Failed", "Gate": "Succeeded"}, outcomes={"Gate": "False"})
+    source = picture_source(step_graph(DEFINITION), view)
+    assert f'A [label="A\nSucceeded" color="{STATE_COLOURS["Succeeded"][1]}"' in source
+    assert f'fillcolor="{STATE_COLOURS["Failed"][0]}"' in source
+    assert 'Gate [label="Gate\nSucceeded\noutcome: False"' in source and "shape=diamond" in source
+    assert "Gate -> No [label=else style=bold]" in source and "Gate -> Yes [label=if style=dashed]" in source
+    assert "B -> Yes" not in source  # implied through Gate, as in the Mermaid text
+    png = picture(step_graph(DEFINITION), "png", view)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    svg = picture(step_graph(DEFINITION), "svg").decode()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and ">Gate<" in svg
+
+
+def test_the_execution_tag_the_picture_looks_for_is_the_one_jobs_write() -> None:
+    import importlib.util
+
+    from pipeline.code_bundle import SCRIPTS_DIR
+    from pipeline.local.execution_graph import PIPELINE_EXECUTION_TAG
+
+    spec = importlib.util.spec_from_file_location("job_tracking", SCRIPTS_DIR / "tracking.py")
+    tracking = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tracking)
+    assert tracking.job_tags({"MLOPS_PIPELINE_EXECUTION_ARN": "arn:x"}) == {PIPELINE_EXECUTION_TAG: "arn:x"}

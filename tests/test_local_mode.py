@@ -89,6 +89,10 @@ def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
         steps = [r.data.tags.get("mlops.step") for r in client.search_runs([experiment.experiment_id])]
         assert sorted(steps) == ["preprocess", "train", "train"]
         assert "quality gate" in err and "passed" in err and arn in err
+        # the execution's picture, beside its record and in the run of its last step (Evaluate's)
+        picture = workspace / "executions" / record.id / "pipeline_graph.png"
+        assert picture.read_bytes().startswith(b"\x89PNG") and f"logged to MLflow run {run_id}" in err
+        assert [a.path for a in client.list_artifacts(run_id, "pipeline")] == ["pipeline/pipeline_graph.png"]
     finally:
         stop_services(workspace)
 

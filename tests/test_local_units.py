@@ -10,6 +10,7 @@ import pytest
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import ExpressionError, Scope, evaluate_condition, resolve
 from pipeline.local.jobs import final_metrics, map_container_paths
+from pipeline.local.step_result import StepResult
 from pipeline.local.tuning import Trial, best_first, sample_candidates, trial_job_name
 from pipeline.local.workspace import Workspace
 
@@ -139,8 +140,8 @@ def test_expiry_and_store(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an ISO 8601 duration"):
         expiry_seconds("30 days")
     store = CacheStore(tmp_path)
-    store.put("Step", "k", {"properties": {"a": 1}})
-    assert store.get("Step", "k", max_age=60)["properties"] == {"a": 1}
+    store.put("Step", "k", StepResult(properties={"a": 1}, job_name="j", property_files={"Report": {"x": 1}}))
+    assert store.get("Step", "k", max_age=60) == StepResult({"a": 1}, "j", property_files={"Report": {"x": 1}})
     assert store.get("Step", "k", max_age=-1) is None  # expired
     assert store.get("Step", "other", max_age=60) is None
 
@@ -266,7 +267,7 @@ def test_a_job_reports_its_own_peak_memory_not_the_drivers(tmp_path: Path) -> No
     assert tiny < 100 < 150 <= big < 250, (tiny, big)
     with pytest.raises(JobFailed) as failed:
         runner._run([sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path, "fails", runner.log_path("fails"))
-    assert failed.value.exit_code == 3
+    assert failed.value.returncode == 3
     del ballast
 
 
@@ -324,8 +325,38 @@ def test_a_stopped_runner_waits_for_its_jobs_and_starts_no_more(tmp_path: Path) 
     runner.stop()
     assert measured.poll() == 143 and not job.is_running()  # stopped and gone when stop returns
     worker.join(10)
-    assert isinstance(outcome[0], JobFailed) and outcome[0].exit_code == 143
+    assert isinstance(outcome[0], JobFailed) and outcome[0].returncode == 143
     with pytest.raises(JobFailed) as refused:
         runner._run([sys.executable, "-c", "pass"], {}, tmp_path, "t2", runner.log_path("t2"))
     assert refused.value.tail == "stopped before it started"
     assert not runner.usage_path("t2").exists()
+
+
+def test_every_local_mode_error_reaches_the_user_as_its_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once, six unrelated RuntimeError subclasses reached the user as "unexpected
+    <ClassName>: ..." with a hint to rerun with --debug."""
+    from pipeline import cli
+    from pipeline.child_process import NotAnswering
+    from pipeline.errors import LocalModeError
+    from pipeline.local.jobs import JobFailed
+    from pipeline.local.runner import StepFailed
+    from pipeline.local.serving import ServingError
+    from pipeline.local.tuning import TuningFailed
+
+    errors = [
+        JobFailed("pipelines-x-train", 3, Path("/w/jobs/x/job.log"), "tail"), StepFailed("Evaluate: no report"),
+        TuningFailed("no trial produced the objective", log_path=""), ServingError("mlflow models serve exited"),
+        ExpressionError("Get Steps.Train.X: no such property"), NotAnswering("mlflow server exited with code 1"),
+    ]  # fmt: skip
+    for error in errors:
+        assert isinstance(error, LocalModeError)
+
+        def failing(cfg: object, args: object, error: Exception = error) -> int:
+            raise error
+
+        monkeypatch.setattr(cli, "cmd_local_down", failing)
+        assert cli.main(["local-down"]) == 1
+        err = capsys.readouterr().err
+        assert f"error: {str(error).splitlines()[0]}" in err and "unexpected" not in err, err

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic_file import write_atomically
+from pipeline.local.step_result import StepResult
 
 __all__ = ["CacheStore", "cache_key", "expiry_seconds", "input_uris"]
 
@@ -84,14 +85,20 @@ class CacheStore:
     def _path(self, step: str, key: str) -> Path:
         return self.root / step / f"{key}.json"
 
-    def get(self, step: str, key: str, max_age: float) -> dict[str, Any] | None:
+    def get(self, step: str, key: str, max_age: float) -> StepResult | None:
+        """The step's result for this key, unless older than `max_age` seconds (or unreadable:
+        a cache entry is only ever a shortcut)."""
         path = self._path(step, key)
         if not path.exists():
             return None
-        entry = json.loads(path.read_text())
-        if time.time() - entry["created"] > max_age:
+        try:
+            entry = json.loads(path.read_text())
+            if time.time() - entry["created"] > max_age:
+                return None
+            return StepResult.from_json(entry)
+        except (ValueError, KeyError, TypeError):
             return None
-        return entry
 
-    def put(self, step: str, key: str, entry: dict[str, Any]) -> None:
-        write_atomically(self._path(step, key), json.dumps({**entry, "created": time.time()}, indent=2, default=str))
+    def put(self, step: str, key: str, result: StepResult) -> None:
+        entry = {**result.to_json(), "created": time.time()}
+        write_atomically(self._path(step, key), json.dumps(entry, indent=2, default=str))

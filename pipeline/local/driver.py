@@ -13,7 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
+from mlflow_bridge.contract import UNTRACKED_RUN
 from pipeline.config import PipelineConfig
+from pipeline.local.execution_graph import log_execution_graph
 from pipeline.local.inputs import UnsupportedInput
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
@@ -48,7 +50,7 @@ def sagemaker_client(endpoint: str, region: str) -> Any:
 def stage(cfg: PipelineConfig, definition: dict[str, Any], workspace: Workspace, options: LocalRunOptions) -> None:
     """What `upsert` puts in S3 (the code bundle), and the example data when asked (at
     InputDataUri, in the workspace or the local path it names)."""
-    from pipeline.definition import code_bundle
+    from pipeline.code_bundle import code_bundle
 
     for uri, body in code_bundle(cfg).objects().items():
         workspace.put(uri, body)
@@ -209,7 +211,13 @@ def _execute(
             on_change=progress,
         )
         record = execution.run()
-    console.print(summary(record, services.tracking_address, _evaluation_report(record, workspace)))
+    report = _evaluation_report(record, workspace)
+    console.print(summary(record, services.tracking_address, report))
+    if not services.tracking_unavailable:
+        evaluated_run = str((report or {}).get("mlflow", {}).get("run_id", ""))  # Evaluate's: the model's run
+        evaluated_run = "" if evaluated_run == UNTRACKED_RUN else evaluated_run
+        console.print(log_execution_graph(record, definition, workspace.root / "executions", services.tracking_uri,
+                                          cfg.mlflow.experiment, evaluated_run))  # fmt: skip
     if options.keep_services:
         console.print(f"services left running: MLflow {services.tracking_address}, registry {services.moto_endpoint}")
     return record

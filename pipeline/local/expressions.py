@@ -8,12 +8,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.errors import LocalModeError
+
 __all__ = ["ExpressionError", "Scope", "evaluate_condition", "resolve"]
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_:\-]*)|\['([^']*)'\]|\[(\d+)\]")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(LocalModeError):
     """A reference that cannot be resolved (unknown parameter, step or property)."""
 
 

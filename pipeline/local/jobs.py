@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.child_process import path_with_venv
+from pipeline.errors import LocalModeError
 from pipeline.local.workspace import Workspace
 
 __all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "log_tail", "map_container_paths"]
@@ -37,10 +38,12 @@ OPT_ML = "/opt/ml"
 MEASURED_CHILD = Path(__file__).with_name("measured_child.py")
 
 
-class JobFailed(RuntimeError):
-    def __init__(self, job_name: str, exit_code: int, log_path: Path, tail: str) -> None:
-        self.job_name, self.exit_code, self.log_path, self.tail = job_name, exit_code, log_path, tail
-        super().__init__(f"job {job_name} exited with code {exit_code} (log: {log_path})")
+class JobFailed(LocalModeError):
+    """A job's process ended non-zero: `returncode` is the job's (the CLI's is `exit_code`)."""
+
+    def __init__(self, job_name: str, returncode: int, log_path: Path, tail: str) -> None:
+        self.job_name, self.returncode, self.log_path, self.tail = job_name, returncode, log_path, tail
+        super().__init__(f"job {job_name} exited with code {returncode} (log: {log_path})")
 
 
 @dataclass

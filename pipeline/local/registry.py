@@ -20,6 +20,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
+from pipeline.errors import LocalModeError
 
 __all__ = ["JOURNAL_NAME", "JournaledPackages", "LocalRegistry", "journal_has"]
 
@@ -147,7 +148,7 @@ class LocalRegistry:
             self._ensure_group(client, request["ModelPackageGroupName"])
             arn = client.create_model_package(**request)["ModelPackageArn"]
             if arn != entry["arn"]:
-                raise RuntimeError(f"restoring the local registry gave {arn}, expected {entry['arn']}")
+                raise LocalModeError(f"restoring the local registry gave {arn}, expected {entry['arn']}")
 
 
 class JournaledPackages:

@@ -21,17 +21,19 @@ from typing import Any
 
 from pipeline.api_limits import request_violations
 from pipeline.atomic_file import write_atomically
-from pipeline.errors import Interrupted
+from pipeline.errors import Interrupted, LocalModeError
 from pipeline.graph import StepNode, step_graph, topological_order
+from pipeline.graph_picture import ExecutionView
 from pipeline.local.cache import CacheStore, cache_key, expiry_seconds, input_uris
 from pipeline.local.expressions import Scope, evaluate_condition, resolve
 from pipeline.local.inputs import UnsupportedInput, as_uploaded, missing_input_message, step_inputs
-from pipeline.local.jobs import JobFailed, LocalJobRunner
+from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import LocalRegistry
+from pipeline.local.step_result import StepResult
 from pipeline.local.tuning import Trial, TuningFailed, best_first, run_trials, sample_candidates, trial_job_name
 from pipeline.local.workspace import Workspace
 
-__all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "load_execution"]
+__all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "execution_view", "load_execution"]
 
 CACHEABLE = {"Processing", "Training", "Tuning", "RegisterModel"}
 
@@ -67,13 +69,19 @@ class ExecutionRecord:
         write_atomically(path, json.dumps(asdict(self), indent=2, default=str))
 
 
+def execution_view(record: ExecutionRecord) -> ExecutionView:
+    """Its steps' states and its decided conditions' outcomes, as the graph draws them."""
+    outcomes = {n: str(s.properties["Outcome"]) for n, s in record.steps.items() if "Outcome" in s.properties}
+    return ExecutionView(states={n: s.status for n, s in record.steps.items()}, outcomes=outcomes)
+
+
 def load_execution(path: Path) -> ExecutionRecord:
     raw = json.loads(path.read_text())
     raw["steps"] = {name: StepRecord(**step) for name, step in raw["steps"].items()}
     return ExecutionRecord(**raw)
 
 
-class StepFailed(RuntimeError):
+class StepFailed(LocalModeError):
     pass
 
 
@@ -194,7 +202,7 @@ class LocalExecution:
                 try:
                     self._execute(node, step)
                 except Exception as exc:  # a job, tuning, expression or registry error: the step failed
-                    ours = isinstance(exc, (StepFailed, JobFailed, TuningFailed))
+                    ours = isinstance(exc, LocalModeError)
                     failure = str(exc) if ours else f"{type(exc).__name__}: {exc}"
                     log = str(getattr(exc, "log_path", "") or step.log)
                     self._update(step, status="Failed", ended=time.time(), failure=failure, log=log)
@@ -279,7 +287,7 @@ class LocalExecution:
         hashes = {uri: self.workspace.content_hash(uri) for uri in input_uris(node.type, arguments)}
         return cache_key(node.type, arguments, hashes)
 
-    def _from_cache(self, node: StepNode, key: str) -> dict[str, Any] | None:
+    def _from_cache(self, node: StepNode, key: str) -> StepResult | None:
         expire = node.raw.get("CacheConfig", {}).get("ExpireAfter")
         max_age = expiry_seconds(expire) if expire else float("inf")
         entry = self.cache.get(node.name, key, max_age)
@@ -287,8 +295,8 @@ class LocalExecution:
             return None
         return entry
 
-    def _outputs_exist(self, step_type: str, entry: dict[str, Any]) -> bool:
-        properties = entry["properties"]
+    def _outputs_exist(self, step_type: str, entry: StepResult) -> bool:
+        properties = entry.properties
         if step_type == "Processing":
             outputs = properties["ProcessingOutputConfig"]["Outputs"].values()
             return all(self.workspace.path(o["S3Output"]["S3Uri"]).exists() for o in outputs)
@@ -298,13 +306,11 @@ class LocalExecution:
             return self.registry.exists(properties["ModelPackageArn"])
         return True
 
-    def _apply(self, node: StepNode, step: StepRecord, result: dict[str, Any]) -> None:
-        step.properties = result["properties"]
-        step.job_name = result.get("job_name", "")
-        step.log = result.get("log", "")
-        step.detail = result.get("detail", "")
-        self.scope.steps[node.name] = result["properties"]
-        for name, content in result.get("property_files", {}).items():
+    def _apply(self, node: StepNode, step: StepRecord, result: StepResult) -> None:
+        step.properties = result.properties
+        step.job_name, step.log, step.detail = result.job_name, result.log, result.detail
+        self.scope.steps[node.name] = result.properties
+        for name, content in result.property_files.items():
             self.scope.property_files[(node.name, name)] = content
 
     # ---- step kinds --------------------------------------------------------------------
@@ -315,7 +321,7 @@ class LocalExecution:
         self._update(step, job_name=job_name, log=str(self.jobs.log_path(job_name)))
         return job_name
 
-    def _processing(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _processing(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
         job_name = self._start_job(node, step)
         result = self.jobs.processing(job_name, arguments)
         outputs = {o["OutputName"]: o for o in arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])}
@@ -326,33 +332,33 @@ class LocalExecution:
                 property_files[spec["PropertyFileName"]] = json.loads(location.read_text())
             except (OSError, ValueError) as exc:
                 raise StepFailed(f"property file {spec['PropertyFileName']} ({location}) is unreadable: {exc}") from exc
-        return {
-            "job_name": job_name,
-            "log": str(result.log_path),
-            "properties": {
+        return StepResult(
+            job_name=job_name,
+            log=str(result.log_path),
+            properties={
                 "ProcessingJobName": job_name,
                 "ProcessingJobStatus": "Completed",
                 "ProcessingOutputConfig": {"Outputs": outputs},
             },
-            "property_files": property_files,
-        }
+            property_files=property_files,
+        )
 
-    def _training(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _training(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
         job_name = self._start_job(node, step)
         result = self.jobs.training(job_name, arguments, arguments.get("HyperParameters", {}))
-        return {
-            "job_name": job_name,
-            "log": str(result.log_path),
-            "detail": ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()),
-            "properties": {
+        return StepResult(
+            job_name=job_name,
+            log=str(result.log_path),
+            detail=", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()),
+            properties={
                 "TrainingJobName": job_name,
                 "TrainingJobStatus": "Completed",
                 "ModelArtifacts": {"S3ModelArtifacts": result.model_artifacts},
                 "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in result.metrics.items()],
             },
-        }
+        )
 
-    def _tuning(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _tuning(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
         config = arguments["HyperParameterTuningJobConfig"]
         definition = arguments["TrainingJobDefinition"]
         objective = config["HyperParameterTuningJobObjective"]
@@ -398,19 +404,19 @@ class LocalExecution:
         ]
         failed = len(trials) - len(ranked)
         best = ranked[0]
-        return {
-            "job_name": tuning_job,
-            "log": str(self.jobs.log_path(best.job_name)),
-            "detail": f"{len(trials)} trials ({failed} failed), best {objective['MetricName']}={best.objective:.4g}",
-            "properties": {
+        return StepResult(
+            job_name=tuning_job,
+            log=str(self.jobs.log_path(best.job_name)),
+            detail=f"{len(trials)} trials ({failed} failed), best {objective['MetricName']}={best.objective:.4g}",
+            properties={
                 "HyperParameterTuningJobName": tuning_job,
                 "HyperParameterTuningJobStatus": "Completed",
                 "TrainingJobSummaries": summaries,
                 "BestTrainingJob": summaries[0],
                 "TrainingJobStatusCounters": {"Completed": len(ranked), "Failed": failed},
             },
-        }
+        )
 
-    def _register(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _register(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
         arn = self.registry.register(arguments)
-        return {"detail": arn, "properties": {"ModelPackageArn": arn}}
+        return StepResult(detail=arn, properties={"ModelPackageArn": arn})

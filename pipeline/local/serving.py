@@ -19,13 +19,14 @@ from typing import Any
 from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
+from pipeline.errors import LocalModeError
 
 __all__ = ["ENDPOINTS_NAME", "LocalModelServer", "ServingError", "last_served"]
 
 ENDPOINTS_NAME = "endpoints.json"  # local endpoint (stage name, "" without stages) -> package ARN
 
 
-class ServingError(RuntimeError):
+class ServingError(LocalModeError):
     pass
 
 

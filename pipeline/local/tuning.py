@@ -19,10 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import LocalModeError
+
 __all__ = ["Trial", "TuningFailed", "best_first", "run_trials", "sample_candidates", "trial_job_name"]
 
 
-class TuningFailed(RuntimeError):
+class TuningFailed(LocalModeError):
     def __init__(self, message: str, log_path: str = "") -> None:
         super().__init__(message)
         self.log_path = log_path

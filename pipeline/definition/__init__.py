@@ -1,0 +1,176 @@
+"""Config in, SageMaker Pipeline out: `build_pipeline` (pure) and `render_definition`.
+
+This package holds no AWS calls; `python -m pipeline.definition VERB` is the command line
+(`__main__.py`, then `pipeline/cli.py`). The SageMaker SDK is imported inside the
+functions that need it so that `validate` stays instant; the session it builds with is
+`pipeline.sdk_session`'s, the code it references `pipeline.code_bundle`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.api_limits import check_definition, enum_values
+from pipeline.atomic_file import write_atomically
+from pipeline.code_bundle import code_bundle, files_digest
+from pipeline.config import PipelineConfig
+from pipeline.errors import ConfigError
+from pipeline.estimators import estimator_problems
+from pipeline.sdk_session import clients_on_first_use, pipeline_session
+from pipeline.steps.context import BuildContext, Parameters, StepNames
+
+__all__ = ["StepNames", "build_pipeline", "check_estimator", "render_definition", "render_definition_cached"]
+
+
+def check_estimator(cfg: PipelineConfig) -> None:
+    """ConfigError when the bundled train script could not build the configured estimator."""
+    if cfg.steps.train.source_dir is None:
+        problems = estimator_problems(cfg)
+        if problems:
+            raise ConfigError(problems)
+
+
+def _parameters(cfg: PipelineConfig) -> Parameters:
+    from sagemaker.workflow.parameters import ParameterFloat, ParameterString
+
+    steps = cfg.steps
+    return Parameters(
+        input_data_uri=ParameterString("InputDataUri", default_value=cfg.data.input_uri),
+        preprocess_instance_type=ParameterString(
+            "PreprocessInstanceType", default_value=steps.preprocess.instance_type
+        ),
+        train_instance_type=ParameterString("TrainInstanceType", default_value=steps.train.instance_type),
+        evaluate_instance_type=ParameterString("EvaluateInstanceType", default_value=steps.evaluate.instance_type),
+        # EnumValues in the definition: `start --param ModelApprovalStatus=approved` is refused at
+        # start, not when Register runs. The list is botocore's ModelApprovalStatus enum, in its order.
+        approval_status=ParameterString(
+            "ModelApprovalStatus",
+            default_value=cfg.registration.approval_status,
+            enum_values=enum_values("ModelApprovalStatus"),
+        ),
+        gate_threshold=ParameterFloat("QualityGateThreshold", default_value=cfg.quality_gate.threshold),
+    )
+
+
+def _image_uri(cfg: PipelineConfig) -> str:
+    """The scikit-learn framework image (training scope; SDK 2.257 lists 1.4-2 only there,
+    and the same image serves inference)."""
+    if cfg.runtime.image_uri:
+        return cfg.runtime.image_uri
+    from sagemaker import image_uris
+
+    return image_uris.retrieve(
+        "sklearn",
+        region=cfg.aws.region,
+        version=cfg.runtime.framework_version,
+        py_version=cfg.runtime.py_version,
+        instance_type=cfg.steps.train.instance_type,
+        image_scope="training",
+    )
+
+
+def build_pipeline(cfg: PipelineConfig, session: Any = None) -> Any:
+    """The SageMaker Pipeline for a config. Makes no AWS call and uploads nothing:
+    code is referenced by content address (see `code_bundle`)."""
+    from sagemaker.workflow.pipeline import Pipeline
+
+    from pipeline.steps.evaluation import evaluation_step
+    from pipeline.steps.preprocess import preprocess_step
+    from pipeline.steps.quality_gate import quality_gate_step
+    from pipeline.steps.registration import register_step
+    from pipeline.steps.training import training_step
+    from pipeline.steps.tuning import best_model_uri, tuning_step
+
+    check_estimator(cfg)
+    ctx = BuildContext(
+        cfg=cfg,
+        session=session or pipeline_session(cfg),
+        params=_parameters(cfg),
+        code=code_bundle(cfg),
+        image_uri=_image_uri(cfg),
+    )
+    preprocess = preprocess_step(ctx)
+    if cfg.tuning.enabled:
+        fit = tuning_step(ctx, preprocess)
+        model_uri = best_model_uri(ctx, fit)
+    else:
+        fit = training_step(ctx, preprocess)
+        model_uri = fit.properties.ModelArtifacts.S3ModelArtifacts
+    evaluate, report = evaluation_step(ctx, preprocess, model_uri)
+    register = register_step(ctx, evaluate, report, model_uri)
+    gate = quality_gate_step(ctx, evaluate, report, if_steps=[register])
+    return Pipeline(
+        name=cfg.pipeline.name,
+        parameters=ctx.params.all(),
+        steps=[preprocess, fit, evaluate, gate],
+        sagemaker_session=ctx.session,
+    )
+
+
+def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
+    """Remove what the SDK makes different on every build.
+
+    The tuner stamps a timestamped `sagemaker_job_name` into the static hyperparameters
+    (the SDK already drops it for TrainingStep; SageMaker names trial jobs itself).
+    """
+    for step in definition.get("Steps", []):
+        if step.get("Type") == "Tuning":
+            static = step["Arguments"].get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
+            static.pop("sagemaker_job_name", None)
+    return definition
+
+
+def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
+    """The definition JSON, canonical: equal configs give byte-identical text.
+
+    Every verb that renders (render, upsert, graph, run --local) comes through here, so a
+    definition SageMaker's API would refuse once a step starts (a 300-character container
+    argument, a bad approval status) is a ConfigError here instead (`pipeline/api_limits.py`).
+    """
+    import warnings
+
+    with warnings.catch_warnings(), clients_on_first_use(cfg.aws.region) as boto_session:
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+        pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session))
+        definition = _strip_build_noise(json.loads(pipeline.definition()))
+    check_definition(definition)
+    return json.dumps(definition, indent=2, sort_keys=True) + "\n"
+
+
+def _builder_digest() -> str:
+    """The source of the modules that turn a config into a definition and check it."""
+    package = Path(__file__).parents[1]
+    builder = [
+        Path(__file__), package / "api_limits.py", package / "sdk_session.py", package / "code_bundle.py",
+        *(package / "steps").glob("*.py"),
+    ]  # fmt: skip
+    return files_digest({str(path.relative_to(package)): path.read_bytes() for path in builder})
+
+
+def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
+    """`render_definition`, memoised on disk by everything the output depends on: the
+    validated config, the scripts' content address, this builder's own source and the SDK
+    version, and botocore's version (its service model sets the limits checked, and the
+    approval statuses). A hit skips importing the SDK (seconds), which is what makes a fully
+    cached local rerun fast; only checked definitions are ever written."""
+    from importlib.metadata import version
+
+    material = json.dumps(
+        {
+            "config": cfg.model_dump(mode="json"),
+            "code": code_bundle(cfg).digest,
+            "builder": _builder_digest(),
+            "sdk": version("sagemaker"),
+            "botocore": version("botocore"),
+        },
+        sort_keys=True,
+    )
+    path = cache_dir / f"{hashlib.sha256(material.encode()).hexdigest()[:32]}.json"
+    if path.exists():
+        return path.read_text()
+    text = render_definition(cfg)
+    write_atomically(path, text)
+    return text
