@@ -167,6 +167,12 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     assert {"evaluation/predicted_vs_actual.png", "evaluation/residuals.png", "evaluation/evaluation.json"} <= artifacts
     png = client.download_artifacts(model_run_id, "evaluation/residuals.png", str(work / "dl"))
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the training split's baseline, inside the model archive and in the model's run (drift checks read it)
+    baseline = json.loads((model_dir / "baseline" / "baseline.json").read_text())
+    assert baseline["n_rows"] == 309 and set(baseline["features"]) == set(json.loads(
+        (work / "splits" / "train" / "schema.json").read_text())["features"])  # fmt: skip
+    assert all(len(f["bin_shares"]) == len(f["bin_edges"]) + 1 for f in baseline["features"].values())
+    assert [a.path for a in client.list_artifacts(model_run_id, "baseline")] == ["baseline/baseline.json"]
 
     mlflow.set_tracking_uri(tracking_server.uri)
     test = pd.read_csv(work / "splits" / "test" / "test.csv")

@@ -22,6 +22,7 @@ import joblib
 import numpy as np
 from container_paths import opt_ml
 from dataset import DataError, TableSchema, read_split
+from drift import BASELINE_FILE, baseline
 from model_quality import validation_metrics
 from tabular_model import NUMERIC, LabelEncodedClassifier, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
@@ -29,6 +30,7 @@ from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 MODEL_FILE = "model.joblib"
 MLFLOW_MODEL_DIR = "mlflow-model"  # the same model as an MLflow model, inside model.tar.gz too
 RUN_FILE = "mlflow_run.json"
+BASELINE_DIR = "baseline"  # the training split's statistics (drift.py), inside model.tar.gz and in MLflow
 _TRIAL_SUFFIX = re.compile(r"-\d{3}-[0-9a-f]{8}$")  # tuning trials are <tuning job>-NNN-xxxxxxxx
 
 
@@ -149,6 +151,7 @@ def log_to_mlflow(
     with tracking.run(run_name=tags["sagemaker.job_name"], tags=tags, resume_key="sagemaker.job_name") as run_id:
         tracking.log(run_id, params=params, metrics=metrics)
         tracking.log_artifacts(run_id, str(model_dir / MLFLOW_MODEL_DIR), "model")
+        tracking.log_artifacts(run_id, str(model_dir / BASELINE_DIR), BASELINE_DIR)
         if not (run_id and tracking.enabled):
             return None
         record = {
@@ -194,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
     save_mlflow_model(model, schema, x_train.head(5), args.estimator, model_dir / MLFLOW_MODEL_DIR)
+    (model_dir / BASELINE_DIR).mkdir(exist_ok=True)  # what a batch's drift is measured against
+    statistics = baseline(x_train, {f: schema.column_types[f] for f in schema.features}, schema.na_values)
+    (model_dir / BASELINE_DIR / BASELINE_FILE).write_text(json.dumps(statistics, indent=1, ensure_ascii=False))
 
     # The tuner reads these lines with the configured regex; keep their format stable.
     for name, value in validation.items():
