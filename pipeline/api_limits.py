@@ -2,7 +2,7 @@
 
 A pipeline step's `Arguments` are, apart from the job name SageMaker adds, the request of
 one API call (CreateProcessingJob, CreateTrainingJob, CreateHyperParameterTuningJob,
-CreateModelPackage). botocore's `ParamValidator`, which boto3 runs before sending a
+CreateModelPackage, CreateModel, CreateTransformJob). botocore's `ParamValidator`, which boto3 runs before sending a
 request, checks types, required members and `min` only. The service model
 (botocore/data/sagemaker/2017-07-24/service-2.json) also declares `max`, `pattern` and
 `enum` on its shapes; SageMaker enforces those when a job starts, hours into an
@@ -52,6 +52,8 @@ JOB_OPERATIONS: dict[str, tuple[str, str | None]] = {
     "Training": ("CreateTrainingJob", "TrainingJobName"),
     "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName"),
     "RegisterModel": ("CreateModelPackage", None),
+    "Model": ("CreateModel", "ModelName"),
+    "Transform": ("CreateTransformJob", "TransformJobName"),
 }
 _EXPRESSION_KEYS = frozenset({"Get", "Std:Join", "Std:JsonGet"})
 _SAMPLE_JOB_NAME = "sample-job-name"  # satisfies every job-name pattern and length

@@ -659,6 +659,44 @@ class DeploymentSettings(_Strict):
         return next((s for s in self.stages if name in {s.name, s.lifecycle_stage}), None)
 
 
+class DriftSettings(_Strict):
+    """`batch.drift`: the thresholds of `pipeline/steps/scripts/drift.py`'s statistics, and
+    what drift does: `fail` the execution (nothing is scored), or `flag` it (the condition
+    records the outcome and the batch is scored anyway)."""
+
+    action: Literal["fail", "flag"] = "fail"
+    psi: float = Field(default=0.2, gt=0, le=10)
+    js_distance: float = Field(default=0.1, gt=0, le=1)
+    unseen_share: float = Field(default=0.05, gt=0, le=1)
+    missing_share_increase: float = Field(default=0.1, gt=0, le=1)
+
+    def thresholds(self) -> dict[str, float]:
+        return {"psi": self.psi, "js_distance": self.js_distance, "unseen_share": self.unseen_share,
+                "missing_share_increase": self.missing_share_increase}  # fmt: skip
+
+
+class BatchSettings(_Strict):
+    """`batch`: the batch inference pipeline (`--pipeline batch`): score `input_uri` with a
+    model package into `output_uri` through a batch transform job, after a drift check of
+    the input against the model's training baseline. The package is the one the alias
+    (default: the last stage's, else `champion`) holds when the execution starts, or
+    `--param ModelPackageArn=...`."""
+
+    pipeline_name: PipelineName | None = Field(default=None, description="default: <pipeline.name>-batch")
+    input_uri: S3Uri | None = Field(default=None, description="default: <s3 base>/batch/input/")
+    output_uri: S3Uri | None = Field(default=None, description="default: <s3 base>/batch/output/")
+    alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")] | None = None
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=100)
+    max_payload_mb: int = Field(default=6, ge=1, le=100)  # CreateTransformJob MaxPayloadInMB
+    join_input: bool = Field(default=False, description="each output line: the input row, then its prediction")
+    content_type: Literal["text/csv"] = "text/csv"
+    accept: Literal["text/csv", "application/json"] = Field(
+        default="text/csv", description="application/json adds class probabilities for classifiers"
+    )
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+
 class InfraSettings(_Strict):
     """The `infra` section: what the CDK app deploys (infra/app.py reads it)."""
 
@@ -729,6 +767,7 @@ class PipelineConfig(_Strict):
     caching: CachingSettings = Field(default_factory=CachingSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     infra: InfraSettings | None = None
 
     @model_validator(mode="after")
@@ -762,3 +801,12 @@ class PipelineConfig(_Strict):
     @property
     def s3_base(self) -> str:
         return f"s3://{self.aws.default_bucket}/{self.aws.prefix.strip('/')}"
+
+    @property
+    def batch_pipeline_name(self) -> str:
+        return self.batch.pipeline_name or f"{self.pipeline.name}-batch"[:256]
+
+    @property
+    def batch_alias(self) -> str:
+        """The alias whose package a batch scores by default: production's, as an endpoint would."""
+        return self.batch.alias or (self.deployment.stages[-1].alias if self.deployment.stages else "champion")

@@ -200,7 +200,8 @@ def extended_schema() -> tuple[dict[str, Any], list[str]]:
 
 STEP_DEFINITIONS = {
     "Processing": "ProcessingStep", "Training": "TrainingStep", "Tuning": "TuningStep", "Condition": "ConditionStep",
-    "RegisterModel": "RegisterModelStep", "Fail": "FailStep",
+    "RegisterModel": "RegisterModelStep", "Fail": "FailStep", "Model": "CreateModelStep",
+    "Transform": "TransformStep",
 }  # fmt: skip
 
 

@@ -249,3 +249,38 @@ def test_building_a_definition_never_imports_the_cli_nor_local_mode_the_builder(
     assert out.strip() == "[]"
     probe = "import sys, pipeline.local.driver; print('pipeline.definition' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+BATCH_VARIANTS = {"fail": [], "flag-joined-json": ["batch.drift.action=flag", "batch.join_input=true",
+                                                   "batch.accept=application/json"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(BATCH_VARIANTS))
+def test_the_batch_pipeline_passes_the_same_two_checks(variant: str) -> None:
+    """CreateModel from the package, the drift check, its gate and the transform: each
+    request valid by botocore's validator and the service model's limits, and the whole
+    by the extended public schema."""
+    from pipeline.definition.batch import BatchStepNames
+
+    definition = json.loads(render_definition(load_config(DEFAULT_CONFIG, overrides=BATCH_VARIANTS[variant]),
+                                              which="batch"))  # fmt: skip
+    assert {s["Type"] for s in job_steps(definition)} == {"Model", "Processing", "Transform"}
+    assert api_request_errors(definition) == {} and schema_errors(definition) == []
+    steps = steps_by_name(definition)
+    transform = steps[BatchStepNames.TRANSFORM]["Arguments"]
+    assert transform["BatchStrategy"] == "MultiRecord" and transform["TransformInput"]["SplitType"] == "Line"
+    assert transform["ModelName"] == {"Get": f"Steps.{BatchStepNames.CREATE_MODEL_STEP}.ModelName"}
+    model = steps[BatchStepNames.CREATE_MODEL_STEP]["Arguments"]
+    assert model["Containers"] == [{"ModelPackageName": {"Get": "Parameters.ModelPackageArn"}}]
+    gate = steps[BatchStepNames.DRIFT_GATE]["Arguments"]
+    if variant == "fail":  # the transform waits for the gate; drift fails the execution instead
+        assert [s["Name"] for s in gate["IfSteps"]] == [BatchStepNames.TRANSFORM]
+        assert [s["Name"] for s in gate["ElseSteps"]] == [BatchStepNames.DRIFT_FAILED]
+    else:
+        assert gate["IfSteps"] == gate["ElseSteps"] == []
+        assert transform["DataProcessing"] == {"JoinSource": "Input"} and transform["TransformOutput"]["Accept"] == (
+            "application/json"
+        )
+    assert [p["Name"] for p in definition["Parameters"]] == [
+        "BatchInputUri", "BatchOutputUri", "ModelPackageArn", "ModelDataUri",
+    ]  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.api_limits import check_definition, enum_values
 from pipeline.atomic_file import write_atomically
@@ -21,6 +21,8 @@ from pipeline.errors import ConfigError
 from pipeline.estimators import estimator_problems
 from pipeline.sdk_session import clients_on_first_use, pipeline_session
 from pipeline.steps.context import BuildContext, Parameters, StepNames
+
+PipelineKind = Literal["training", "batch"]  # `--pipeline`: the two pipelines one config describes
 
 __all__ = ["StepNames", "build_pipeline", "check_estimator", "render_definition", "render_definition_cached"]
 
@@ -72,9 +74,25 @@ def _image_uri(cfg: PipelineConfig) -> str:
     )
 
 
-def build_pipeline(cfg: PipelineConfig, session: Any = None) -> Any:
-    """The SageMaker Pipeline for a config. Makes no AWS call and uploads nothing:
-    code is referenced by content address (see `code_bundle`)."""
+def _context(cfg: PipelineConfig, session: Any) -> BuildContext:
+    check_estimator(cfg)
+    return BuildContext(
+        cfg=cfg,
+        session=session or pipeline_session(cfg),
+        params=_parameters(cfg),
+        code=code_bundle(cfg),
+        image_uri=_image_uri(cfg),
+    )
+
+
+def build_pipeline(cfg: PipelineConfig, session: Any = None, which: PipelineKind = "training") -> Any:
+    """The SageMaker Pipeline for a config: the training one, or the batch inference one
+    (`pipeline/definition/batch.py`). Makes no AWS call and uploads nothing: code is
+    referenced by content address (see `code_bundle`)."""
+    if which == "batch":
+        from pipeline.definition.batch import build_batch_pipeline
+
+        return build_batch_pipeline(cfg, _context(cfg, session))
     from sagemaker.workflow.pipeline import Pipeline
 
     from pipeline.steps.evaluation import evaluation_step
@@ -84,14 +102,7 @@ def build_pipeline(cfg: PipelineConfig, session: Any = None) -> Any:
     from pipeline.steps.training import training_step
     from pipeline.steps.tuning import best_model_uri, tuning_step
 
-    check_estimator(cfg)
-    ctx = BuildContext(
-        cfg=cfg,
-        session=session or pipeline_session(cfg),
-        params=_parameters(cfg),
-        code=code_bundle(cfg),
-        image_uri=_image_uri(cfg),
-    )
+    ctx = _context(cfg, session)
     preprocess = preprocess_step(ctx)
     if cfg.tuning.enabled:
         fit = tuning_step(ctx, preprocess)
@@ -123,7 +134,7 @@ def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
+def render_definition(cfg: PipelineConfig, session: Any = None, which: PipelineKind = "training") -> str:
     """The definition JSON, canonical: equal configs give byte-identical text.
 
     Every verb that renders (render, upsert, graph, run --local) comes through here, so a
@@ -134,7 +145,7 @@ def render_definition(cfg: PipelineConfig, session: Any = None) -> str:
 
     with warnings.catch_warnings(), clients_on_first_use(cfg.aws.region) as boto_session:
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-        pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session))
+        pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session), which)
         definition = _strip_build_noise(json.loads(pipeline.definition()))
     check_definition(definition)
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
@@ -150,7 +161,7 @@ def _builder_digest() -> str:
     return files_digest({str(path.relative_to(package)): path.read_bytes() for path in builder})
 
 
-def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
+def render_definition_cached(cfg: PipelineConfig, cache_dir: Path, which: PipelineKind = "training") -> str:
     """`render_definition`, memoised on disk by everything the output depends on: the
     validated config, the scripts' content address, this builder's own source and the SDK
     version, and botocore's version (its service model sets the limits checked, and the
@@ -161,6 +172,7 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
     material = json.dumps(
         {
             "config": cfg.model_dump(mode="json"),
+            "pipeline": which,
             "code": code_bundle(cfg).digest,
             "builder": _builder_digest(),
             "sdk": version("sagemaker"),
@@ -171,6 +183,6 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path) -> str:
     path = cache_dir / f"{hashlib.sha256(material.encode()).hexdigest()[:32]}.json"
     if path.exists():
         return path.read_text()
-    text = render_definition(cfg)
+    text = render_definition(cfg, which=which)
     write_atomically(path, text)
     return text

@@ -38,7 +38,10 @@ def processing_step(
     display_name: str,
     description: str,
     property_files: list[Any] | None = None,
+    script: str | None = None,
 ) -> Any:
+    """`script`: another bundled script than the step settings' own (whose `arguments`
+    are then not passed: they are that script's)."""
     from sagemaker.processing import ProcessingInput, ScriptProcessor
     from sagemaker.workflow.steps import ProcessingStep
 
@@ -61,7 +64,9 @@ def processing_step(
         code=ctx.code.entrypoint_uri,
         inputs=[*inputs, scripts],
         outputs=outputs,
-        arguments=[settings.script, *arguments, *script_arguments(settings.arguments)],
+        arguments=[script, *arguments]
+        if script
+        else [settings.script, *arguments, *script_arguments(settings.arguments)],
     )
     return ProcessingStep(
         name=name,

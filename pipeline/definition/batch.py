@@ -1,0 +1,184 @@
+"""Config in, batch inference pipeline out: `build_batch_pipeline` (pure, offline).
+
+CreateModel (a ModelStep from the model package) → DriftCheck (a processing job comparing
+the input with the model's training baseline, `drift_check.py`) → DriftGate (a condition
+on the drift report's `worst_ratio`) → Transform (a batch transform job: split by line,
+multi-record batches). With `batch.drift.action: fail` the transform runs only when the
+gate passes and a `Fail` step names the drifting feature otherwise; with `flag` the
+transform does not wait for the gate, which only records its outcome.
+
+Parameters: `BatchInputUri`, `BatchOutputUri`, `ModelPackageArn` and `ModelDataUri` (the
+package's model.tar.gz, which holds the baseline). `start --pipeline batch` fills the last
+two from the package the alias holds when none is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config import PipelineConfig
+
+__all__ = ["BatchParameters", "BatchStepNames", "build_batch_pipeline"]
+
+DRIFT_REPORT_NAME = "DriftReport"
+DRIFT_REPORT_FILE = "drift_report.json"
+DRIFT_OUTPUT = "drift"
+
+
+class BatchStepNames:
+    CREATE_MODEL = "CreateModel"
+    CREATE_MODEL_STEP = "CreateModel-CreateModel"  # the SDK appends "-CreateModel" to a ModelStep's name
+    DRIFT_CHECK = "DriftCheck"
+    DRIFT_GATE = "DriftGate"
+    DRIFT_FAILED = "DriftDetected"
+    TRANSFORM = "Transform"
+
+
+@dataclass(frozen=True)
+class BatchParameters:
+    input_uri: Any
+    output_uri: Any
+    model_package_arn: Any
+    model_data_uri: Any
+
+    def all(self) -> list[Any]:
+        return [self.input_uri, self.output_uri, self.model_package_arn, self.model_data_uri]
+
+
+def _parameters(cfg: PipelineConfig) -> BatchParameters:
+    from sagemaker.workflow.parameters import ParameterString
+
+    base = cfg.s3_base
+    return BatchParameters(
+        input_uri=ParameterString("BatchInputUri", default_value=cfg.batch.input_uri or f"{base}/batch/input/"),
+        output_uri=ParameterString("BatchOutputUri", default_value=cfg.batch.output_uri or f"{base}/batch/output/"),
+        model_package_arn=ParameterString("ModelPackageArn", default_value="resolved-at-start"),
+        model_data_uri=ParameterString("ModelDataUri", default_value="s3://resolved-at-start/model.tar.gz"),
+    )
+
+
+def _package_model_class() -> Any:
+    from sagemaker.model import Model
+
+    class PackageModel(Model):  # type: ignore[misc]
+        """CreateModel of `{"ModelPackageName": <parameter>}`. The SDK's own ModelPackage
+        needs a literal ARN and, building, describes the package and approves it (an AWS
+        call, and a change): a build must make neither."""
+
+        def __init__(self, package_arn: Any, **kwargs: Any) -> None:
+            super().__init__(image_uri="", **kwargs)
+            self.package_arn = package_arn
+
+        def _create_sagemaker_model(self, *args: Any, **kwargs: Any) -> None:
+            self._set_model_name_if_needed()
+            self.sagemaker_session.create_model(self.name, self.role, {"ModelPackageName": self.package_arn})
+
+    return PackageModel
+
+
+def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
+    """The batch Pipeline. `ctx` is the training build's `BuildContext` (session, image,
+    code bundle, job environment); its parameters are the training pipeline's and unused."""
+    from sagemaker.processing import ProcessingInput, ProcessingOutput
+    from sagemaker.transformer import Transformer
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionLessThanOrEqualTo
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.model_step import ModelStep
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.workflow.steps import TransformStep
+
+    from pipeline.steps.job_policies import cache_config
+    from pipeline.steps.processing import processing_step
+
+    batch = cfg.batch
+    params = _parameters(cfg)
+    package = _package_model_class()(params.model_package_arn, role=cfg.aws.role_arn, sagemaker_session=ctx.session)
+    create_model = ModelStep(
+        name=BatchStepNames.CREATE_MODEL,
+        step_args=package.create(instance_type=batch.instance_type),
+        display_name="Create-Model",
+        description="The model of the package being scored (CreateModel from the model package).",
+    )
+    report = PropertyFile(name=DRIFT_REPORT_NAME, output_name=DRIFT_OUTPUT, path=DRIFT_REPORT_FILE)
+    thresholds = [item for name, value in batch.drift.thresholds().items()
+                  for item in (f"--{name.replace('_', '-')}", f"{value:g}")]  # fmt: skip
+    drift = processing_step(
+        ctx,
+        name=BatchStepNames.DRIFT_CHECK,
+        settings_key="evaluate",
+        instance_type=cfg.steps.evaluate.instance_type,
+        inputs=[
+            ProcessingInput(
+                source=params.model_data_uri, destination="/opt/ml/processing/input/model", input_name="model"
+            ),
+            ProcessingInput(source=params.input_uri, destination="/opt/ml/processing/input/data", input_name="data"),
+        ],
+        outputs=[
+            ProcessingOutput(
+                output_name=DRIFT_OUTPUT,
+                source="/opt/ml/processing/output/drift",
+                destination=ctx.output_uri(BatchStepNames.DRIFT_CHECK, DRIFT_OUTPUT),
+            )
+        ],
+        arguments=thresholds,
+        display_name="Drift-Check",
+        description="Compares the batch with the model's training baseline per feature (PSI, Jensen-Shannon "
+        "distance, unseen categories, missing values); writes a Model Monitor style violations file.",
+        property_files=[report],
+        script="drift_check.py",
+    )
+    transformer = Transformer(
+        model_name=create_model.properties.ModelName,
+        instance_count=batch.instance_count,
+        instance_type=batch.instance_type,
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path=params.output_uri,
+        accept=batch.accept,
+        max_payload=batch.max_payload_mb,
+        sagemaker_session=ctx.session,
+    )
+    transform = TransformStep(
+        name=BatchStepNames.TRANSFORM,
+        step_args=transformer.transform(
+            data=params.input_uri,
+            content_type=batch.content_type,
+            split_type="Line",
+            join_source="Input" if batch.join_input else None,
+        ),
+        display_name="Batch-Transform",
+        description="Scores every line of the batch with the model's own inference code; one .out file per input.",
+        cache_config=cache_config(cfg),
+        depends_on=None if batch.drift.action == "fail" else [create_model],
+    )
+    worst = JsonGet(step_name=drift.name, property_file=report, json_path="worst_ratio")
+    failed = FailStep(
+        name=BatchStepNames.DRIFT_FAILED,
+        error_message=Join(
+            on="",
+            values=[
+                "Drift detected: feature ",
+                JsonGet(step_name=drift.name, property_file=report, json_path="worst_feature"),
+                " ",
+                JsonGet(step_name=drift.name, property_file=report, json_path="worst_statistic"),
+                " = ",
+                JsonGet(step_name=drift.name, property_file=report, json_path="worst_value"),
+                " is over its threshold (batch.drift); nothing was scored",
+            ],
+        ),
+    )
+    gated = batch.drift.action == "fail"
+    gate = ConditionStep(
+        name=BatchStepNames.DRIFT_GATE,
+        display_name="Drift-Gate",
+        description="Passes when every feature's drift statistics are within their thresholds (worst ratio <= 1).",
+        conditions=[ConditionLessThanOrEqualTo(left=worst, right=1.0)],
+        if_steps=[transform] if gated else [],
+        else_steps=[failed] if gated else [],
+    )
+    steps = [create_model, drift, gate] if gated else [create_model, drift, gate, transform]
+    return Pipeline(name=cfg.batch_pipeline_name, parameters=params.all(), steps=steps, sagemaker_session=ctx.session)
