@@ -46,11 +46,16 @@ def _quiet_sdk_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _render(cfg: PipelineConfig) -> str:
+def _render(cfg: PipelineConfig, which: str = "training") -> str:
     _quiet_sdk_logs()
     from pipeline.definition import render_definition
 
-    return render_definition(cfg)
+    return render_definition(cfg, which="batch" if which == "batch" else "training")
+
+
+def _pipeline_name(cfg: PipelineConfig, args: argparse.Namespace) -> str:
+    """The SageMaker pipeline a verb acts on: the training one, or `--pipeline batch`'s."""
+    return cfg.batch_pipeline_name if getattr(args, "pipeline", "training") == "batch" else cfg.pipeline.name
 
 
 def _clients(cfg: PipelineConfig) -> tuple[Any, Any]:
@@ -99,7 +104,7 @@ def cmd_validate(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_render(cfg: PipelineConfig, args: argparse.Namespace) -> int:
-    text = _render(cfg)
+    text = _render(cfg, args.pipeline)
     if args.out:
         write_atomically(Path(args.out), text)
         _console(stderr=True).print(f"wrote {args.out} ({len(text)} bytes)")
@@ -112,14 +117,15 @@ def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.code_bundle import code_bundle, upload_bundle
     from pipeline.pipeline_service import PipelineService, aws_errors
 
-    definition = _render(cfg)
+    definition = _render(cfg, args.pipeline)
+    name = _pipeline_name(cfg, args)
     sagemaker_client, s3_client = _clients(cfg)
     bundle = code_bundle(cfg)
     with aws_errors(f"Uploading code to {bundle.s3_prefix}"):
         written = upload_bundle(bundle, s3_client)
     service = PipelineService(sagemaker_client, s3_client)
     arn, created = service.upsert(
-        name=cfg.pipeline.name,
+        name=name,
         definition=definition,
         role_arn=cfg.aws.role_arn,
         description=cfg.pipeline.description,
@@ -129,7 +135,7 @@ def cmd_upsert(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     err.print(
         f"code bundle {bundle.digest}: {written} object(s) uploaded, {len(bundle.objects()) - written} already there"
     )
-    err.print(f"{'created' if created else 'updated'} pipeline {cfg.pipeline.name}")
+    err.print(f"{'created' if created else 'updated'} pipeline {name}")
     print(arn)
     return 0
 
@@ -138,15 +144,34 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.execution_parameters import parse_execution_parameters, refuse_local_inputs
 
     service = _service(cfg)
-    definition = json.loads(service.definition(cfg.pipeline.name))
+    name = _pipeline_name(cfg, args)
+    definition = json.loads(service.definition(name))
     parameters = parse_execution_parameters(args.param, definition)
     refuse_local_inputs(parameters, definition)
-    arn = service.start(cfg.pipeline.name, parameters, display_name=args.display_name)
+    if args.pipeline == "batch":  # the package the alias holds now, unless given
+        parameters.update(_batch_model(cfg, parameters, service))
+    arn = service.start(name, parameters, display_name=args.display_name)
     print(arn)
     if not args.wait:
         return 0
     status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
     return 0 if status == "Succeeded" else 1
+
+
+def _batch_model(cfg: PipelineConfig, given: dict[str, str], service: Any) -> dict[str, str]:
+    """ModelPackageArn and ModelDataUri for a batch: given, else from the MLflow alias's
+    package (the tracking server is `mlflow.tracking_uri`, with the shell's credentials)."""
+    from pipeline.batch_model import model_parameters, package_for_alias
+    from pipeline.pipeline_service import aws_errors
+
+    def describe(arn: str) -> dict[str, Any]:
+        with aws_errors(f"Describing model package {arn}"):
+            return dict(service.sm.describe_model_package(ModelPackageName=arn))
+
+    def alias_holder() -> str:
+        return package_for_alias(cfg.mlflow.tracking_uri, cfg.mlflow.registered_model, cfg.batch_alias)
+
+    return model_parameters(given, describe, alias_holder)
 
 
 def _watch(service: Any, arn: str, definition: dict[str, Any], *, poll_seconds: float, timeout: float) -> str:
@@ -269,7 +294,7 @@ def cmd_graph(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     fmt = "mermaid" if fmt in {"mmd", "txt", ""} else fmt
     if fmt != "mermaid" and fmt not in FORMATS:
         raise UsageError(f"--out {args.out}: write .mmd, .png or .svg (or say --format)")
-    nodes = step_graph(json.loads(_render(cfg)))
+    nodes = step_graph(json.loads(_render(cfg, args.pipeline)))
     view = _local_view(Path(args.workspace), args.execution) if args.execution else None
     body = mermaid(nodes, view.states if view else None).encode() if fmt == "mermaid" else picture(nodes, fmt, view)
     if not args.out:
@@ -292,6 +317,9 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
     _quiet_sdk_logs()
     workspace = Path(args.workspace)
+    which = "batch" if args.pipeline == "batch" else "training"
+    if which == "batch" and args.approve:
+        raise UsageError("--approve is for the training pipeline: a batch registers no model package")
     parameters: dict[str, str] = {}
 
     def check(definition: dict[str, Any]) -> None:
@@ -304,11 +332,12 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         example_data=args.example_data,
         approve=args.approve,
         workspace=workspace,
+        pipeline=which,
     )
     with stop_on_sigterm():
         record = run_local(
             cfg,
-            lambda: json.loads(render_definition_cached(cfg, workspace / "definitions")),
+            lambda: json.loads(render_definition_cached(cfg, workspace / "definitions", which)),
             options,
             _console(stderr=True),
             check=check,
@@ -488,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb("validate", cmd_validate, "Check the config only (no SageMaker SDK import).")
     render = verb("render", cmd_render, "Print the pipeline definition JSON (canonical, deterministic).")
     render.add_argument("--out", help="write to this file instead of stdout")
-    verb("upsert", cmd_upsert, "Upload the code bundle and create or update the pipeline; prints its ARN.")
+    upsert = verb("upsert", cmd_upsert, "Upload the code bundle and create or update the pipeline; prints its ARN.")
     start = verb("start", cmd_start, "Start an execution; prints its ARN.")
     start.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")
     start.add_argument("--display-name", help="execution display name")
@@ -543,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "png", "svg"], help="default: the suffix of --out, else mermaid")
     graph.add_argument("--execution", help="mark each step with its state in this local execution (id or 'latest')")
     graph.add_argument("--workspace", default=".local", help="local workspace holding executions")
+    for sub in (render, upsert, start, run, graph):
+        sub.add_argument("--pipeline", choices=["training", "batch"], default="training",
+                         help="the training pipeline, or the batch inference one (the batch section)")  # fmt: skip
     return parser
 
 

@@ -61,8 +61,9 @@ def example_frame(name: str) -> Any:
     raise ValueError(f"unknown example {name!r} (choose from {', '.join(EXAMPLES)})")
 
 
-def write_example_csv(path: Path | str, name: str = "diabetes") -> Path:
-    frame = example_frame(name)
+def write_example_csv(path: Path | str, name: str = "diabetes", drop: list[str] | None = None) -> Path:
+    """The example as CSV; `drop`: columns left out (the target, for rows to score)."""
+    frame = example_frame(name).drop(columns=drop or [])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -29,6 +29,7 @@ _KEY_FIELDS = {
         "Environment", "HyperParameters", "InputDataConfig",
     ),
     "Tuning": ("HyperParameterTuningJobConfig", "TrainingJobDefinition"),
+    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput"),
     "RegisterModel": None,  # not cached by SageMaker; locally: the whole request (see runner)
 }  # fmt: skip
 _TUNING_DEFINITION_FIELDS = (
@@ -58,6 +59,8 @@ def input_uris(step_type: str, arguments: Mapping[str, Any]) -> list[str]:
     hyperparameters = definition.get("HyperParameters") or definition.get("StaticHyperParameters") or {}
     if "sagemaker_submit_directory" in hyperparameters:
         uris.append(json.loads(hyperparameters["sagemaker_submit_directory"]))
+    if step_type == "Transform":
+        uris.append(arguments["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
     return sorted(set(uris))
 
 

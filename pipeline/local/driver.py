@@ -14,7 +14,9 @@ from typing import Any
 from rich.console import Console
 
 from mlflow_bridge.contract import UNTRACKED_RUN
+from pipeline.batch_model import model_parameters, package_for_alias
 from pipeline.config import PipelineConfig
+from pipeline.errors import UsageError
 from pipeline.local.execution_graph import log_execution_graph
 from pipeline.local.inputs import UnsupportedInput
 from pipeline.local.jobs import LocalJobRunner
@@ -37,6 +39,7 @@ class LocalRunOptions:
     example_data: str | None = None  # an EXAMPLES name, or "auto": the task's example
     approve: bool = False
     workspace: Path = DEFAULT_WORKSPACE
+    pipeline: str = "training"  # or "batch": `--pipeline`
 
 
 def sagemaker_client(endpoint: str, region: str) -> Any:
@@ -56,15 +59,22 @@ def stage(cfg: PipelineConfig, definition: dict[str, Any], workspace: Workspace,
         workspace.put(uri, body)
     if options.example_data:
         defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+        parameter = "BatchInputUri" if options.pipeline == "batch" else "InputDataUri"
+        uri = options.parameters.get(parameter) or defaults[parameter]
         try:
-            target = workspace.source(options.parameters.get("InputDataUri") or defaults["InputDataUri"])
+            target = workspace.source(uri)
         except UnsupportedInput:
             return  # the step that reads it reports the URI
-        if not target.exists():
-            from pipeline.example_data import TASK_EXAMPLE, write_example_csv
+        if target.exists() and (target.is_file() or any(target.iterdir())):
+            return
+        from pipeline.example_data import TASK_EXAMPLE, write_example_csv
 
-            name = options.example_data
-            write_example_csv(target, TASK_EXAMPLE[cfg.training.task] if name == "auto" else name)
+        name = TASK_EXAMPLE[cfg.training.task] if options.example_data == "auto" else options.example_data
+        if options.pipeline == "batch":  # rows to score: the features, without the target
+            target = target / f"{name}.csv" if uri.endswith("/") or target.is_dir() else target
+            write_example_csv(target, name, drop=[cfg.data.target])
+        else:
+            write_example_csv(target, name)
 
 
 def _output_folder(record: ExecutionRecord, workspace: Workspace, output_name: str) -> Path | None:
@@ -106,10 +116,26 @@ def run_local(
             check(definition)
             stage(cfg, definition, workspace, options)
             registry = registry_for(cfg, workspace, services)  # one emulator connection and journal replay
+            if options.pipeline == "batch":  # the package the alias holds now, unless given
+                options.parameters.update(_batch_model(cfg, options.parameters, services, registry))
             record = _execute(cfg, definition, options, console, workspace, services, registry)
-            if options.approve and record.status == "Succeeded":
+            if options.approve and record.status == "Succeeded" and options.pipeline == "training":
                 approve_and_serve(cfg, record, workspace, services, registry, console, keep=options.keep_services)
             return record
+
+
+def _batch_model(
+    cfg: PipelineConfig, given: Mapping[str, str], services: LocalServices, registry: LocalRegistry
+) -> dict[str, str]:
+    def alias_holder() -> str:
+        return package_for_alias(services.tracking_uri, cfg.mlflow.registered_model, cfg.batch_alias)
+
+    def describe(arn: str) -> dict[str, Any]:
+        if not registry.exists(arn):
+            raise UsageError(f"model package {arn} is not in the local registry")
+        return dict(registry.client.describe_model_package(ModelPackageName=arn))
+
+    return model_parameters(given, describe, alias_holder)
 
 
 def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:
@@ -204,7 +230,7 @@ def _execute(
             jobs=jobs,
             registry=registry,
             parameters=options.parameters,
-            pipeline_name=cfg.pipeline.name,
+            pipeline_name=cfg.batch_pipeline_name if options.pipeline == "batch" else cfg.pipeline.name,
             use_cache=options.use_cache,
             region=cfg.aws.region,
             account=cfg.aws.account,

@@ -115,7 +115,7 @@ def _channels(raw: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[StepI
 
 
 def step_inputs(step_type: str, raw: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[StepInput]:
-    """The data a Processing, Training or Tuning step reads. `raw` is the step's Arguments
+    """The data a Processing, Training, Tuning or Transform step reads. `raw` is the step's Arguments
     as written in the definition (to see which parameter a URI is), `resolved` the same
     with every expression evaluated."""
     if step_type == "Processing":
@@ -133,6 +133,10 @@ def step_inputs(step_type: str, raw: Mapping[str, Any], resolved: Mapping[str, A
         return _channels(raw, resolved)
     if step_type == "Tuning":
         return _channels(raw.get("TrainingJobDefinition", {}), resolved.get("TrainingJobDefinition", {}))
+    if step_type == "Transform":
+        written = raw.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+        uri = resolved["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        return [StepInput(uri, "data", referenced_parameter(written) or "")]
     return []
 
 

@@ -35,6 +35,7 @@ from pipeline.local.workspace import Workspace
 __all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "log_tail", "map_container_paths"]
 
 OPT_ML = "/opt/ml"
+TRANSFORM_JOB = Path(__file__).with_name("transform_job.py")
 MEASURED_CHILD = Path(__file__).with_name("measured_child.py")
 
 
@@ -251,3 +252,39 @@ class LocalJobRunner:
         model_artifacts = f"{output_path}/{job_name}/output/model.tar.gz"
         self.workspace.put(model_artifacts, archive.getvalue())
         return JobResult(job_name, log_path, metrics, model_artifacts)
+
+    def transform(self, job_name: str, arguments: Mapping[str, Any], container: Mapping[str, Any]) -> JobResult:
+        """A CreateTransformJob request, served by the model's `container` (its ModelDataUrl
+        and the Environment naming its inference program and code) in a job process
+        (`transform_job.py`); the `.out` files go to `S3OutputPath`."""
+        job_dir = self.jobs_root / job_name
+        opt_ml = job_dir / "opt" / "ml"
+        model_dir, code_dir, input_dir, output_dir = (opt_ml / n for n in ("model", "code", "input", "output"))
+        for folder in (model_dir, code_dir, output_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        environment = dict(container.get("Environment", {}))
+        for archive, into in (
+            (container["ModelDataUrl"], model_dir),
+            (environment["SAGEMAKER_SUBMIT_DIRECTORY"], code_dir),
+        ):
+            with tarfile.open(fileobj=io.BytesIO(self.workspace.path(archive).read_bytes())) as tar:
+                tar.extractall(into, filter="data")
+        source = arguments["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        self.workspace.download(source, input_dir)
+        spec = {
+            "model_dir": str(model_dir), "source_dir": str(code_dir), "program": environment["SAGEMAKER_PROGRAM"],
+            "input": str(input_dir), "output": str(output_dir),
+            "content_type": arguments["TransformInput"].get("ContentType", "text/csv"),
+            "split": arguments["TransformInput"].get("SplitType", "None"),
+            "strategy": arguments.get("BatchStrategy", "MultiRecord"),
+            "max_payload_mb": int(arguments.get("MaxPayloadInMB", 6)),
+            "accept": arguments["TransformOutput"].get("Accept", "text/csv"),
+            "join_input": arguments.get("DataProcessing", {}).get("JoinSource") == "Input",
+        }  # fmt: skip
+        spec_path = job_dir / "transform.json"
+        spec_path.write_text(json.dumps(spec, indent=2))
+        env = self._base_env(opt_ml, environment)
+        log_path = self.log_path(job_name)
+        self._run([sys.executable, str(TRANSFORM_JOB), str(spec_path)], env, job_dir, job_name, log_path)
+        self.workspace.upload_dir(output_dir, arguments["TransformOutput"]["S3OutputPath"])
+        return JobResult(job_name, log_path)

@@ -93,7 +93,8 @@ def summary(record: ExecutionRecord, tracking_uri: str, report: dict[str, Any] |
             rows.append(("MLflow run", f"{run_id} ({tracking_uri}/#/runs/{run_id})"))
     for step in record.steps.values():
         if step.type == "Condition" and step.properties:
-            rows.append(("quality gate", "passed" if step.properties.get("Outcome") == "True" else "failed"))
+            label = (step.display_name or step.name).replace("-", " ").lower()  # "quality gate", "drift gate"
+            rows.append((label, "passed" if step.properties.get("Outcome") == "True" else "failed"))
         if step.type == "RegisterModel" and step.properties.get("ModelPackageArn"):
             rows.append(("model package", step.properties["ModelPackageArn"]))
     rows.append(("MLflow UI", tracking_uri))

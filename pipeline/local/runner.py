@@ -35,7 +35,8 @@ from pipeline.local.workspace import Workspace
 
 __all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "execution_view", "load_execution"]
 
-CACHEABLE = {"Processing", "Training", "Tuning", "RegisterModel"}
+# The step types local mode runs beside Condition and Fail (cached as `_cacheable` says).
+CACHEABLE = {"Processing", "Training", "Tuning", "RegisterModel", "Model", "Transform"}
 
 
 @dataclass
@@ -137,6 +138,7 @@ class LocalExecution:
         self.nodes: dict[str, StepNode] = step_graph(definition)
         self.order = topological_order(self.nodes)
         self.cache = CacheStore(workspace.root / "cache")
+        self.models: dict[str, dict[str, Any]] = {}  # ModelName -> its container, for Transform steps
         pipeline = pipeline_name
         execution_id = _new_execution_id()
         arn = f"arn:aws:sagemaker:{region}:{account}:pipeline/{pipeline}/execution/{execution_id}"
@@ -254,13 +256,15 @@ class LocalExecution:
         # SageMaker would refuse the call; a local input is checked as the upload it stands for
         if refused := request_violations(node.name, node.type, as_uploaded(arguments)):
             raise StepFailed("; ".join(map(str, refused)))
-        if node.type != "RegisterModel":
+        if node.type not in {"RegisterModel", "Model"}:
             self.registry.prepare_in_background()  # while the job runs
         result = {
             "Processing": self._processing,
             "Training": self._training,
             "Tuning": self._tuning,
             "RegisterModel": self._register,
+            "Model": self._model,
+            "Transform": self._transform,
         }[node.type](node, step, arguments)
         self._apply(node, step, result)
         if key is not None:
@@ -304,6 +308,8 @@ class LocalExecution:
             return self.workspace.path(properties["ModelArtifacts"]["S3ModelArtifacts"]).exists()
         if step_type == "RegisterModel":
             return self.registry.exists(properties["ModelPackageArn"])
+        if step_type == "Transform":
+            return self.workspace.path(properties["TransformOutput"]["S3OutputPath"]).exists()
         return True
 
     def _apply(self, node: StepNode, step: StepRecord, result: StepResult) -> None:
@@ -420,3 +426,37 @@ class LocalExecution:
     def _register(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
         arn = self.registry.register(arguments)
         return StepResult(detail=arn, properties={"ModelPackageArn": arn})
+
+    def _model(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
+        """CreateModel: the container of the model package it names (DescribeModelPackage's
+        InferenceSpecification), or the one it gives; later Transform steps serve it."""
+        (container,) = arguments.get("Containers") or [arguments["PrimaryContainer"]]
+        if "ModelPackageName" in container:
+            arn = container["ModelPackageName"]
+            if not self.registry.exists(arn):
+                raise StepFailed(f"model package {arn} is not in the local registry")
+            described = self.registry.client.describe_model_package(ModelPackageName=arn)
+            container = {**described["InferenceSpecification"]["Containers"][0], "ModelPackageName": arn}
+        name = f"pipelines-{self.record.id}-{node.name}".lower()[:63].rstrip("-")
+        self.models[name] = container
+        return StepResult(detail=container.get("ModelPackageName", container.get("ModelDataUrl", "")),
+                          properties={"ModelName": name, "PrimaryContainer": container})  # fmt: skip
+
+    def _transform(self, node: StepNode, step: StepRecord, arguments: dict[str, Any]) -> StepResult:
+        model_name = arguments["ModelName"]
+        if model_name not in self.models:
+            raise StepFailed(f"model {model_name} was not created in this execution")
+        job_name = self._start_job(node, step)
+        result = self.jobs.transform(job_name, arguments, self.models[model_name])
+        lines = result.log_path.read_text(errors="replace").strip().splitlines()
+        return StepResult(
+            job_name=job_name,
+            log=str(result.log_path),
+            detail=lines[-1] if lines else "",
+            properties={
+                "TransformJobName": job_name,
+                "TransformJobStatus": "Completed",
+                "ModelName": model_name,
+                "TransformOutput": arguments["TransformOutput"],
+            },
+        )

@@ -1,0 +1,55 @@
+"""Which model package a batch scores: the one an MLflow alias holds when it starts.
+
+The batch pipeline takes `ModelPackageArn` and `ModelDataUri` (the package's
+model.tar.gz, which holds the training baseline the drift check reads) as parameters, so
+one definition scores with whichever package is current. `start --pipeline batch` and
+`run --local --pipeline batch` fill them: from `--param ModelPackageArn=...`, else from the
+alias (`batch.alias`; default the last stage's, else `champion`), whose MLflow version the
+bridge tags with its package ARN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mlflow_bridge.contract import Tags
+from pipeline.errors import UsageError
+
+__all__ = ["MODEL_PARAMETERS", "model_parameters", "package_for_alias"]
+
+MODEL_PARAMETERS = ("ModelPackageArn", "ModelDataUri")
+
+
+def package_for_alias(tracking_uri: str, registered_model: str, alias: str) -> str:
+    """The package ARN the alias's version links. Raises UsageError when the model, the
+    alias or the link is missing (nothing to score with)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = MlflowClient(tracking_uri).get_model_version_by_alias(registered_model, alias)
+    except MlflowException:
+        raise UsageError(
+            f"no model to score: {registered_model}@{alias} does not exist in MLflow at {tracking_uri} "
+            "(approve and promote a package first, or pass --param ModelPackageArn=...)"
+        ) from None
+    arn = version.tags.get(Tags.PACKAGE_ARN, "")
+    if not arn:
+        raise UsageError(f"{registered_model} version {version.version} (@{alias}) links no model package")
+    return arn
+
+
+def model_parameters(
+    given: Mapping[str, str], describe: Callable[[str], dict[str, Any]], resolve_alias: Callable[[], str]
+) -> dict[str, str]:
+    """`ModelPackageArn` (given, else the alias's) and `ModelDataUri` (given, else the
+    package's first inference container's ModelDataUrl, from DescribeModelPackage)."""
+    arn = given.get("ModelPackageArn") or resolve_alias()
+    data = given.get("ModelDataUri")
+    if not data:
+        containers = describe(arn).get("InferenceSpecification", {}).get("Containers", [])
+        if not containers or not containers[0].get("ModelDataUrl"):
+            raise UsageError(f"model package {arn} has no ModelDataUrl: pass --param ModelDataUri=s3://...")
+        data = containers[0]["ModelDataUrl"]
+    return {"ModelPackageArn": arn, "ModelDataUri": data}
