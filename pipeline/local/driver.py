@@ -242,8 +242,11 @@ def _execute(
     if not services.tracking_unavailable:
         evaluated_run = str((report or {}).get("mlflow", {}).get("run_id", ""))  # Evaluate's: the model's run
         evaluated_run = "" if evaluated_run == UNTRACKED_RUN else evaluated_run
-        console.print(log_execution_graph(record, definition, workspace.root / "executions", services.tracking_uri,
-                                          cfg.mlflow.experiment, evaluated_run))  # fmt: skip
+        executions = workspace.root / "executions"
+        line = log_execution_graph(
+            record, definition, executions, lambda: services.tracking_uri, cfg.mlflow.experiment, evaluated_run
+        )
+        console.print(line)
     if options.keep_services:
         console.print(f"services left running: MLflow {services.tracking_address}, registry {services.moto_endpoint}")
     return record

@@ -10,6 +10,7 @@ keeps the two spellings equal).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +30,30 @@ def log_execution_graph(
     record: ExecutionRecord,
     definition: dict[str, Any],
     executions_root: Path,
-    tracking_uri: str,
+    tracking_uri: Callable[[], str],
     experiment: str,
     last_run_id: str = "",
 ) -> str:
     """Draw, write and log the picture; returns one line for the console saying where it
-    went (or why not: no Graphviz, no run of this execution, MLflow not answering). Never
-    raises for these: the picture is a report, not a step."""
+    went (or why not: no Graphviz, a fully cached execution, MLflow not answering). Never
+    raises for these: the picture is a report, not a step. `tracking_uri` is asked only
+    when a job ran: a fully cached rerun never waits for the MLflow server."""
     try:
         png = picture(step_graph(definition), "png", execution_view(record))
     except UsageError as exc:
         return f"graph not drawn: {exc}"
     path = executions_root / record.id / GRAPH_FILE
     write_atomically(path, png)
+    if not any(step.job_name and step.status in {"Succeeded", "Failed", "Stopped"} for step in record.steps.values()):
+        return f"graph: {path} (not logged to MLflow: no job of this execution ran)"
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        client = MlflowClient(tracking_uri)
+        client = MlflowClient(tracking_uri())
         run_id = last_run_id or _latest_run(client, experiment, record.arn)
         if not run_id:
-            return f"graph: {path} (no MLflow run of this execution to log it to: every job step was cached)"
+            return f"graph: {path} (no MLflow run of this execution to log it to)"
         client.log_artifact(run_id, str(path), "pipeline")
     except (MlflowException, OSError) as exc:
         return f"graph: {path} (not logged to MLflow: {str(exc).splitlines()[0]})"

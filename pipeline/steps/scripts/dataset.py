@@ -39,6 +39,12 @@ SPEC_FILE = "dataset_spec.json"
 SCHEMA_FILE = "schema.json"
 # Read as missing besides pandas' own spellings ("", NA, N/A, NaN, null, None, ...).
 EXTRA_MISSING = ("?", "-", "missing", "MISSING", "none")
+# pandas' own (source: pandas.read_csv, `na_values`: "By default the following values are
+# interpreted as NaN"). Reading a file applies them; a request the model serves is read as
+# text, so the schema hands them to the model too, or "NA" it trained as missing would be
+# refused there as a number.
+PANDAS_MISSING = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                  "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
 MIN_ROWS_PER_SPLIT = 10
 MIN_ROWS_PER_CLASS = 3  # one in each split, so the split can be stratified
 
@@ -76,6 +82,11 @@ class DatasetSpec:
     @property
     def na_values(self) -> list[str]:
         return [*EXTRA_MISSING, *self.missing_values]
+
+    @property
+    def missing_spellings(self) -> list[str]:
+        """Every spelling read as missing: pandas' own and `na_values` (what the model is told)."""
+        return [*PANDAS_MISSING, *self.na_values]
 
 
 @dataclass(frozen=True)

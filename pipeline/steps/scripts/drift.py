@@ -45,7 +45,8 @@ def _missing(values: pd.Series, na_values: list[str]) -> pd.Series:
 
 
 def baseline(frame: pd.DataFrame, column_types: dict[str, str], na_values: list[str]) -> dict[str, Any]:
-    """Per-feature statistics of the training split (JSON-ready)."""
+    """Per-feature statistics of the training split (JSON-ready), with the spellings of a
+    missing value it was read with (a batch is read the same way)."""
     features: dict[str, Any] = {}
     for column, kind in column_types.items():
         values = frame[column]
@@ -68,7 +69,7 @@ def baseline(frame: pd.DataFrame, column_types: dict[str, str], na_values: list[
             shares = present.astype(str).str.strip().value_counts(normalize=True)
             entry |= {"kind": "categorical", "frequencies": {str(k): float(v) for k, v in shares.items()}}
         features[column] = entry
-    return {"version": 1, "n_rows": len(frame), "features": features}
+    return {"version": 1, "n_rows": len(frame), "na_values": list(na_values), "features": features}
 
 
 def _bin_shares(numbers: np.ndarray, inner_edges: list[float]) -> list[float]:

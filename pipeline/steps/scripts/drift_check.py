@@ -44,15 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_batch(folder: Path, features: list[str]) -> pd.DataFrame:
-    """Every CSV of the batch as one frame of the baseline's features (all text, as the
-    model's inference reads it): a header row naming features is used, else the columns
-    are taken in the training feature order."""
+    """Every CSV of the batch as one frame of the baseline's features (text, missing values
+    as NaN): a header row naming features is used, else the columns are taken in the
+    training feature order, as the model's inference reads a request."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not files:
         raise DataError(f"the batch {folder} holds no file")
     frames = []
     for file in files:
-        frame = pd.read_csv(io.StringIO(file.read_text()), header=None, dtype=str, keep_default_na=False)
+        # pandas' own missing spellings (NA, null, empty...) as Train read the split; the rest by na_values
+        frame = pd.read_csv(io.StringIO(file.read_text()), header=None, dtype=str)
         first = [str(v).strip() for v in frame.iloc[0]] if len(frame) else []
         if first and set(first) <= set(features):
             frame = frame.iloc[1:].set_axis(first, axis=1)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         except (DataError, OSError, ValueError) as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return 1
-    report = compare(baseline, batch, list(EXTRA_MISSING), thresholds)
+    report = compare(baseline, batch, baseline.get("na_values", list(EXTRA_MISSING)), thresholds)
     report["thresholds"] = thresholds
     draw(report, out / PICTURE_FILE)
     (out / VIOLATIONS_FILE).write_text(json.dumps({"violations": report["violations"]}, indent=2))

@@ -118,7 +118,7 @@ def checked_table(spec: DatasetSpec, source: str) -> tuple[pd.DataFrame, TableSc
         column_types=kinds,
         classes=classes,
         positive_class=spec.positive_class,
-        na_values=spec.na_values,
+        na_values=spec.missing_spellings,  # the model reads requests as text: it needs pandas' spellings too
     )
     return frame[[*features, spec.target]], schema, warnings
 
