@@ -77,6 +77,7 @@ def test_the_champion_scores_the_batch_as_its_served_model_would(
     out = trained / "s3" / "mlops-artifacts-123456789012" / NAME / "scored" / "rows.csv.out"
     predicted = out.read_text().splitlines()
     # what the served model answers for the same rows, as a client sends them (missing values as nulls)
+    mlflow.set_tracking_uri(tracking_env)  # another test may have set a global one
     served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(pd.read_csv(batch))
     assert predicted == [str(v) for v in served] and len(predicted) == len(rows)
 
@@ -149,10 +150,13 @@ def transform_job() -> Any:
 
 
 def test_multi_record_batches_fill_the_payload_and_single_record_sends_one(transform_job: Any) -> None:
-    lines = [b"x" * 9] * 10  # 10 bytes a record with its newline
-    assert [(i, len(b)) for i, b in transform_job.batches(lines, "MultiRecord", 35)] == [(0, 3), (3, 3), (6, 3), (9, 1)]
-    assert len(list(transform_job.batches(lines, "SingleRecord", 35))) == 10
-    assert [len(b) for _, b in transform_job.batches([b"y" * 100, b"z"], "MultiRecord", 35)] == [1, 1]  # alone
+    data = b"\n".join([b"x" * 9] * 10) + b"\n"  # 10 bytes a record with its newline
+    assert [(i, b.count(b"\n") + 1, len(b)) for i, b in transform_job.batches(data, "MultiRecord", 35)] == [
+        (0, 3, 29), (3, 3, 29), (6, 3, 29), (9, 1, 9),
+    ]  # fmt: skip
+    assert len(list(transform_job.batches(data, "SingleRecord", 35))) == 10
+    assert [i for i, _ in transform_job.batches(b"y" * 100 + b"\nz\n", "MultiRecord", 35)] == [0, 1]  # alone
+    assert list(transform_job.batches(b"", "MultiRecord", 35)) == []
 
 
 def test_a_failing_record_is_named_by_its_line(transform_job: Any, tmp_path: Path) -> None:

@@ -35,20 +35,27 @@ def load_program(source_dir: Path, program: str) -> Any:
     return module
 
 
-def batches(lines: list[bytes], strategy: str, max_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(index of the first record, records) per request, each at most `max_bytes` with
-    its newlines (a single record over it is sent alone, as SageMaker would try it)."""
-    if strategy == "SingleRecord":
-        yield from ((i, [line]) for i, line in enumerate(lines))
+def batches(data: bytes, strategy: str, max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """(line index of the first record, request body) per request: whole lines, each body
+    at most `max_bytes` (a single longer line is sent alone, as SageMaker would try it).
+    Cut at newlines with `bytes.rfind`, so the cost grows with the requests, not the lines."""
+    data = data.rstrip(b"\n")
+    if not data:
         return
-    start, size = 0, 0
-    for i, line in enumerate(lines):
-        if i > start and size + len(line) + 1 > max_bytes:
-            yield start, lines[start:i]
-            start, size = i, 0
-        size += len(line) + 1
-    if start < len(lines):
-        yield start, lines[start:]
+    if strategy == "SingleRecord":
+        for i, line in enumerate(data.split(b"\n")):
+            yield i, line
+        return
+    start, line = 0, 0
+    while start < len(data):
+        end = len(data) if len(data) - start <= max_bytes else data.rfind(b"\n", start, start + max_bytes + 1)
+        if end <= start:  # one line longer than a request may be: alone
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+        body = data[start:end]
+        yield line, body
+        line += body.count(b"\n") + 1
+        start = end + 1
 
 
 def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: str) -> str:
@@ -59,7 +66,8 @@ def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: st
     return text.decode() if isinstance(text, bytes) else str(text)
 
 
-def _failing_line(program: Any, model: Any, records: list[bytes], spec: dict[str, Any], first: int) -> str:
+def _failing_line(program: Any, model: Any, body: bytes, spec: dict[str, Any], first: int) -> str:
+    records = body.split(b"\n")
     for offset, record in enumerate(records):
         try:
             _answer(program, model, record, spec["content_type"], spec["accept"])
@@ -70,33 +78,34 @@ def _failing_line(program: Any, model: Any, records: list[bytes], spec: dict[str
 
 def transform_file(program: Any, model: Any, source: Path, target: Path, spec: dict[str, Any]) -> int:
     """Score one input file into `target`; returns the records scored. Raises
-    RuntimeError naming the file and the line that failed."""
-    lines = (
-        [line for line in source.read_bytes().split(b"\n") if line.strip()]
-        if spec["split"] == "Line"
-        else [source.read_bytes()]
-    )
+    RuntimeError naming the file and the line that failed; no partial `target` is left."""
+    data = source.read_bytes().replace(b"\r\n", b"\n")
+    split = spec["split"] == "Line"
+    requests = batches(data, spec["strategy"], spec["max_payload_mb"] * MB) if split else iter([(0, data)])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
+    records = 0
     with partial.open("w") as out:
-        for first, records in batches(lines, spec["strategy"], spec["max_payload_mb"] * MB):
-            body = b"\n".join(records)
+        for first, body in requests:
             try:
                 answer = _answer(program, model, body, spec["content_type"], spec["accept"])
             except Exception:  # find the line, for the message
-                where = _failing_line(program, model, records, spec, first)
+                where = _failing_line(program, model, body, spec, first) if split else "the whole file"
+                partial.unlink()
                 raise RuntimeError(f"{source.name}: {where}") from None
             if spec["join_input"]:
+                inputs = body.decode().split("\n")
                 predicted = answer.rstrip("\n").split("\n")
-                inputs = [r.decode() for r in records]
                 if len(predicted) == len(inputs) - 1 and first == 0:  # a header row: its column is named
                     predicted = ["prediction", *predicted]
                 if len(predicted) != len(inputs):
+                    partial.unlink()
                     raise RuntimeError(f"{source.name}: {len(inputs)} records gave {len(predicted)} answers to join")
                 answer = "\n".join(f"{i},{p}" for i, p in zip(inputs, predicted, strict=True)) + "\n"
             out.write(answer if answer.endswith("\n") else answer + "\n")
+            records += body.count(b"\n") + 1
     partial.replace(target)
-    return len(lines)
+    return records
 
 
 def main(argv: list[str]) -> int:

@@ -36,7 +36,17 @@ def _features(model: Any) -> list[str]:
     return list(model.named_steps["normalize"].features)
 
 
-def parse_rows(body: Any, content_type: str, features: list[str]) -> pd.DataFrame:
+def _text_columns(model: Any) -> set[str]:
+    """The features that are not numbers: read as text, so "007" stays a category."""
+    normalize = model.named_steps["normalize"]
+    return {c for c, kind in (normalize.column_types or {}).items() if kind != "numeric"}
+
+
+def parse_rows(body: Any, content_type: str, features: list[str], text_columns: set[str] | None = None) -> pd.DataFrame:
+    """The request's rows as a frame of the model's features. CSV numbers are parsed by
+    pandas' C reader (a batch transform sends megabytes at once); the model's normalizer
+    then types every column as in training and names a column that is not what it should be.
+    `text_columns` (default: every feature) are kept as text."""
     text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
     if content_type == "application/json":
         payload = json.loads(text)
@@ -46,14 +56,16 @@ def parse_rows(body: Any, content_type: str, features: list[str]) -> pd.DataFram
         return pd.DataFrame(rows)
     if content_type != "text/csv":
         raise ValueError(f"unsupported content type {content_type!r}; send text/csv or application/json")
-    frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False)
-    first = [str(v).strip() for v in frame.iloc[0]] if len(frame) else []
-    if first and set(first) <= set(features):
-        frame = frame.iloc[1:].set_axis(first, axis=1)
-    elif frame.shape[1] != len(features):
-        raise ValueError(f"expected {len(features)} features ({', '.join(features)}), got {frame.shape[1]}")
-    else:
-        frame.columns = features
+    first = [v.strip().strip('"') for v in text.split("\n", 1)[0].split(",")] if text.strip() else []
+    has_header = bool(first) and set(first) <= set(features)
+    names = first if has_header else features
+    if not has_header and first and len(first) != len(features):
+        raise ValueError(f"expected {len(features)} features ({', '.join(features)}), got {len(first)}")
+    as_text = set(features) if text_columns is None else text_columns
+    frame = pd.read_csv(
+        io.StringIO(text), header=0 if has_header else None, names=None if has_header else names,
+        dtype={c: str for c in names if c in as_text}, keep_default_na=False, na_values=[""],
+    )  # fmt: skip
     return frame.reset_index(drop=True)
 
 
@@ -64,7 +76,7 @@ def input_fn(body: Any, content_type: str) -> Any:
 
 def predict_fn(data: Any, model: Any) -> dict[str, Any]:
     body, content_type = data
-    rows = parse_rows(body, content_type, _features(model))
+    rows = parse_rows(body, content_type, _features(model), _text_columns(model))
     answer: dict[str, Any] = {"predictions": np.asarray(model.predict(rows)).tolist()}
     if hasattr(model, "predict_proba"):
         answer["classes"] = np.asarray(model.classes_).tolist()
