@@ -80,6 +80,10 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
             "by any pipeline in this account and region.",
             _IAM5.format(f"{sagemaker}:hyper-parameter-tuning-job/pipelines-*"): "As for processing jobs: tuning "
             "jobs started by any pipeline in this account and region.",
+            _IAM5.format(f"{sagemaker}:transform-job/pipelines-*"): "As for processing jobs: the batch pipeline's "
+            "transform jobs, named pipelines-<execution id>-<step> by SageMaker Pipelines.",
+            _IAM5.format(f"{sagemaker}:model/pipelines-*"): "The batch pipeline's CreateModel step: SageMaker "
+            "Pipelines names the model pipelines-<execution id>-<step>, of any pipeline in this account and region.",
             _IAM5.format(f"{sagemaker}:model-package/{group}/*"): "SageMaker numbers package versions within "
             f"the one configured group {group}; no other group.",
         },

@@ -134,12 +134,15 @@ class Roles(Construct):
                     "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                     "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
                     "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                    "sagemaker:AddTags",
+                    "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+                    "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags",
                 ],
                 resources=[
                     _arn(self, "processing-job/pipelines-*"),
                     _arn(self, "training-job/pipelines-*"),
                     _arn(self, "hyper-parameter-tuning-job/pipelines-*"),
+                    _arn(self, "transform-job/pipelines-*"),  # the batch pipeline's (pipeline/definition/batch.py)
+                    _arn(self, "model/pipelines-*"),
                 ],
             )
         )  # fmt: skip
