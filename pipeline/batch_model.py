@@ -29,9 +29,12 @@ def package_for_alias(tracking_uri: str, registered_model: str, alias: str) -> s
 
     try:
         version = MlflowClient(tracking_uri).get_model_version_by_alias(registered_model, alias)
-    except MlflowException:
+    except MlflowException as exc:
+        # MLflow answers a missing model or alias with one of these; anything else is the server
+        missing = exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+        why = "does not exist in" if missing else f"could not be read from ({str(exc).splitlines()[0][:200]})"
         raise UsageError(
-            f"no model to score: {registered_model}@{alias} does not exist in MLflow at {tracking_uri} "
+            f"no model to score: {registered_model}@{alias} {why} MLflow at {tracking_uri} "
             "(approve and promote a package first, or pass --param ModelPackageArn=...)"
         ) from None
     arn = version.tags.get(Tags.PACKAGE_ARN, "")

@@ -219,3 +219,33 @@ def test_promote_without_the_stage_is_a_usage_error(
 def test_describe_stages_without_stages_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "describe", "--stages", "--config", str(DEFAULT_CONFIG), "--set", "deployment.stages=[]")
     assert code == 2 and "describe --stages needs deployment.stages in the config" in err
+
+
+def test_the_batch_pipeline_upserts_and_starts_with_the_package_and_its_model_data(
+    aws: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start --pipeline batch` passes ModelDataUri from DescribeModelPackage (moto's) for
+    the package given; without a package or a reachable alias it says what to do."""
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    code, out, err = run(capsys, "upsert", "--pipeline", "batch")
+    assert code == 0 and out.strip().endswith(":pipeline/diabetes-regression-batch"), err
+    sm.create_model_package_group(ModelPackageGroupName="diabetes-regression")
+    model_data = "s3://mlops-artifacts-123456789012/models/m/output/model.tar.gz"
+    package = sm.create_model_package(
+        ModelPackageGroupName="diabetes-regression", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1",
+                                                "ModelDataUrl": model_data}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]  # fmt: skip
+    code, out, err = run(capsys, "start", "--pipeline", "batch", "--param", f"ModelPackageArn={package}",
+                         "--param", "BatchInputUri=s3://mlops-artifacts-123456789012/rows/")  # fmt: skip
+    assert code == 0, err
+    params = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=out.strip())["PipelineParameters"]
+    }
+    assert params == {"ModelPackageArn": package, "ModelDataUri": model_data,
+                      "BatchInputUri": "s3://mlops-artifacts-123456789012/rows/"}  # fmt: skip
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # nothing listens there: fail at once
+    code, _, err = run(capsys, "start", "--pipeline", "batch", "--set", "mlflow.tracking_uri=http://127.0.0.1:9")
+    assert code == 2 and "no model to score: diabetes-regression@champion" in err, err

@@ -35,8 +35,8 @@ from pipeline.local.workspace import Workspace
 
 __all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "execution_view", "load_execution"]
 
-# The step types local mode runs beside Condition and Fail (cached as `_cacheable` says).
-CACHEABLE = {"Processing", "Training", "Tuning", "RegisterModel", "Model", "Transform"}
+# The step types local mode runs beside Condition and Fail (each cached as `_cacheable` says).
+JOB_STEP_TYPES = {"Processing", "Training", "Tuning", "RegisterModel", "Model", "Transform"}
 
 
 @dataclass
@@ -244,7 +244,7 @@ class LocalExecution:
             step.properties = {"ErrorMessage": arguments.get("ErrorMessage", "")}
             self._update(step, status="Succeeded", ended=time.time(), detail=step.properties["ErrorMessage"])
             return
-        if node.type not in CACHEABLE:
+        if node.type not in JOB_STEP_TYPES:
             raise StepFailed(f"step type {node.type} is not supported in local mode")
         self._check_inputs(node, arguments)
         key = self._key(node, arguments) if self._cacheable(node) else None  # the inputs this run consumes
