@@ -225,7 +225,7 @@ def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
     import pipeline.definition as definition
 
     renders: list[str] = []
-    monkeypatch.setattr(definition, "render_definition", lambda cfg: renders.append(cfg.pipeline.name) or "{}\n")
+    monkeypatch.setattr(definition, "render_definition", lambda cfg, which="training": renders.append(which) or "{}\n")
     cfg = load_config(DEFAULT_CONFIG)
     assert definition.render_definition_cached(cfg, tmp_path) == "{}\n"
     assert definition.render_definition_cached(cfg, tmp_path) == "{}\n"
@@ -235,6 +235,8 @@ def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
     monkeypatch.setattr(definition, "_builder_digest", lambda: "an edited step builder")
     definition.render_definition_cached(cfg, tmp_path)
     assert len(renders) == 3
+    definition.render_definition_cached(cfg, tmp_path, "batch")  # the other pipeline of the same config
+    assert renders[-1] == "batch" and len(renders) == 4
 
 
 def test_building_a_definition_never_imports_the_cli_nor_local_mode_the_builder() -> None:
