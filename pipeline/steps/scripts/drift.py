@@ -105,19 +105,21 @@ def compare(
     "worst_statistic", "worst_value", "worst_ratio", "n_rows"}`."""
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     features: dict[str, Any] = {}
+    worst_of: dict[str, str] = {}  # feature -> its statistic furthest over its threshold
     violations: list[dict[str, str]] = []
     for column, base in reference["features"].items():
         if column not in frame.columns:
-            features[column] = {"missing_column": 1.0, "ratio": math.inf}
+            features[column], worst_of[column] = {"missing_column": 1.0, "ratio": math.inf}, "missing_column"
             violations.append({"feature_name": column, "constraint_check_type": CHECK_TYPES["missing_column"],
                                "description": f"the batch has no column {column}"})  # fmt: skip
             continue
         values = frame[column]
         missing = _missing(values, na_values)
         present = values[~missing]
+        missing_share = float(missing.mean()) if len(values) else 0.0
         stats: dict[str, float] = {
-            "missing_share": float(missing.mean()) if len(values) else 0.0,
-            "missing_share_increase": max(0.0, float(missing.mean() if len(values) else 0.0) - base["missing_share"]),
+            "missing_share": missing_share,
+            "missing_share_increase": max(0.0, missing_share - base["missing_share"]),
         }
         if base["kind"] == NUMERIC:
             numbers = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=float)
@@ -130,8 +132,8 @@ def compare(
             unseen = sorted(set(shares) - set(base["frequencies"]))
             stats["unseen_share"] = float(sum(shares[c] for c in unseen))
         ratios = {name: stats[name] / limits[name] for name in limits if name in stats and limits[name] > 0}
-        worst = max(ratios, key=lambda name: ratios[name])
-        stats["ratio"] = ratios[worst]
+        worst_of[column] = max(ratios, key=lambda name: ratios[name])
+        stats["ratio"] = ratios[worst_of[column]]
         for name, ratio in ratios.items():
             if ratio > 1:
                 violations.append({
@@ -142,7 +144,7 @@ def compare(
         features[column] = stats
     worst_feature = max(features, key=lambda name: features[name]["ratio"]) if features else ""
     worst = features.get(worst_feature, {})
-    statistic = max((k for k in worst if k in limits), key=lambda k: worst[k] / limits[k], default="missing_column")
+    statistic = worst_of.get(worst_feature, "missing_column")
     return {
         "n_rows": len(frame),
         "features": features,

@@ -25,7 +25,7 @@ import pandas as pd
 from container_paths import opt_ml
 from dataset import EXTRA_MISSING, DataError
 from drift import BASELINE_FILE, DEFAULT_THRESHOLDS, compare
-from evaluate import RUN_FILE, unpack_model
+from evaluate import RUN_FILE, unpack_model, write_report
 from tracking import TrackingUnavailable, connect, job_tags
 
 REPORT_FILE = "drift_report.json"
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         tags = {**job_tags(), "mlops.step": "drift", **({"mlops.model_run_id": model_run} if model_run else {})}
         job = tags.get("sagemaker.job_name") or "drift-check"
         with tracking.run(run_name=job, tags=tags, resume_key="sagemaker.job_name") as run_id:
+            report["mlflow_run_id"] = run_id or ""
             metrics = {
                 f"drift_{feature}_{name}": float(value)
                 for feature, stats in report["features"].items()
@@ -118,15 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             metrics["drift_worst_ratio"] = report["worst_ratio"]
             tracking.log(run_id, params={"n_rows": report["n_rows"], **thresholds}, metrics=metrics)
-            (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
+            write_report(out / REPORT_FILE, report)  # once, with its run: the property file and the artifact
             tracking.log_artifacts(run_id, str(out), "drift")
-            report["mlflow_run_id"] = run_id or ""
     except TrackingUnavailable as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
-    tmp = out / f".{REPORT_FILE}.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out / REPORT_FILE)
     worst = f"{report['worst_feature']} {report['worst_statistic']}={report['worst_value']:.4g}"
     print(f"drift: worst {worst} (ratio {report['worst_ratio']:.3g}), {len(report['violations'])} violation(s)")
     return 0

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import joblib
 from container_paths import opt_ml
@@ -35,6 +36,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test", default=opt_ml("processing", "input", "test"))
     parser.add_argument("--output-dir", default=opt_ml("processing", "output", "evaluation"))
     return parser.parse_args(argv)
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Beside the target, then renamed over it: a pipeline reads it as a property file, and
+    must never see half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(path)
 
 
 def unpack_model(path: Path, into: Path) -> Path:
@@ -89,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
 
-    tmp = out / f".{REPORT_FILE}.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out / REPORT_FILE)
+    write_report(out / REPORT_FILE, report)
     print(json.dumps(scalars))
     return 0
 
