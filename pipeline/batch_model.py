@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlflow_bridge.contract import Tags
+from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 
 __all__ = ["MODEL_PARAMETERS", "model_parameters", "package_for_alias"]
@@ -44,11 +45,17 @@ def package_for_alias(tracking_uri: str, registered_model: str, alias: str) -> s
 
 
 def model_parameters(
-    given: Mapping[str, str], describe: Callable[[str], dict[str, Any]], resolve_alias: Callable[[], str]
+    cfg: PipelineConfig,
+    given: Mapping[str, str],
+    describe: Callable[[str], dict[str, Any]],
+    tracking_uri: Callable[[], str],
 ) -> dict[str, str]:
-    """`ModelPackageArn` (given, else the alias's) and `ModelDataUri` (given, else the
-    package's first inference container's ModelDataUrl, from DescribeModelPackage)."""
-    arn = given.get("ModelPackageArn") or resolve_alias()
+    """`ModelPackageArn` (given, else the package of `cfg.batch_alias` in MLflow at
+    `tracking_uri()`, asked only then) and `ModelDataUri` (given, else the package's first
+    inference container's ModelDataUrl, from `describe`: DescribeModelPackage)."""
+    arn = given.get("ModelPackageArn") or package_for_alias(
+        tracking_uri(), cfg.mlflow.registered_model, cfg.batch_alias
+    )
     data = given.get("ModelDataUri")
     if not data:
         containers = describe(arn).get("InferenceSpecification", {}).get("Containers", [])

@@ -161,17 +161,14 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 def _batch_model(cfg: PipelineConfig, given: dict[str, str], service: Any) -> dict[str, str]:
     """ModelPackageArn and ModelDataUri for a batch: given, else from the MLflow alias's
     package (the tracking server is `mlflow.tracking_uri`, with the shell's credentials)."""
-    from pipeline.batch_model import model_parameters, package_for_alias
+    from pipeline.batch_model import model_parameters
     from pipeline.pipeline_service import aws_errors
 
     def describe(arn: str) -> dict[str, Any]:
         with aws_errors(f"Describing model package {arn}"):
             return dict(service.sm.describe_model_package(ModelPackageName=arn))
 
-    def alias_holder() -> str:
-        return package_for_alias(cfg.mlflow.tracking_uri, cfg.mlflow.registered_model, cfg.batch_alias)
-
-    return model_parameters(given, describe, alias_holder)
+    return model_parameters(cfg, given, describe, lambda: cfg.mlflow.tracking_uri)
 
 
 def _watch(service: Any, arn: str, definition: dict[str, Any], *, poll_seconds: float, timeout: float) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from mlflow_bridge.contract import UNTRACKED_RUN
-from pipeline.batch_model import model_parameters, package_for_alias
+from pipeline.batch_model import model_parameters
 from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.local.execution_graph import log_execution_graph
@@ -127,15 +127,12 @@ def run_local(
 def _batch_model(
     cfg: PipelineConfig, given: Mapping[str, str], services: LocalServices, registry: LocalRegistry
 ) -> dict[str, str]:
-    def alias_holder() -> str:
-        return package_for_alias(services.tracking_uri, cfg.mlflow.registered_model, cfg.batch_alias)
-
     def describe(arn: str) -> dict[str, Any]:
         if not registry.exists(arn):
             raise UsageError(f"model package {arn} is not in the local registry")
         return dict(registry.client.describe_model_package(ModelPackageName=arn))
 
-    return model_parameters(given, describe, alias_holder)
+    return model_parameters(cfg, given, describe, lambda: services.tracking_uri)
 
 
 def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:

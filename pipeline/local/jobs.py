@@ -142,6 +142,13 @@ class LocalJobRunner:
         env["PATH"] = path_with_venv(env.get("PATH", ""))
         return env
 
+    def _unpack(self, uri: str, into: Path) -> None:
+        """A tar.gz in the workspace (code bundle, model.tar.gz) extracted as SageMaker would,
+        refusing members that would land outside `into`."""
+        into.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(self.workspace.path(uri).read_bytes())) as tar:
+            tar.extractall(into, filter="data")
+
     def log_path(self, job_name: str) -> Path:
         """Where a job's console output goes, known before it starts (the progress view shows it)."""
         return self.jobs_root / job_name / "job.log"
@@ -205,10 +212,7 @@ class LocalJobRunner:
         opt_ml = job_dir / "opt" / "ml"
         decoded = {k: _decode_hyperparameter(v) for k, v in hyperparameters.items()}
         code_dir = opt_ml / "code"
-        code_dir.mkdir(parents=True, exist_ok=True)
-        source = self.workspace.path(decoded["sagemaker_submit_directory"])
-        with tarfile.open(fileobj=io.BytesIO(source.read_bytes())) as tar:
-            tar.extractall(code_dir, filter="data")
+        self._unpack(decoded["sagemaker_submit_directory"], code_dir)
         channels = {}
         for channel in definition.get("InputDataConfig", []):
             name = channel["ChannelName"]
@@ -260,15 +264,10 @@ class LocalJobRunner:
         job_dir = self.jobs_root / job_name
         opt_ml = job_dir / "opt" / "ml"
         model_dir, code_dir, input_dir, output_dir = (opt_ml / n for n in ("model", "code", "input", "output"))
-        for folder in (model_dir, code_dir, output_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
         environment = dict(container.get("Environment", {}))
-        for archive, into in (
-            (container["ModelDataUrl"], model_dir),
-            (environment["SAGEMAKER_SUBMIT_DIRECTORY"], code_dir),
-        ):
-            with tarfile.open(fileobj=io.BytesIO(self.workspace.path(archive).read_bytes())) as tar:
-                tar.extractall(into, filter="data")
+        self._unpack(container["ModelDataUrl"], model_dir)
+        self._unpack(environment["SAGEMAKER_SUBMIT_DIRECTORY"], code_dir)
         source = arguments["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         self.workspace.download(source, input_dir)
         spec = {

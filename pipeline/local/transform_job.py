@@ -76,6 +76,17 @@ def _failing_line(program: Any, model: Any, body: bytes, spec: dict[str, Any], f
     return f"lines {first + 1}-{first + len(records)} (together; each alone succeeds)"
 
 
+def _joined(file_name: str, body: bytes, answer: str, first: int) -> str:
+    """Each input record, a comma, then its answer (`JoinSource: Input`, CSV)."""
+    inputs = body.decode().split("\n")
+    predicted = answer.rstrip("\n").split("\n")
+    if len(predicted) == len(inputs) - 1 and first == 0:  # a header row: its column is named
+        predicted = ["prediction", *predicted]
+    if len(predicted) != len(inputs):
+        raise RuntimeError(f"{file_name}: {len(inputs)} records gave {len(predicted)} answers to join")
+    return "\n".join(f"{i},{p}" for i, p in zip(inputs, predicted, strict=True)) + "\n"
+
+
 def transform_file(program: Any, model: Any, source: Path, target: Path, spec: dict[str, Any]) -> int:
     """Score one input file into `target`; returns the records scored. Raises
     RuntimeError naming the file and the line that failed; no partial `target` is left."""
@@ -85,25 +96,21 @@ def transform_file(program: Any, model: Any, source: Path, target: Path, spec: d
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     records = 0
-    with partial.open("w") as out:
-        for first, body in requests:
-            try:
-                answer = _answer(program, model, body, spec["content_type"], spec["accept"])
-            except Exception:  # find the line, for the message
-                where = _failing_line(program, model, body, spec, first) if split else "the whole file"
-                partial.unlink()
-                raise RuntimeError(f"{source.name}: {where}") from None
-            if spec["join_input"]:
-                inputs = body.decode().split("\n")
-                predicted = answer.rstrip("\n").split("\n")
-                if len(predicted) == len(inputs) - 1 and first == 0:  # a header row: its column is named
-                    predicted = ["prediction", *predicted]
-                if len(predicted) != len(inputs):
-                    partial.unlink()
-                    raise RuntimeError(f"{source.name}: {len(inputs)} records gave {len(predicted)} answers to join")
-                answer = "\n".join(f"{i},{p}" for i, p in zip(inputs, predicted, strict=True)) + "\n"
-            out.write(answer if answer.endswith("\n") else answer + "\n")
-            records += body.count(b"\n") + 1
+    try:
+        with partial.open("w") as out:
+            for first, body in requests:
+                try:
+                    answer = _answer(program, model, body, spec["content_type"], spec["accept"])
+                except Exception:  # find the line, for the message
+                    where = _failing_line(program, model, body, spec, first) if split else "the whole file"
+                    raise RuntimeError(f"{source.name}: {where}") from None
+                if spec["join_input"]:
+                    answer = _joined(source.name, body, answer, first)
+                out.write(answer if answer.endswith("\n") else answer + "\n")
+                records += body.count(b"\n") + 1
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
     return records
 
