@@ -36,16 +36,17 @@ def log_execution_graph(
 ) -> str:
     """Draw, write and log the picture; returns one line for the console saying where it
     went (or why not: no Graphviz, a fully cached execution, MLflow not answering). Never
-    raises for these: the picture is a report, not a step. `tracking_uri` is asked only
-    when a job ran: a fully cached rerun never waits for the MLflow server."""
+    raises for these: the picture is a report, not a step. An execution in which no job ran
+    (a fully cached rerun) is neither drawn nor logged: that would cost it a third of its
+    time and make it wait for the MLflow server; `graph --execution ID` draws it."""
+    if not any(step.job_name and step.status in {"Succeeded", "Failed", "Stopped"} for step in record.steps.values()):
+        return f"graph: not drawn, no job ran (graph --execution {record.id} --out graph.png draws it)"
     try:
         png = picture(step_graph(definition), "png", execution_view(record))
     except UsageError as exc:
         return f"graph not drawn: {exc}"
     path = executions_root / record.id / GRAPH_FILE
     write_atomically(path, png)
-    if not any(step.job_name and step.status in {"Succeeded", "Failed", "Stopped"} for step in record.steps.values()):
-        return f"graph: {path} (not logged to MLflow: no job of this execution ran)"
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
