@@ -32,7 +32,15 @@ from pipeline.child_process import path_with_venv
 from pipeline.errors import LocalModeError
 from pipeline.local.workspace import Workspace
 
-__all__ = ["JobFailed", "JobResult", "LocalJobRunner", "final_metrics", "log_tail", "map_container_paths"]
+__all__ = [
+    "ArchiveUnreadable",
+    "JobFailed",
+    "JobResult",
+    "LocalJobRunner",
+    "final_metrics",
+    "log_tail",
+    "map_container_paths",
+]
 
 OPT_ML = "/opt/ml"
 TRANSFORM_JOB = Path(__file__).with_name("transform_job.py")
@@ -44,7 +52,13 @@ class JobFailed(LocalModeError):
 
     def __init__(self, job_name: str, returncode: int, log_path: Path, tail: str) -> None:
         self.job_name, self.returncode, self.log_path, self.tail = job_name, returncode, log_path, tail
-        super().__init__(f"job {job_name} exited with code {returncode} (log: {log_path})")
+        errors = [line for line in tail.splitlines() if line.startswith("ERROR: ")]
+        cause = f": {errors[-1][len('ERROR: ') :][:500]}" if errors else ""  # the scripts' own last word
+        super().__init__(f"job {job_name} exited with code {returncode}{cause} (log: {log_path})")
+
+
+class ArchiveUnreadable(LocalModeError):
+    """A model.tar.gz or code bundle that cannot be unpacked (SageMaker fails the job too)."""
 
 
 @dataclass
@@ -144,10 +158,13 @@ class LocalJobRunner:
 
     def _unpack(self, uri: str, into: Path) -> None:
         """A tar.gz in the workspace (code bundle, model.tar.gz) extracted as SageMaker would,
-        refusing members that would land outside `into`."""
+        refusing members that would land outside `into`. Raises ArchiveUnreadable naming the URI."""
         into.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(self.workspace.path(uri).read_bytes())) as tar:
-            tar.extractall(into, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(self.workspace.path(uri).read_bytes())) as tar:
+                tar.extractall(into, filter="data")
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise ArchiveUnreadable(f"{uri} is not a readable tar.gz archive ({exc})") from None
 
     def log_path(self, job_name: str) -> Path:
         """Where a job's console output goes, known before it starts (the progress view shows it)."""
@@ -260,7 +277,8 @@ class LocalJobRunner:
     def transform(self, job_name: str, arguments: Mapping[str, Any], container: Mapping[str, Any]) -> JobResult:
         """A CreateTransformJob request, served by the model's `container` (its ModelDataUrl
         and the Environment naming its inference program and code) in a job process
-        (`transform_job.py`); the `.out` files go to `S3OutputPath`."""
+        (`transform_job.py`). The job writes into its own folder; only when it succeeded are
+        its `.out` files put under `S3OutputPath`, beside whatever else is there."""
         job_dir = self.jobs_root / job_name
         opt_ml = job_dir / "opt" / "ml"
         model_dir, code_dir, input_dir, output_dir = (opt_ml / n for n in ("model", "code", "input", "output"))
@@ -285,5 +303,5 @@ class LocalJobRunner:
         env = self._base_env(opt_ml, environment)
         log_path = self.log_path(job_name)
         self._run([sys.executable, str(TRANSFORM_JOB), str(spec_path)], env, job_dir, job_name, log_path)
-        self.workspace.upload_dir(output_dir, arguments["TransformOutput"]["S3OutputPath"])
+        self.workspace.add_files(output_dir, arguments["TransformOutput"]["S3OutputPath"])
         return JobResult(job_name, log_path)

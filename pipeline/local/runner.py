@@ -436,6 +436,10 @@ class LocalExecution:
             if not self.registry.exists(arn):
                 raise StepFailed(f"model package {arn} is not in the local registry")
             described = self.registry.client.describe_model_package(ModelPackageName=arn)
+            status = described.get("ModelApprovalStatus", "")
+            if status != "Approved":  # SageMaker's CreateModel refuses it (ValidationException)
+                raise StepFailed(f"model package {arn} is {status or 'not approved'}: CreateModel takes only an "
+                                 "Approved package (approve it, or score another)")  # fmt: skip
             container = {**described["InferenceSpecification"]["Containers"][0], "ModelPackageName": arn}
         name = f"pipelines-{self.record.id}-{node.name}".lower()[:63].rstrip("-")
         self.models[name] = container

@@ -5,12 +5,16 @@ environment. The model's own inference code is loaded from its source directory
 (`SAGEMAKER_PROGRAM` in `SAGEMAKER_SUBMIT_DIRECTORY`), `model_fn` once, then per request
 `input_fn`, `predict_fn`, `output_fn` (source: the SageMaker scikit-learn container's
 serving contract; SageMaker Developer Guide, "Batch transform": SplitType, BatchStrategy,
-MaxPayloadInMB, AssembleWith, JoinSource). Each input file gives `<file>.out` under the
-output folder: `SplitType: Line` cuts the file into records, `MultiRecord` sends as many
-as fit in `MaxPayloadInMB` per request (`SingleRecord` one), and `AssembleWith: Line`
-writes each answer on its own line(s). With `JoinSource: Input`, each output line is the
-input record, a comma, then its prediction (CSV). A request that fails is retried a record
-at a time to name the line that failed; the job then exits 1 with it.
+MaxPayloadInMB, AssembleWith, JoinSource). Each input file gives `<file>.out` in the
+output folder: `SplitType: Line` cuts the file at every newline into records (not
+CSV-aware, as SageMaker's), `MultiRecord` sends as many whole records as fit in
+`MaxPayloadInMB` per request (`SingleRecord` one), and a record larger than that fails the
+job, as on SageMaker. `AssembleWith: Line` writes each answer on its own line, and each
+request must answer every record it carried, one line each, or the job fails rather than
+shift answers against their records. With `JoinSource: Input`, each output line is the
+input record, a comma, then its answer (CSV). A request that fails is bisected (log2 of
+its records in model calls) to name the record that fails, by file and line; the job then
+exits 1 with it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from typing import Any
 MB = 1024 * 1024
 
 
+class TransformFailed(Exception):
+    """A file could not be scored; the message names the file (and the line)."""
+
+
 def load_program(source_dir: Path, program: str) -> Any:
     sys.path.insert(0, str(source_dir))  # the program imports its neighbours
     spec = importlib.util.spec_from_file_location("inference_program", source_dir / program)
@@ -37,77 +45,98 @@ def load_program(source_dir: Path, program: str) -> Any:
 
 def batches(data: bytes, strategy: str, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(line index of the first record, request body) per request: whole lines, each body
-    at most `max_bytes` (a single longer line is sent alone, as SageMaker would try it).
-    Cut at newlines with `bytes.rfind`, so the cost grows with the requests, not the lines."""
-    data = data.rstrip(b"\n")
+    at most `max_bytes`. Cut at newlines with `bytes.rfind`, so the cost grows with the
+    requests, not the lines. Raises ValueError naming a line longer than `max_bytes`."""
+    if data.endswith(b"\n"):
+        data = data[:-1]  # the last record's newline; any blank line before it is a record
     if not data:
         return
     if strategy == "SingleRecord":
         for i, line in enumerate(data.split(b"\n")):
+            if len(line) > max_bytes:
+                raise ValueError(f"line {i + 1} is {len(line)} bytes, more than MaxPayloadInMB allows ({max_bytes})")
             yield i, line
         return
     start, line = 0, 0
-    while start < len(data):
+    while start <= len(data):
         end = len(data) if len(data) - start <= max_bytes else data.rfind(b"\n", start, start + max_bytes + 1)
-        if end <= start:  # one line longer than a request may be: alone
-            end = data.find(b"\n", start)
-            end = len(data) if end < 0 else end
+        if end < start:  # one line longer than a request may be: SageMaker fails the job
+            longest = data.find(b"\n", start)
+            size = (len(data) if longest < 0 else longest) - start
+            raise ValueError(f"line {line + 1} is {size} bytes, more than MaxPayloadInMB allows ({max_bytes})")
         body = data[start:end]
         yield line, body
         line += body.count(b"\n") + 1
         start = end + 1
 
 
-def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: str) -> str:
+def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: str) -> list[str]:
+    """The request's answer, one line a record."""
     data = program.input_fn(body, content_type)
     prediction = program.predict_fn(data, model)
     output = program.output_fn(prediction, accept)
     text = output[0] if isinstance(output, tuple) else output
-    return text.decode() if isinstance(text, bytes) else str(text)
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    return text[:-1].split("\n") if text.endswith("\n") else text.split("\n") if text else []
 
 
-def _failing_line(program: Any, model: Any, body: bytes, spec: dict[str, Any], first: int) -> str:
-    records = body.split(b"\n")
-    for offset, record in enumerate(records):
+def _failing_record(program: Any, model: Any, records: list[bytes], spec: dict[str, Any], first: int) -> str:
+    """Bisect the records of a failed request down to one that fails alone: log2 of the
+    records in model calls, where one call per record took minutes for a 6 MB request."""
+    low, high, error = 0, len(records), None
+    while high - low > 1:
+        middle = (low + high) // 2
         try:
-            _answer(program, model, record, spec["content_type"], spec["accept"])
-        except Exception as exc:  # the model's own code: anything can come out
-            return f"line {first + offset + 1}: {type(exc).__name__}: {exc}"
-    return f"lines {first + 1}-{first + len(records)} (together; each alone succeeds)"
+            _answer(program, model, b"\n".join(records[low:middle]), spec["content_type"], spec["accept"])
+        except Exception:  # the model's own code: anything can come out
+            high = middle
+        else:
+            low = middle
+    try:
+        _answer(program, model, records[low], spec["content_type"], spec["accept"])
+    except Exception as exc:
+        error = exc
+    if error is None:
+        return f"lines {first + 1}-{first + len(records)} fail together, and each alone succeeds"
+    record = records[low].decode(errors="replace")
+    shown = record if len(record) <= 200 else record[:200] + "..."
+    return f"line {first + low + 1} ({shown!r}): {type(error).__name__}: {error}"
 
 
-def _joined(file_name: str, body: bytes, answer: str, first: int) -> str:
+def _joined(inputs: list[bytes], predicted: list[str]) -> str:
     """Each input record, a comma, then its answer (`JoinSource: Input`, CSV)."""
-    inputs = body.decode().split("\n")
-    predicted = answer.rstrip("\n").split("\n")
-    if len(predicted) == len(inputs) - 1 and first == 0:  # a header row: its column is named
-        predicted = ["prediction", *predicted]
-    if len(predicted) != len(inputs):
-        raise RuntimeError(f"{file_name}: {len(inputs)} records gave {len(predicted)} answers to join")
-    return "\n".join(f"{i},{p}" for i, p in zip(inputs, predicted, strict=True)) + "\n"
+    return "".join(f"{i.decode()},{p}\n" for i, p in zip(inputs, predicted, strict=True))
 
 
 def transform_file(program: Any, model: Any, source: Path, target: Path, spec: dict[str, Any]) -> int:
     """Score one input file into `target`; returns the records scored. Raises
-    RuntimeError naming the file and the line that failed; no partial `target` is left."""
+    TransformFailed naming the file and the line that failed; no partial `target` is left."""
     data = source.read_bytes().replace(b"\r\n", b"\n")
     split = spec["split"] == "Line"
-    requests = batches(data, spec["strategy"], spec["max_payload_mb"] * MB) if split else iter([(0, data)])
+    max_bytes = spec["max_payload_mb"] * MB
+    requests = batches(data, spec["strategy"], max_bytes) if split else iter([(0, data)])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     records = 0
     try:
         with partial.open("w") as out:
             for first, body in requests:
+                inputs = body.split(b"\n") if split else [body]
                 try:
-                    answer = _answer(program, model, body, spec["content_type"], spec["accept"])
-                except Exception:  # find the line, for the message
-                    where = _failing_line(program, model, body, spec, first) if split else "the whole file"
-                    raise RuntimeError(f"{source.name}: {where}") from None
-                if spec["join_input"]:
-                    answer = _joined(source.name, body, answer, first)
-                out.write(answer if answer.endswith("\n") else answer + "\n")
-                records += body.count(b"\n") + 1
+                    predicted = _answer(program, model, body, spec["content_type"], spec["accept"])
+                except Exception:  # find the record, for the message
+                    where = _failing_record(program, model, inputs, spec, first) if split else "the whole file"
+                    raise TransformFailed(f"{source.name}: {where}") from None
+                if split and len(predicted) != len(inputs):
+                    raise TransformFailed(
+                        f"{source.name}: lines {first + 1}-{first + len(inputs)}: {len(inputs)} records gave "
+                        f"{len(predicted)} answer lines (Accept {spec['accept']}); each record needs one"
+                    )
+                out.write(_joined(inputs, predicted) if spec["join_input"] else "".join(p + "\n" for p in predicted))
+                records += len(inputs)
+    except ValueError as exc:  # a record larger than a request may be
+        partial.unlink(missing_ok=True)
+        raise TransformFailed(f"{source.name}: {exc}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -130,7 +159,7 @@ def main(argv: list[str]) -> int:
         relative = source.name if input_dir.is_file() else str(source.relative_to(input_dir))
         try:
             total += transform_file(program, model, source, output_dir / f"{relative}.out", spec)
-        except RuntimeError as exc:
+        except TransformFailed as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return 1
     print(f"transformed {total} records from {len(files)} file(s)", flush=True)

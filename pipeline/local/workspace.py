@@ -75,6 +75,17 @@ class Workspace:
                 count += 1
         return count
 
+    def add_files(self, source: Path, uri: str) -> int:
+        """Copy every file of `source` under a prefix, replacing objects of the same key and
+        keeping the others, as a batch transform job writes its `.out` objects (SageMaker
+        deletes nothing under `S3OutputPath`). Each file is written beside its target and
+        renamed, so a reader never sees half of one. Returns the file count."""
+        target = self.path(uri)
+        files = [p for p in sorted(source.rglob("*")) if p.is_file()]
+        for path in files:
+            write_atomically(target / path.relative_to(source), path.read_bytes())
+        return len(files)
+
     def put(self, uri: str, body: bytes) -> Path:
         target = self.path(uri)
         if not (target.is_file() and target.read_bytes() == body):

@@ -38,11 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
+def write_report(path: Path, report: dict[str, Any], *, strict: bool = False) -> None:
     """Beside the target, then renamed over it: a pipeline reads it as a property file, and
-    must never see half of one."""
+    must never see half of one. `strict`: refuse NaN and infinities (ValueError), which
+    are not JSON and which SageMaker's JsonGet may not parse."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
+    tmp.write_text(json.dumps(report, indent=2, allow_nan=not strict))
     tmp.replace(path)
 
 

@@ -4,18 +4,27 @@ The container calls model_fn once, then input_fn/predict_fn/output_fn per reques
 (source: the SageMaker scikit-learn container's serving contract). The model is the
 tabular Pipeline of tabular_model.py, which takes raw rows:
 
-- `text/csv`: rows in the training feature order without a header, or with a header row
-  naming the columns (any order, absent columns are missing values);
+- `text/csv`: one record a line, the features in training order; or a first line that is
+  a header naming exactly the features, in any order (a header that lacks a feature or
+  names an unknown column is refused, naming both). Blank lines, ragged records and
+  quoted values running over a line break are refused with the record's number: each is
+  a record of its own to SageMaker's `Line` split, and reading past it would shift every
+  later answer.
 - `application/json`: `{"instances": [{column: value, ...}, ...]}` or a bare list of such
-  objects.
+  objects (an absent column is a missing value; an unknown one is refused).
 
-Answers: `text/csv`, one prediction (the original label, or a number) per line; or
-`application/json`, `{"predictions": [...]}` plus `"probabilities"` (one list per row,
-in the order of `"classes"`) for classifiers.
+Answers, one per record, in order (batch transform's `AssembleWith: Line` and
+`JoinSource: Input` rely on it): `text/csv`, one prediction a line (the original label,
+or a number at full precision), after a `prediction` line answering a header (the header
+is a record, as SageMaker's Line split sends it); `application/jsonlines`, one object a
+line, `{"prediction": ...}` plus `"probabilities": {class: p}` for classifiers;
+`application/json`, one object for the request, `{"predictions": [...]}` plus
+`"classes"` and `"probabilities"` for classifiers (real-time endpoints).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -24,8 +33,10 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from batch_records import column_faults
 
 MODEL_FILE = "model.joblib"
+HEADER_ANSWER = "prediction"
 
 
 def model_fn(model_dir: str) -> Any:
@@ -42,31 +53,82 @@ def _text_columns(model: Any) -> set[str]:
     return {c for c, kind in (normalize.column_types or {}).items() if kind != "numeric"}
 
 
-def parse_rows(body: Any, content_type: str, features: list[str], text_columns: set[str] | None = None) -> pd.DataFrame:
-    """The request's rows as a frame of the model's features. CSV numbers are parsed by
-    pandas' C reader (a batch transform sends megabytes at once); the model's normalizer
-    then types every column as in training and names a column that is not what it should be.
-    `text_columns` (default: every feature) are kept as text."""
+def _record_faults(lines: list[str], n_fields: int) -> str:
+    """'' when every line is one record of `n_fields` fields; else the first that is not.
+    Separators are counted per line (vectorised); a line with a quote is parsed as CSV."""
+    counts = pd.Series(lines, dtype=object).str.count(",").to_numpy() + 1
+    for index in np.nonzero(counts != n_fields)[0]:
+        line = lines[index]
+        if not line.strip():
+            return f"record {index + 1} is blank"
+        if '"' in line:
+            try:
+                fields = next(csv.reader([line], strict=True))
+            except csv.Error:
+                return f"record {index + 1} opens a quoted value that runs on past its line"
+            if len(fields) == n_fields:
+                continue
+            counts[index] = len(fields)
+        return f"record {index + 1} has {counts[index]} fields, the model takes {n_fields}"
+    return ""
+
+
+def _header(first_line: str, features: list[str]) -> list[str] | None:
+    """The first line's names when it is a header (it names a feature), else None."""
+    try:
+        fields = [v.strip() for v in next(csv.reader([first_line], strict=True))]
+    except (csv.Error, StopIteration):
+        return None
+    return fields if set(fields) & set(features) else None
+
+
+def parse_rows(
+    body: Any, content_type: str, features: list[str], text_columns: set[str] | None = None
+) -> tuple[pd.DataFrame, bool]:
+    """(the request's records as a frame of the model's features, whether it began with a
+    header). CSV numbers are parsed by pandas' C reader (a batch transform sends megabytes
+    at once); the model's normalizer then types every column as in training and names a
+    column that is not what it should be. `text_columns` (default: every feature) are kept
+    as text. Raises ValueError naming the record or the columns at fault."""
     text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
     if content_type == "application/json":
         payload = json.loads(text)
         rows = payload.get("instances") if isinstance(payload, dict) else payload
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ValueError('send {"instances": [{column: value, ...}, ...]}')
-        return pd.DataFrame(rows)
+        unknown = sorted({k for r in rows for k in r} - set(features))
+        if unknown:
+            raise ValueError(f"unknown column(s) {', '.join(unknown)}; the model takes {', '.join(features)}")
+        return pd.DataFrame(rows, columns=features), False
     if content_type != "text/csv":
         raise ValueError(f"unsupported content type {content_type!r}; send text/csv or application/json")
-    first = [v.strip().strip('"') for v in text.split("\n", 1)[0].split(",")] if text.strip() else []
-    has_header = bool(first) and set(first) <= set(features)
-    names = first if has_header else features
-    if not has_header and first and len(first) != len(features):
-        raise ValueError(f"expected {len(features)} features ({', '.join(features)}), got {len(first)}")
+    text = text.replace("\r\n", "\n")
+    lines = (text[:-1] if text.endswith("\n") else text).split("\n") if text else []
+    names = _header(lines[0], features) if lines else None
+    if names is not None:
+        fault = column_faults(names, features)
+        if fault:
+            raise ValueError(f"the header {fault}")
+    n = len(features)
+    # Every line holds n fields when no quote hides a comma, the first line has n fields and
+    # the commas add up: pandas refuses a later line with more than the first, so none can
+    # have fewer. Only otherwise look line by line (to name the record).
+    fast = (
+        '"' not in text
+        and (not lines or lines[0].count(",") == n - 1)
+        and text.count(",") == (n - 1) * len(lines)
+        and (n > 1 or all(lines))
+    )
+    fault = "" if fast else _record_faults(lines, n)
+    if fault:
+        raise ValueError(fault)
     as_text = set(features) if text_columns is None else text_columns
     frame = pd.read_csv(
-        io.StringIO(text), header=0 if has_header else None, names=None if has_header else names,
-        dtype={c: str for c in names if c in as_text}, keep_default_na=False, na_values=[""],
+        io.StringIO(text), header=0 if names else None, names=None if names else features,
+        dtype={c: str for c in features if c in as_text}, keep_default_na=False, na_values=[""],
+        skip_blank_lines=False,
     )  # fmt: skip
-    return frame.reset_index(drop=True)
+    return frame[features].reset_index(drop=True), names is not None
 
 
 def input_fn(body: Any, content_type: str) -> Any:
@@ -76,16 +138,36 @@ def input_fn(body: Any, content_type: str) -> Any:
 
 def predict_fn(data: Any, model: Any) -> dict[str, Any]:
     body, content_type = data
-    rows = parse_rows(body, content_type, _features(model), _text_columns(model))
-    answer: dict[str, Any] = {"predictions": np.asarray(model.predict(rows)).tolist()}
+    rows, header = parse_rows(body, content_type, _features(model), _text_columns(model))
+    answer: dict[str, Any] = {"predictions": [], "header": header}
+    if rows.empty:  # a header alone, or an empty request: nothing to predict
+        return answer
+    answer["predictions"] = np.asarray(model.predict(rows)).tolist()
     if hasattr(model, "predict_proba"):
         answer["classes"] = np.asarray(model.classes_).tolist()
-        answer["probabilities"] = np.asarray(model.predict_proba(rows)).round(6).tolist()
+        answer["probabilities"] = np.asarray(model.predict_proba(rows)).tolist()
     return answer
 
 
+def _text(value: Any) -> str:
+    """A prediction as CSV text: a float at full precision (its shortest round-trip repr)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
+    predictions = prediction["predictions"]
     if accept == "application/json":
-        return json.dumps(prediction), "application/json"
-    lines = (f"{v:.6g}" if isinstance(v, float) else str(v) for v in prediction["predictions"])
-    return "\n".join(lines) + "\n", "text/csv"
+        return json.dumps({k: v for k, v in prediction.items() if k != "header"}), "application/json"
+    if accept == "application/jsonlines":
+        classes = [str(c) for c in prediction.get("classes") or []]
+        probabilities = prediction.get("probabilities") or [None] * len(predictions)
+        records = (
+            {"prediction": p, **({"probabilities": dict(zip(classes, row, strict=True))} if classes else {})}
+            for p, row in zip(predictions, probabilities, strict=True)
+        )
+        return "".join(json.dumps(r) + "\n" for r in records), "application/jsonlines"
+    if accept != "text/csv":
+        raise ValueError(f"unsupported accept {accept!r}; ask for text/csv, application/jsonlines or application/json")
+    lines = [HEADER_ANSWER] if prediction.get("header") else []
+    lines += [_text(v) for v in predictions]
+    return "\n".join(lines) + "\n" if lines else "", "text/csv"

@@ -1,0 +1,193 @@
+"""A batch file read as SageMaker's batch transform would cut it, checked, and written as
+the records the Transform step scores.
+
+Batch transform with `SplitType: Line` cuts a file at every newline and is not CSV-aware
+(SageMaker Developer Guide, "Batch transform"; "Run a batch transform job"): a header, a
+blank line or a newline inside quotes each become a record of their own, and only the
+first request of a file carries its header. So a file whose header lists the features in
+another order than training would be read by name in its first request only, and every
+answer after a blank line would belong to the row before it. The drift check therefore
+reads each batch file here, by the config's `data.csv` options (separator, encoding,
+header, column names) or as Parquet, refuses what would misalign (naming the file and the
+line), maps the columns by name, and writes each file's records in the training feature
+order, as CSV without a header, one record per line: exactly what the drift statistics
+saw, and what Transform then scores. Output record k of `<file>.out` is record k of the
+file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from dataset import DataError, DatasetSpec
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_BLANK_LINE = re.compile(r"(?:^|\n)[ \t\r]*(?:\n|$)")
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """One input file: where it is relative to the batch, and its records (text, NaN for an
+    empty field) with the model's features as columns, in training order."""
+
+    relative: str
+    records: pd.DataFrame
+
+
+def batch_files(folder: Path) -> list[Path]:
+    """Every file of the batch, sorted (hidden files skipped, as the transform skips them)."""
+    if folder.is_file():
+        return [folder]
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"the batch {folder} holds no file")
+    return files
+
+
+def column_faults(columns: list[str], features: list[str]) -> str:
+    """'' when `columns` name every feature once and nothing else (in any order); else what
+    lacks and what is unknown, both named."""
+    faults = []
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    missing = [f for f in features if f not in columns]
+    unknown = [c for c in columns if c not in features]
+    if missing:
+        faults.append(f"lacks feature(s) {', '.join(missing)}")
+    if unknown:
+        faults.append(f"names unknown column(s) {', '.join(unknown)}")
+    if duplicated:
+        faults.append(f"names {', '.join(duplicated)} more than once")
+    return " and ".join(faults)
+
+
+def _line_number(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _decoded(path: Path, encoding: str) -> str:
+    try:
+        text = path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: byte {exc.start} is not {encoding} text (set data.csv.encoding to the file's encoding)"
+        ) from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {encoding!r} (data.csv.encoding)") from None
+    return text.replace("\r\n", "\n")
+
+
+def _split_faults(path: Path, text: str) -> None:
+    """Refuse what SageMaker's Line split would turn into extra records."""
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    body = text[:-1] if text.endswith("\n") else text  # one final newline ends the last record
+    blank = _BLANK_LINE.search(body)
+    if blank:
+        line = 1 if blank.start() == 0 else _line_number(body, blank.start() + 1)  # at 0: the `^` branch
+        raise DataError(
+            f"{path}: line {line} is blank; SageMaker's Line split sends it as a record of its own, which "
+            "shifts every later answer against its row: remove blank lines"
+        )
+
+
+def _quoted_newline(path: Path, text: str, separator: str) -> DataError:
+    """The first line where a quoted value runs on into the next line."""
+    number = 0
+    for index, line in enumerate(text.split("\n"), start=1):
+        try:
+            next(csv.reader([line], delimiter=separator, strict=True))
+        except csv.Error:
+            number = index
+            break
+    return DataError(
+        f"{path}: line {number} opens a quoted value that runs on into the next line; SageMaker's Line split "
+        "is not CSV-aware and would cut the record there: keep each record on one line"
+    )
+
+
+def _read_csv(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFrame:
+    text = _decoded(path, spec.encoding)
+    _split_faults(path, text)
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=spec.separator, header=None, dtype=str, keep_default_na=False,
+            skip_blank_lines=False,
+        )  # fmt: skip
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: {str(exc).strip()}") from None
+    if len(frame) != lines:
+        raise _quoted_newline(path, text, spec.separator)
+    short = frame.isna().any(axis=1).to_numpy().nonzero()[0]
+    if len(short):
+        raise DataError(f"{path}: line {short[0] + 1} has fewer fields than line 1 ({frame.shape[1]})")
+    if spec.header:
+        names, frame, what = [str(v).strip() for v in frame.iloc[0]], frame.iloc[1:], "its header (line 1)"
+    else:
+        names = [c for c in spec.column_names if c != spec.target] if spec.column_names else list(features)
+        what = "data.csv.column_names" if spec.column_names else "the training feature order (data.csv.header: false)"
+        if frame.shape[1] != len(names):
+            raise DataError(f"{path}: {frame.shape[1]} fields a line, {what} has {len(names)} ({', '.join(names)})")
+    fault = column_faults(names, features)
+    if fault:
+        raise DataError(f"{path}: {what} {fault}")
+    frame.columns = names
+    return frame.replace("", float("nan"))
+
+
+def _read_parquet(path: Path, features: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+    names = [str(c) for c in frame.columns]
+    fault = column_faults(names, features)
+    if fault:
+        raise DataError(f"{path}: its columns {fault}")
+    frame.columns = names
+    text = frame.astype(object).where(frame.notna(), None).map(lambda v: None if v is None else str(v))
+    for column in text.columns:
+        has_newline = text[column].str.contains("\n", regex=False, na=False).to_numpy().nonzero()[0]
+        if len(has_newline):
+            raise DataError(f"{path}: row {has_newline[0] + 1}, column {column}: a value holds a newline")
+    return text.astype(object).where(text.notna(), float("nan"))
+
+
+def read_batch_file(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFrame:
+    """The file's records with `features` as columns (text; NaN where a field is empty).
+    Raises DataError naming the file (and the line) for an empty, undecodable, ragged or
+    misaligning file, or columns that are not exactly the features."""
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    frame = _read_parquet(path, features) if parquet else _read_csv(path, spec, features)
+    return frame[features].reset_index(drop=True)
+
+
+def read_batch(folder: Path, spec: DatasetSpec, features: list[str]) -> list[BatchFile]:
+    """Every file of the batch, read and checked by `read_batch_file`."""
+    root = folder if folder.is_dir() else folder.parent
+    return [BatchFile(str(f.relative_to(root)), read_batch_file(f, spec, features)) for f in batch_files(folder)]
+
+
+def write_records(batch: BatchFile, folder: Path, max_record_bytes: int) -> Path:
+    """The file's records as Transform scores them: CSV, no header, the features in training
+    order, one record per line, under the file's own relative name (so its answers are
+    `<name>.out`). Raises DataError naming the record that exceeds `max_record_bytes`
+    (MaxPayloadInMB: SageMaker fails a job whose single record is larger)."""
+    body = batch.records.to_csv(header=False, index=False, lineterminator="\n", na_rep="")
+    lengths = pd.Series(body.split("\n")[:-1]).str.len()
+    too_long = (lengths > max_record_bytes).to_numpy().nonzero()[0]
+    if len(too_long):
+        record = int(too_long[0])
+        raise DataError(
+            f"{batch.relative}: record {record + 1} is {int(lengths[record])} bytes, more than a request may "
+            f"carry ({max_record_bytes} bytes, batch.max_payload_mb)"
+        )
+    target = folder / batch.relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body, encoding="utf-8")
+    return target
