@@ -51,15 +51,24 @@ def model_parameters(
     tracking_uri: Callable[[], str],
 ) -> dict[str, str]:
     """`ModelPackageArn` (given, else the package of `cfg.batch_alias` in MLflow at
-    `tracking_uri()`, asked only then) and `ModelDataUri` (given, else the package's first
-    inference container's ModelDataUrl, from `describe`: DescribeModelPackage)."""
+    `tracking_uri()`, asked only then) and `ModelDataUri`: the package's first inference
+    container's ModelDataUrl (from `describe`: DescribeModelPackage), so the drift check
+    reads the baseline of the model that scores. Raises UsageError when the package is not
+    Approved (SageMaker's CreateModel refuses it) or a given ModelDataUri is another."""
     arn = given.get("ModelPackageArn") or package_for_alias(
         tracking_uri(), cfg.mlflow.registered_model, cfg.batch_alias
     )
-    data = given.get("ModelDataUri")
-    if not data:
-        containers = describe(arn).get("InferenceSpecification", {}).get("Containers", [])
-        if not containers or not containers[0].get("ModelDataUrl"):
-            raise UsageError(f"model package {arn} has no ModelDataUrl: pass --param ModelDataUri=s3://...")
-        data = containers[0]["ModelDataUrl"]
+    described = describe(arn)
+    status = described.get("ModelApprovalStatus", "")
+    if status != "Approved":
+        raise UsageError(f"model package {arn} is {status or 'not approved'}: a batch scores only an Approved package")
+    containers = described.get("InferenceSpecification", {}).get("Containers", [])
+    if not containers or not containers[0].get("ModelDataUrl"):
+        raise UsageError(f"model package {arn} has no ModelDataUrl: it cannot be scored")
+    data = containers[0]["ModelDataUrl"]
+    if given.get("ModelDataUri", data) != data:
+        raise UsageError(
+            f"ModelDataUri {given['ModelDataUri']} is not model package {arn}'s model ({data}): the drift check "
+            "would read another model's baseline (leave ModelDataUri out; it follows the package)"
+        )
     return {"ModelPackageArn": arn, "ModelDataUri": data}

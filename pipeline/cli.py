@@ -149,6 +149,9 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     parameters = parse_execution_parameters(args.param, definition)
     refuse_local_inputs(parameters, definition)
     if args.pipeline == "batch":  # the package the alias holds now, unless given
+        from pipeline.batch_output import refuse_overlapping_output
+
+        refuse_overlapping_output(cfg, parameters, definition)
         parameters.update(_batch_model(cfg, parameters, service))
     arn = service.start(name, parameters, display_name=args.display_name)
     print(arn)
@@ -321,6 +324,10 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
     def check(definition: dict[str, Any]) -> None:
         parameters.update(parse_execution_parameters(args.param, definition))
+        if which == "batch":
+            from pipeline.batch_output import refuse_overlapping_output
+
+            refuse_overlapping_output(cfg, parameters, definition)
 
     options = LocalRunOptions(
         parameters=parameters,  # filled by `check` once the definition is rendered

@@ -669,10 +669,21 @@ class DriftSettings(_Strict):
     js_distance: float = Field(default=0.1, gt=0, le=1)
     unseen_share: float = Field(default=0.05, gt=0, le=1)
     missing_share_increase: float = Field(default=0.1, gt=0, le=1)
+    mean_shift_std: float = Field(default=0.5, gt=0, le=100, description="|batch mean - training mean| / training std")
+    min_rows: int = Field(default=30, ge=0, description="below it, drift is not judged: see small_batch")
+    small_batch: Literal["fail", "flag", "score"] = Field(
+        default="fail",
+        description="a batch under min_rows: fail the gate, score it flagged (a violation, gate passes), "
+        "or score it without judging drift",
+    )
+    missing_baseline: Literal["fail", "skip"] = Field(
+        default="fail", description="a package trained before baselines existed: refuse it, or score without a check"
+    )
 
     def thresholds(self) -> dict[str, float]:
         return {"psi": self.psi, "js_distance": self.js_distance, "unseen_share": self.unseen_share,
-                "missing_share_increase": self.missing_share_increase}  # fmt: skip
+                "missing_share_increase": self.missing_share_increase,
+                "mean_shift_std": self.mean_shift_std}  # fmt: skip
 
 
 class BatchSettings(_Strict):
@@ -691,10 +702,30 @@ class BatchSettings(_Strict):
     max_payload_mb: int = Field(default=6, ge=1, le=100)  # CreateTransformJob MaxPayloadInMB
     join_input: bool = Field(default=False, description="each output line: the input row, then its prediction")
     content_type: Literal["text/csv"] = "text/csv"
-    accept: Literal["text/csv", "application/json"] = Field(
-        default="text/csv", description="application/json adds class probabilities for classifiers"
+    accept: Literal["text/csv", "application/jsonlines", "application/json"] = Field(
+        default="text/csv", description="application/jsonlines: one object per record, with class probabilities"
     )
     drift: DriftSettings = Field(default_factory=DriftSettings)
+
+    @field_validator("accept")
+    @classmethod
+    def _one_answer_per_record(cls, value: str) -> str:
+        if value == "application/json":
+            raise ValueError(
+                "application/json answers one object per request, not one per record, so a batch's answers "
+                "cannot line up with its records; use application/jsonlines (one object a line, with the "
+                "class probabilities)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _join_is_csv(self) -> BatchSettings:
+        if self.join_input and self.accept != "text/csv":
+            raise ValueError(
+                f"join_input joins each CSV record with a CSV answer; with accept {self.accept} SageMaker cannot "
+                "join them (set accept: text/csv, or join_input: false)"
+            )
+        return self
 
 
 class InfraSettings(_Strict):

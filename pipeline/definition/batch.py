@@ -1,11 +1,18 @@
 """Config in, batch inference pipeline out: `build_batch_pipeline` (pure, offline).
 
-CreateModel (a ModelStep from the model package) → DriftCheck (a processing job comparing
-the input with the model's training baseline, `drift_check.py`) → DriftGate (a condition
-on the drift report's `worst_ratio`) → Transform (a batch transform job: split by line,
-multi-record batches). With `batch.drift.action: fail` the transform runs only when the
-gate passes and a `Fail` step names the drifting feature otherwise; with `flag` the
-transform does not wait for the gate, which only records its outcome.
+CreateModel (a ModelStep from the model package) → DriftCheck (a processing job that
+reads and checks the batch and compares it with the model's training baseline,
+`drift_check.py`) → DriftGate (a condition on the drift report's `gate_ratio`) →
+Transform (a batch transform job: split by line, multi-record batches) of the records
+DriftCheck wrote, never of the input itself: what the gate judged is what is scored.
+With `batch.drift.action: fail` the transform runs only when the gate passes and a `Fail`
+step names the drifting feature otherwise; with `flag` the transform does not wait for
+the gate, which only records its outcome.
+
+Neither DriftCheck nor Transform is cached: SageMaker's cache key holds an input's S3
+URI, not its content ("Default cache key attributes by pipeline step type"), so a new
+batch under the same prefix would reuse the old drift report. Every execution checks and
+scores the batch it is given.
 
 Parameters: `BatchInputUri`, `BatchOutputUri`, `ModelPackageArn` and `ModelDataUri` (the
 package's model.tar.gz, which holds the baseline). `start --pipeline batch` fills the last
@@ -24,6 +31,7 @@ __all__ = ["BatchParameters", "BatchStepNames", "build_batch_pipeline"]
 DRIFT_REPORT_NAME = "DriftReport"
 DRIFT_REPORT_FILE = "drift_report.json"
 DRIFT_OUTPUT = "drift"
+RECORDS_OUTPUT = "records"  # the batch's records as Transform scores them
 
 
 class BatchStepNames:
@@ -91,11 +99,14 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.steps import TransformStep
 
-    from pipeline.steps.job_policies import cache_config
+    from pipeline.batch_output import output_overlap
+    from pipeline.errors import ConfigError
     from pipeline.steps.processing import processing_step
 
     batch = cfg.batch
     params = _parameters(cfg)
+    if overlap := output_overlap(cfg, params.input_uri.default_value, params.output_uri.default_value):
+        raise ConfigError([("batch.output_uri", overlap)])
     package = _package_model_class()(params.model_package_arn, role=cfg.aws.role_arn, sagemaker_session=ctx.session)
     create_model = ModelStep(
         name=BatchStepNames.CREATE_MODEL,
@@ -104,8 +115,12 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
         description="The model of the package being scored (CreateModel from the model package).",
     )
     report = PropertyFile(name=DRIFT_REPORT_NAME, output_name=DRIFT_OUTPUT, path=DRIFT_REPORT_FILE)
-    thresholds = [item for name, value in batch.drift.thresholds().items()
-                  for item in (f"--{name.replace('_', '-')}", f"{value:g}")]  # fmt: skip
+    drift_settings = batch.drift
+    arguments = [item for name, value in drift_settings.thresholds().items()
+                 for item in (f"--{name.replace('_', '-')}", f"{value:g}")]  # fmt: skip
+    arguments += ["--min-rows", str(drift_settings.min_rows), "--small-batch", drift_settings.small_batch,
+                  "--missing-baseline", drift_settings.missing_baseline,
+                  "--max-payload-mb", str(batch.max_payload_mb)]  # fmt: skip
     drift = processing_step(
         ctx,
         name=BatchStepNames.DRIFT_CHECK,
@@ -119,18 +134,22 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
         ],
         outputs=[
             ProcessingOutput(
-                output_name=DRIFT_OUTPUT,
-                source="/opt/ml/processing/output/drift",
-                destination=ctx.output_uri(BatchStepNames.DRIFT_CHECK, DRIFT_OUTPUT),
+                output_name=name,
+                source=f"/opt/ml/processing/output/{name}",
+                destination=ctx.output_uri(BatchStepNames.DRIFT_CHECK, name),
             )
+            for name in (DRIFT_OUTPUT, RECORDS_OUTPUT)
         ],
-        arguments=thresholds,
+        arguments=arguments,
         display_name="Drift-Check",
-        description="Compares the batch with the model's training baseline per feature (PSI, Jensen-Shannon "
-        "distance, unseen categories, missing values); writes a Model Monitor style violations file.",
+        description="Checks every record of the batch and compares it with the model's training baseline per "
+        "feature (PSI, mean shift, Jensen-Shannon distance, unseen categories, missing and unparsable values); "
+        "writes a Model Monitor style violations file and the records Transform scores.",
         property_files=[report],
         script="drift_check.py",
+        cached=False,
     )
+    records = drift.properties.ProcessingOutputConfig.Outputs[RECORDS_OUTPUT].S3Output.S3Uri
     transformer = Transformer(
         model_name=create_model.properties.ModelName,
         instance_count=batch.instance_count,
@@ -145,29 +164,25 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
     transform = TransformStep(
         name=BatchStepNames.TRANSFORM,
         step_args=transformer.transform(
-            data=params.input_uri,
+            data=records,
             content_type=batch.content_type,
             split_type="Line",
             join_source="Input" if batch.join_input else None,
         ),
         display_name="Batch-Transform",
-        description="Scores every line of the batch with the model's own inference code; one .out file per input.",
-        cache_config=cache_config(cfg),
+        description="Scores every record DriftCheck checked with the model's own inference code; one .out file "
+        "per input file.",
         depends_on=None if batch.drift.action == "fail" else [create_model],
     )
-    worst = JsonGet(step_name=drift.name, property_file=report, json_path="worst_ratio")
+    gate_ratio = JsonGet(step_name=drift.name, property_file=report, json_path="gate_ratio")
     failed = FailStep(
         name=BatchStepNames.DRIFT_FAILED,
         error_message=Join(
             on="",
             values=[
-                "Drift detected: feature ",
-                JsonGet(step_name=drift.name, property_file=report, json_path="worst_feature"),
-                " ",
-                JsonGet(step_name=drift.name, property_file=report, json_path="worst_statistic"),
-                " = ",
-                JsonGet(step_name=drift.name, property_file=report, json_path="worst_value"),
-                " is over its threshold (batch.drift); nothing was scored",
+                "Drift gate failed: ",
+                JsonGet(step_name=drift.name, property_file=report, json_path="gate_message"),
+                " (batch.drift); nothing was scored",
             ],
         ),
     )
@@ -175,8 +190,9 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
     gate = ConditionStep(
         name=BatchStepNames.DRIFT_GATE,
         display_name="Drift-Gate",
-        description="Passes when every feature's drift statistics are within their thresholds (worst ratio <= 1).",
-        conditions=[ConditionLessThanOrEqualTo(left=worst, right=1.0)],
+        description="Passes when every feature's drift statistics are within their thresholds and the batch is "
+        "large enough to judge, or batch.drift says to score it anyway (gate ratio <= 1).",
+        conditions=[ConditionLessThanOrEqualTo(left=gate_ratio, right=1.0)],
         if_steps=[transform] if gated else [],
         else_steps=[failed] if gated else [],
     )

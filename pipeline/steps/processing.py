@@ -39,9 +39,11 @@ def processing_step(
     description: str,
     property_files: list[Any] | None = None,
     script: str | None = None,
+    cached: bool = True,
 ) -> Any:
     """`script`: another bundled script than the step settings' own (whose `arguments`
-    are then not passed: they are that script's)."""
+    are then not passed: they are that script's). `cached=False`: no CacheConfig, for a
+    step whose input may change under the same URI (SageMaker's cache keys on the URI)."""
     from sagemaker.processing import ProcessingInput, ScriptProcessor
     from sagemaker.workflow.steps import ProcessingStep
 
@@ -74,6 +76,6 @@ def processing_step(
         display_name=display_name,
         description=description,
         property_files=property_files,
-        cache_config=cache_config(ctx.cfg),
+        cache_config=cache_config(ctx.cfg) if cached else None,
         retry_policies=retry_policies(ctx.cfg),
     )

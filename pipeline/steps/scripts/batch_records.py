@@ -65,16 +65,40 @@ def column_faults(columns: list[str], features: list[str]) -> str:
     return " and ".join(faults)
 
 
+def ragged_line(lines: list[str], n_fields: int, separator: str = ",") -> str:
+    """'' when every line is one record of `n_fields` fields; else which line is not, and
+    why (1-based). Separators are counted per line, vectorised; a line with a quote is
+    parsed as CSV, so a quoted separator is no field boundary."""
+    counts = pd.Series(lines, dtype=object).str.count(re.escape(separator)).to_numpy() + 1
+    for index in (counts != n_fields).nonzero()[0]:
+        line = lines[index]
+        if not line.strip():
+            return f"{index + 1} is blank"
+        if '"' in line:
+            try:
+                fields = next(csv.reader([line], delimiter=separator, strict=True))
+            except csv.Error:
+                return f"{index + 1} opens a quoted value that runs on past its line"
+            if len(fields) == n_fields:
+                continue
+            counts[index] = len(fields)
+        return f"{index + 1} has {counts[index]} fields, {n_fields} expected"
+    return ""
+
+
 def _line_number(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
 def _decoded(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
     try:
-        text = path.read_bytes().decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"{path}: byte {exc.start} is not {encoding} text (set data.csv.encoding to the file's encoding)"
+            f"{path}: line {line}, byte {exc.start} is not {encoding} text (set data.csv.encoding to the file's "
+            "encoding)"
         ) from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding {encoding!r} (data.csv.encoding)") from None
@@ -123,9 +147,9 @@ def _read_csv(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFram
         raise DataError(f"{path}: {str(exc).strip()}") from None
     if len(frame) != lines:
         raise _quoted_newline(path, text, spec.separator)
-    short = frame.isna().any(axis=1).to_numpy().nonzero()[0]
-    if len(short):
-        raise DataError(f"{path}: line {short[0] + 1} has fewer fields than line 1 ({frame.shape[1]})")
+    fault = ragged_line((text[:-1] if text.endswith("\n") else text).split("\n"), frame.shape[1], spec.separator)
+    if fault:
+        raise DataError(f"{path}: line {fault} (as line 1 has)")
     if spec.header:
         names, frame, what = [str(v).strip() for v in frame.iloc[0]], frame.iloc[1:], "its header (line 1)"
     else:

@@ -7,13 +7,26 @@ Developer Guide, "Schema for Violations (constraint_violations.json file)"): a l
 `{feature_name, constraint_check_type, description}`.
 
 The statistics are the field's standard ones, per kind of feature:
-- numeric: the population stability index (PSI) over ten quantile bins of the training
-  values (Siddiqi, "Credit Risk Scorecards", 2006; < 0.1 stable, > 0.25 a major shift);
-- categorical: the Jensen-Shannon distance of the category shares (base 2, 0 to 1; scipy's
-  `jensenshannon`), and the share of rows whose category training never saw;
-- both: the rise in the share of missing values.
-Each has a threshold; a feature's drift is its worst value over its threshold, so one
-number (`worst_ratio`, above 1 means drift) decides the pipeline's condition.
+- numeric: the population stability index (PSI; Siddiqi, "Credit Risk Scorecards", 2006:
+  < 0.1 stable, > 0.25 a major shift) over the training values themselves when there are at
+  most BINS distinct ones (plus an "other" bin: 0 -> 50 in a 95 %-zero column shows), else
+  over quantile bins with a bin below the training minimum and one above the maximum (their
+  training share is 0), every value holding 1/BINS of training in a bin of its own; the
+  mean's shift in training standard deviations; text that is no number and inf are
+  data-type violations; a batch value other than a constant training column's one too;
+- categorical and boolean: the Jensen-Shannon distance of the category shares (base 2, 0 to
+  1; scipy's `jensenshannon`), and the share of values training never saw; booleans are
+  compared as True/False whatever their spelling (yes/no, 1/0, ...);
+- all: the rise in the share of missing values (an all-missing column is that, not drift).
+A statistic over its limit is a violation; a feature's ratio is its worst statistic over its
+limit. A limit is the threshold, raised to what sampling noise alone reaches with
+probability _NOISE_P at this batch size (PSI ~ (1/n + 1/m) chi2 (Yurdakul, "Statistical
+properties of population stability index", 2018); JS divergence ~ (1/n + 1/m) chi2 / 8 (its
+second-order expansion; Grosse et al., Phys. Rev. E 65, 041905, 2002)): the thresholds are
+large-sample conventions, and a fresh sample of 30 training rows is not drift. Below
+`min_rows` nothing is judged: `small_batch` says whether that fails the gate. `gate_ratio`
+(above 1: fail) is the one number the pipeline's condition reads. Every number in the
+report is finite (strict JSON, as JsonGet parses it).
 """
 
 from __future__ import annotations
@@ -23,70 +36,126 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tabular_model import BOOLEAN, BOOLEAN_SPELLINGS, CATEGORICAL, NUMERIC
 
 BASELINE_FILE = "baseline.json"
-NUMERIC = "numeric"
+VERSION = 2
 BINS = 10
-_SMOOTHING = 1e-4  # an empty bin would make PSI infinite
+BATCH = "(batch)"  # the feature name of a violation by the whole batch
+SMALL_BATCH = ("fail", "flag", "score")
+_SMOOTHING = 1e-4  # a share's floor where the count behind it is unknown (an empty bin would make PSI infinite)
+_NOISE_P = 1e-4  # the chance that sampling noise alone reaches a statistic's limit
+_CAP = 1e9  # every ratio's cap, and the ratio of a violation that needs no threshold
+_SHOWN = 5  # offending values named in a violation
 
-DEFAULT_THRESHOLDS = {"psi": 0.2, "js_distance": 0.1, "unseen_share": 0.05, "missing_share_increase": 0.1}
+DEFAULT_THRESHOLDS = {
+    "psi": 0.2,
+    "js_distance": 0.1,
+    "unseen_share": 0.05,
+    "missing_share_increase": 0.1,
+    "mean_shift_std": 0.5,
+}
 CHECK_TYPES = {  # Model Monitor's constraint_check_type of each statistic
     "psi": "baseline_drift_check",
     "js_distance": "baseline_drift_check",
+    "mean_shift_std": "baseline_drift_check",
+    "constant_changed": "baseline_drift_check",
     "unseen_share": "categorical_values_check",
     "missing_share_increase": "completeness_check",
+    "n_rows": "completeness_check",
     "missing_column": "missing_column_check",
+    "unparsed_count": "data_type_check",
+    "non_finite_count": "data_type_check",
 }
+_ANY = ("missing_column", "unparsed_count", "non_finite_count", "constant_changed")  # above 0: a violation
+
+Stats = dict[str, float]
 
 
-def _missing(values: pd.Series, na_values: list[str]) -> pd.Series:
+def _missing(values: pd.Series, na_values: list[str]) -> np.ndarray:
     text = values.astype("string").str.strip()
-    return values.isna() | text.isin(na_values) | (text == "")
+    return (values.isna() | text.isin(na_values) | (text == "").fillna(False)).to_numpy(dtype=bool)
+
+
+def _parse(present: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """The present values as numbers (inf kept), and those that are no number."""
+    if not pd.api.types.is_numeric_dtype(present):
+        present = present.astype(str).str.strip()
+    numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return numbers[~np.isnan(numbers)], present[np.isnan(numbers)]
+
+
+def _category_counts(present: pd.Series, kind: str) -> dict[str, int]:
+    """Rows per category (stripped text); a boolean's spellings as "True"/"False"."""
+    counts = present.value_counts()
+    keys = [str(key).strip() for key in counts.index]
+    if kind == BOOLEAN:
+        keys = [BOOLEAN_SPELLINGS.get(key.lower(), key) for key in keys]
+    return {str(k): int(c) for k, c in counts.groupby(keys).sum().items()} if keys else {}
+
+
+def _edges(numbers: np.ndarray, distinct: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """[min, inner quantile edges, max]; a value holding 1/BINS of training gets a bin of its
+    own (else a 95 % spike shares its bin with the rest, and moving to that rest is unseen)."""
+    low, high = distinct[0], distinct[-1]
+    heavy = distinct[counts * BINS >= len(numbers)]
+    apart = np.where(heavy < high, np.nextafter(heavy, np.inf), np.nextafter(heavy, -np.inf))
+    inner = np.quantile(numbers, np.linspace(0, 1, BINS + 1)[1:-1])
+    return np.unique(np.concatenate([[low, high], inner, heavy, apart]))
+
+
+def _bin_counts(numbers: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts in [below min, [e0, e1), ..., [e(k-1), max], above max] for edges [min, ..., max]."""
+    index = np.searchsorted(edges, numbers, side="right")
+    index[numbers == edges[-1]] = len(edges) - 1
+    return np.bincount(index, minlength=len(edges) + 1)
+
+
+def _numeric_baseline(numbers: np.ndarray) -> dict[str, Any]:
+    numbers = numbers[np.isfinite(numbers)]
+    if not len(numbers):
+        return {"count": 0, "values": [], "value_shares": []}
+    distinct, counts = np.unique(numbers, return_counts=True)
+    entry = {"count": len(numbers), "mean": _finite(numbers.mean()), "std": _finite(numbers.std())}
+    entry |= {"min": float(distinct[0]), "max": float(distinct[-1])}
+    if len(distinct) <= BINS:
+        return entry | {"values": distinct.tolist(), "value_shares": (counts / len(numbers)).tolist()}
+    edges = _edges(numbers, distinct, counts)
+    return entry | {"bin_edges": edges.tolist(), "bin_shares": (_bin_counts(numbers, edges) / len(numbers)).tolist()}
 
 
 def baseline(frame: pd.DataFrame, column_types: dict[str, str], na_values: list[str]) -> dict[str, Any]:
-    """Per-feature statistics of the training split (JSON-ready), with the spellings of a
-    missing value it was read with (a batch is read the same way)."""
+    """Per-feature statistics of the training split (JSON-ready, version 2), with the
+    spellings of a missing value it was read with (a batch is read the same way)."""
     features: dict[str, Any] = {}
     for column, kind in column_types.items():
-        values = frame[column]
-        missing = _missing(values, na_values)
-        present = values[~missing]
-        entry: dict[str, Any] = {"missing_share": float(missing.mean()) if len(values) else 0.0}
+        missing = _missing(frame[column], na_values)
+        present = frame[column][~missing]
+        entry: dict[str, Any] = {"kind": kind if kind in (NUMERIC, BOOLEAN) else CATEGORICAL}
+        entry["missing_share"] = float(missing.mean()) if len(missing) else 0.0
         if kind == NUMERIC:
-            numbers = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=float)
-            edges = np.unique(np.quantile(numbers, np.linspace(0, 1, BINS + 1)[1:-1])) if len(numbers) else []
-            entry |= {
-                "kind": NUMERIC,
-                "mean": float(numbers.mean()) if len(numbers) else 0.0,
-                "std": float(numbers.std()) if len(numbers) else 0.0,
-                "min": float(numbers.min()) if len(numbers) else 0.0,
-                "max": float(numbers.max()) if len(numbers) else 0.0,
-                "bin_edges": [float(e) for e in edges],  # inner edges; the outer bins are open
-                "bin_shares": _bin_shares(numbers, list(edges)),
-            }
+            entry |= _numeric_baseline(_parse(present)[0])
         else:
-            shares = present.astype(str).str.strip().value_counts(normalize=True)
-            entry |= {"kind": "categorical", "frequencies": {str(k): float(v) for k, v in shares.items()}}
+            counts = _category_counts(present, kind)
+            total = sum(counts.values())
+            entry |= {"count": total, "frequencies": {k: c / total for k, c in counts.items()}}
         features[column] = entry
-    return {"version": 1, "n_rows": len(frame), "na_values": list(na_values), "features": features}
+    return {"version": VERSION, "n_rows": len(frame), "na_values": list(na_values), "features": features}
 
 
-def _bin_shares(numbers: np.ndarray, inner_edges: list[float]) -> list[float]:
-    if not len(numbers):
-        return [0.0] * (len(inner_edges) + 1)
-    counts = np.bincount(np.searchsorted(inner_edges, numbers, side="right"), minlength=len(inner_edges) + 1)
-    return [float(c) / len(numbers) for c in counts]
-
-
-def psi(expected: list[float], actual: list[float]) -> float:
-    """Population stability index of two share vectors over the same bins."""
-    e = np.clip(np.asarray(expected, dtype=float), _SMOOTHING, None)
-    a = np.clip(np.asarray(actual, dtype=float), _SMOOTHING, None)
+def psi(expected: list[float], actual: list[float], n_expected: float = 0, n_actual: float = 0) -> float:
+    """Population stability index sum((a - e) ln(a / e)) of two share vectors over the same
+    bins (Siddiqi 2006). A share of 0 counts as half a row of its sample (1e-4 when the size
+    is not given), so an empty bin adds a finite amount; a bin empty in both adds nothing."""
+    e, a = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    used = (e > 0) | (a > 0)
+    e = np.maximum(e[used], 0.5 / n_expected if n_expected > 0 else _SMOOTHING)
+    a = np.maximum(a[used], 0.5 / n_actual if n_actual > 0 else _SMOOTHING)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
 def js_distance(expected: dict[str, float], actual: dict[str, float]) -> float:
+    """Jensen-Shannon distance of two category share maps (scipy's `jensenshannon`, base 2)."""
     from scipy.spatial.distance import jensenshannon
 
     categories = sorted(set(expected) | set(actual))
@@ -96,61 +165,181 @@ def js_distance(expected: dict[str, float], actual: dict[str, float]) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
+def noise_limit(statistic: str, n: float, m: float, df: int = 1, share: float = 0.0) -> float:
+    """What the statistic exceeds with probability _NOISE_P when a batch of n and a baseline
+    of m values are drawn from one population (the module docstring's sources; the mean's
+    shift in stds ~ N(0, 1/n + 1/m), a share's rise ~ N(0, share (1 - share) (1/n + 1/m)))."""
+    from scipy.stats import chi2, norm
+
+    if n <= 0 or m <= 0:
+        return 0.0
+    scale = 1 / n + 1 / m
+    if statistic == "psi":
+        return float(chi2.isf(_NOISE_P, df) * scale)
+    if statistic == "js_distance":
+        return math.sqrt(chi2.isf(_NOISE_P, df) * scale / (8 * math.log(2)))
+    if statistic == "mean_shift_std":
+        return float(norm.isf(_NOISE_P / 2) * math.sqrt(scale))
+    if statistic == "missing_share_increase":
+        return float(norm.isf(_NOISE_P) * math.sqrt(share * (1 - share) * scale))
+    return 0.0
+
+
+def _finite(value: float) -> float:
+    return float(np.nan_to_num(value, nan=0.0, posinf=_CAP, neginf=-_CAP))
+
+
+def _expected_and_counts(base: dict[str, Any], numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training shares and batch counts over the same bins: the training values and "other",
+    version 2's closed range between outer bins, or version 1's inner edges (de-duplicated)."""
+    if "values" in base:
+        values = np.asarray(base["values"], dtype=float)
+        index = np.minimum(np.searchsorted(values, numbers), len(values) - 1)
+        index = np.where(values[index] == numbers, index, len(values))
+        return np.append(base["value_shares"], 0.0), np.bincount(index, minlength=len(values) + 1)
+    edges = np.asarray(base["bin_edges"], dtype=float)
+    if "count" in base:
+        return np.asarray(base["bin_shares"], dtype=float), _bin_counts(numbers, edges)
+    unique = np.unique(edges)  # version 1: a bin starting at edges[j - 1] falls in the bin of that edge
+    into = np.concatenate([[0], np.searchsorted(unique, edges, side="right")]).astype(int)
+    shares = np.bincount(into, weights=base["bin_shares"], minlength=len(unique) + 1)
+    return shares, np.bincount(np.searchsorted(unique, numbers, side="right"), minlength=len(unique) + 1)
+
+
+def _numeric_stats(base: dict[str, Any], present: pd.Series, n_rows: int, m: float) -> tuple[Stats, Stats, dict]:
+    numbers, unparsed = _parse(present)
+    finite = numbers[np.isfinite(numbers)]
+    shown = ", ".join(repr(str(v)[:40]) for v in unparsed.unique()[:_SHOWN])
+    stats: Stats = {"unparsed_count": len(unparsed), "unparsed_share": len(unparsed) / n_rows if n_rows else 0.0}
+    stats["non_finite_count"] = len(numbers) - len(finite)
+    notes = {
+        "unparsed_count": f"{len(unparsed)} value(s) ({stats['unparsed_share']:.2%}) are not numbers: {shown}",
+        "non_finite_count": f"{stats['non_finite_count']} value(s) are infinite (inf or -inf)",
+    }
+    if not len(finite) or not m:
+        return stats, {}, notes
+    expected, counts = _expected_and_counts(base, finite)
+    df = max(int(np.count_nonzero(expected)) - 1, 1)
+    stats["psi"], stats["mean"] = psi(expected, counts / len(finite), m, len(finite)), _finite(finite.mean())
+    noise = {"psi": noise_limit("psi", len(finite), m, df)}
+    if base["std"] > 0:
+        stats["mean_shift_std"] = min(abs(stats["mean"] - base["mean"]) / base["std"], _CAP)
+        noise["mean_shift_std"] = noise_limit("mean_shift_std", len(finite), m)
+    else:
+        stats["constant_changed"] = float(np.mean(finite != base["min"]))
+        notes["constant_changed"] = (
+            f"training was constant at {base['min']:g}; {stats['constant_changed']:.2%} of the batch differs"
+        )
+    return stats, noise, notes
+
+
+def _categorical_stats(base: dict[str, Any], present: pd.Series, m: float) -> tuple[Stats, Stats, dict]:
+    counts = _category_counts(present, base["kind"])
+    n = sum(counts.values())
+    if not n:
+        return {}, {}, {}
+    shares = {k: c / n for k, c in counts.items()}
+    unseen = sorted(set(shares) - set(base["frequencies"]), key=lambda c: (-shares[c], c))
+    stats = {"js_distance": js_distance(base["frequencies"], shares), "unseen_share": sum(shares[c] for c in unseen)}
+    noise = {"js_distance": noise_limit("js_distance", n, m, max(len(base["frequencies"]) - 1, 1))}
+    return stats, noise, {"unseen_share": f" (unseen: {', '.join(unseen[:_SHOWN])})"}
+
+
+def _feature_stats(
+    base: dict[str, Any], values: pd.Series, na_values: list[str], n_train: int
+) -> tuple[Stats, Stats, dict[str, str]]:
+    missing = _missing(values, na_values)
+    share = float(missing.mean()) if len(values) else 0.0
+    stats: Stats = {"missing_share": share, "missing_share_increase": max(0.0, share - base["missing_share"])}
+    rise = noise_limit("missing_share_increase", len(values), n_train, share=base["missing_share"])
+    noise = {"missing_share_increase": rise}
+    notes = {"missing_share_increase": f" (missing share {share:.4g}, training {base['missing_share']:.4g})"}
+    m = base.get("count", n_train * (1 - base["missing_share"]))  # version 1 stored no count
+    if base["kind"] == NUMERIC:
+        more = _numeric_stats(base, values[~missing], len(values), m)
+    else:
+        more = _categorical_stats(base, values[~missing], m)
+    return stats | more[0], noise | more[1], notes | more[2]
+
+
+def _judge(stats: Stats, noise: Stats, thresholds: Stats) -> tuple[Stats, Stats]:
+    """Each statistic's ratio to its limit (its threshold, or the sampling noise if higher)."""
+    limits = {k: max(t, noise.get(k, 0.0)) for k, t in thresholds.items() if k in stats and t > 0}
+    ratios = {k: min(stats[k] / limit, _CAP) for k, limit in limits.items()}
+    return ratios | {k: _CAP if stats[k] > 0 else 0.0 for k in _ANY if k in stats}, limits
+
+
+def _describe(name: str, stats: Stats, limits: Stats, thresholds: Stats, notes: dict[str, str]) -> str:
+    """A violation's description: what was found, against which limit."""
+    if name in _ANY:
+        return notes[name]
+    limit = limits[name]
+    raised = (
+        f" (threshold {thresholds[name]:g} raised to this batch's sampling noise)" if limit > thresholds[name] else ""
+    )
+    return f"{name} {stats[name]:.4g} is above its limit {limit:.4g}{raised}{notes.get(name, '')}"
+
+
+def _violation(feature: str, statistic: str, description: str) -> dict[str, str]:
+    return {"feature_name": feature, "constraint_check_type": CHECK_TYPES[statistic], "description": description}
+
+
 def compare(
-    reference: dict[str, Any], frame: pd.DataFrame, na_values: list[str], thresholds: dict[str, float] | None = None
+    reference: dict[str, Any],
+    frame: pd.DataFrame,
+    na_values: list[str],
+    thresholds: dict[str, float] | None = None,
+    *,
+    min_rows: int = 30,
+    small_batch: str = "fail",
 ) -> dict[str, Any]:
-    """The batch against the baseline: statistics per feature, the violations (Model
-    Monitor's layout) and the worst feature. Shapes: `{"features": {name: {statistic:
-    value, ..., "ratio": worst value / threshold}}, "violations": [...], "worst_feature",
-    "worst_statistic", "worst_value", "worst_ratio", "n_rows"}`."""
-    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    features: dict[str, Any] = {}
-    worst_of: dict[str, str] = {}  # feature -> its statistic furthest over its threshold
-    violations: list[dict[str, str]] = []
+    """The batch (text, NaN for missing) against the baseline: statistics per feature, the
+    violations (Model Monitor's layout), the worst feature and `gate_ratio` (above 1: the
+    gate fails). Below `min_rows` rows nothing is judged, and `small_batch` says what that
+    does: "fail" (a violation of "(batch)", gate_ratio > 1), "flag" (that violation listed,
+    gate_ratio 0) or "score" (no violation, gate_ratio 0)."""
+    if small_batch not in SMALL_BATCH:
+        raise ValueError(f"small_batch must be one of {', '.join(SMALL_BATCH)}, not {small_batch!r}")
+    thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    n_rows, features, limits, worst_of, violations = len(frame), {}, {}, {}, []
+    judged = n_rows >= min_rows
     for column, base in reference["features"].items():
-        if column not in frame.columns:
-            features[column], worst_of[column] = {"missing_column": 1.0, "ratio": math.inf}, "missing_column"
-            violations.append({"feature_name": column, "constraint_check_type": CHECK_TYPES["missing_column"],
-                               "description": f"the batch has no column {column}"})  # fmt: skip
-            continue
-        values = frame[column]
-        missing = _missing(values, na_values)
-        present = values[~missing]
-        missing_share = float(missing.mean()) if len(values) else 0.0
-        stats: dict[str, float] = {
-            "missing_share": missing_share,
-            "missing_share_increase": max(0.0, missing_share - base["missing_share"]),
-        }
-        if base["kind"] == NUMERIC:
-            numbers = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=float)
-            stats["psi"] = psi(base["bin_shares"], _bin_shares(numbers, base["bin_edges"]))
-            stats["mean"] = float(numbers.mean()) if len(numbers) else 0.0
-            stats["mean_shift_in_std"] = abs(stats["mean"] - base["mean"]) / base["std"] if base["std"] else 0.0
+        if column in frame.columns:
+            stats, noise, notes = _feature_stats(base, frame[column], na_values, reference["n_rows"])
+            ratios, limits[column] = _judge(stats, noise, thresholds)
         else:
-            shares = {str(k): float(v) for k, v in present.astype(str).str.strip().value_counts(normalize=True).items()}
-            stats["js_distance"] = js_distance(base["frequencies"], shares)
-            unseen = sorted(set(shares) - set(base["frequencies"]))
-            stats["unseen_share"] = float(sum(shares[c] for c in unseen))
-        ratios = {name: stats[name] / limits[name] for name in limits if name in stats and limits[name] > 0}
-        worst_of[column] = max(ratios, key=lambda name: ratios[name])
-        stats["ratio"] = ratios[worst_of[column]]
-        for name, ratio in ratios.items():
-            if ratio > 1:
-                violations.append({
-                    "feature_name": column, "constraint_check_type": CHECK_TYPES[name],
-                    "description": f"{name} {stats[name]:.4g} is above its threshold {limits[name]:g}"
-                    + (f" (unseen: {', '.join(unseen[:5])})" if name == "unseen_share" else ""),
-                })  # fmt: skip
-        features[column] = stats
-    worst_feature = max(features, key=lambda name: features[name]["ratio"]) if features else ""
-    worst = features.get(worst_feature, {})
-    statistic = worst_of.get(worst_feature, "missing_column")
-    return {
-        "n_rows": len(frame),
+            stats, ratios, notes = {"missing_column": 1}, {"missing_column": _CAP}, {}
+            notes["missing_column"] = f"the batch has no column {column}"
+        worst_of[column] = max(ratios, key=lambda k: ratios[k]) if ratios else "missing_share_increase"
+        features[column] = stats | {"ratio": ratios.get(worst_of[column], 0.0)}
+        if judged:
+            over = [k for k in ratios if ratios[k] > 1]
+            violations += [
+                _violation(column, k, _describe(k, stats, limits.get(column, {}), thresholds, notes)) for k in over
+            ]
+    worst = max(features, key=lambda f: features[f]["ratio"]) if features else ""
+    statistic = worst_of.get(worst, "")
+    worst_ratio = features[worst]["ratio"] if worst else 0.0
+    report = {
+        "n_rows": n_rows,
         "features": features,
         "violations": violations,
-        "worst_feature": worst_feature,
+        "worst_feature": worst,
         "worst_statistic": statistic,
-        "worst_value": float(worst.get(statistic, 0.0)) if worst else 0.0,
-        "worst_ratio": float(min(worst.get("ratio", 0.0), 1e9)) if worst else 0.0,
+        "worst_value": float(features[worst].get(statistic, 0.0)) if worst else 0.0,
+        "worst_ratio": worst_ratio,
+        "gate_ratio": worst_ratio if judged else 0.0,
+        "small_batch": not judged,
+        "min_rows": min_rows,
+        "judged": judged,
+        "flagged": not judged and small_batch == "flag",
+        "limits": limits,
     }
+    if not judged and small_batch != "score":
+        text = f"the batch has {n_rows} row(s), fewer than min_rows {min_rows}: too few to judge drift"
+        violations.append(_violation(BATCH, "n_rows", text))
+    if not judged and small_batch == "fail":
+        ratio = min((min_rows + 1) / (n_rows + 1), _CAP)  # > 1 for any n_rows < min_rows
+        report |= {"worst_feature": BATCH, "worst_statistic": "n_rows", "worst_value": float(n_rows)}
+        report |= {"worst_ratio": ratio, "gate_ratio": ratio}
+    return report

@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         report = compare(baseline, batch, na_values, thresholds, min_rows=args.min_rows, small_batch=args.small_batch)
         report["baseline"] = "present"
     report["thresholds"] = thresholds
+    report["gate_message"] = gate_message(report)
     report["files"] = [{"file": f.relative, "records": len(f.records)} for f in files]
     draw(report, out / PICTURE_FILE)
     (out / VIOLATIONS_FILE).write_text(json.dumps({"violations": report["violations"]}, indent=2))
@@ -176,6 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary(report), flush=True)
     return 0
+
+
+def gate_message(report: dict[str, Any]) -> str:
+    """Why the gate fails (the Fail step's message), or would."""
+    if report.get("small_batch") and not report.get("judged", True):
+        return f"the batch has {report['n_rows']} records, drift is not judged below {report['min_rows']}"
+    if report.get("small_batch"):
+        return f"the batch has {report['n_rows']} records, fewer than batch.drift.min_rows ({report['min_rows']})"
+    if not report["worst_feature"]:
+        return "no drift"
+    return (f"drift detected: feature {report['worst_feature']} {report['worst_statistic']} = "
+            f"{report['worst_value']:.4g}, {report['worst_ratio']:.3g} times its threshold")  # fmt: skip
 
 
 def summary(report: dict[str, Any]) -> str:

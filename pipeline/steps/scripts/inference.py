@@ -33,7 +33,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from batch_records import column_faults
+from batch_records import column_faults, ragged_line
 
 MODEL_FILE = "model.joblib"
 HEADER_ANSWER = "prediction"
@@ -51,26 +51,6 @@ def _text_columns(model: Any) -> set[str]:
     """The features that are not numbers: read as text, so "007" stays a category."""
     normalize = model.named_steps["normalize"]
     return {c for c, kind in (normalize.column_types or {}).items() if kind != "numeric"}
-
-
-def _record_faults(lines: list[str], n_fields: int) -> str:
-    """'' when every line is one record of `n_fields` fields; else the first that is not.
-    Separators are counted per line (vectorised); a line with a quote is parsed as CSV."""
-    counts = pd.Series(lines, dtype=object).str.count(",").to_numpy() + 1
-    for index in np.nonzero(counts != n_fields)[0]:
-        line = lines[index]
-        if not line.strip():
-            return f"record {index + 1} is blank"
-        if '"' in line:
-            try:
-                fields = next(csv.reader([line], strict=True))
-            except csv.Error:
-                return f"record {index + 1} opens a quoted value that runs on past its line"
-            if len(fields) == n_fields:
-                continue
-            counts[index] = len(fields)
-        return f"record {index + 1} has {counts[index]} fields, the model takes {n_fields}"
-    return ""
 
 
 def _header(first_line: str, features: list[str]) -> list[str] | None:
@@ -119,9 +99,9 @@ def parse_rows(
         and text.count(",") == (n - 1) * len(lines)
         and (n > 1 or all(lines))
     )
-    fault = "" if fast else _record_faults(lines, n)
+    fault = "" if fast else ragged_line(lines, n)
     if fault:
-        raise ValueError(fault)
+        raise ValueError(f"record {fault}")
     as_text = set(features) if text_columns is None else text_columns
     frame = pd.read_csv(
         io.StringIO(text), header=0 if names else None, names=None if names else features,
