@@ -253,8 +253,8 @@ def test_building_a_definition_never_imports_the_cli_nor_local_mode_the_builder(
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
-BATCH_VARIANTS = {"fail": [], "flag-joined-json": ["batch.drift.action=flag", "batch.join_input=true",
-                                                   "batch.accept=application/json"]}  # fmt: skip
+BATCH_VARIANTS = {"fail": [], "flag-joined": ["batch.drift.action=flag", "batch.join_input=true"],
+                  "flag-jsonlines": ["batch.drift.action=flag", "batch.accept=application/jsonlines"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", list(BATCH_VARIANTS))
@@ -278,11 +278,56 @@ def test_the_batch_pipeline_passes_the_same_two_checks(variant: str) -> None:
     if variant == "fail":  # the transform waits for the gate; drift fails the execution instead
         assert [s["Name"] for s in gate["IfSteps"]] == [BatchStepNames.TRANSFORM]
         assert [s["Name"] for s in gate["ElseSteps"]] == [BatchStepNames.DRIFT_FAILED]
-    else:
+    elif variant == "flag-joined":
         assert gate["IfSteps"] == gate["ElseSteps"] == []
         assert transform["DataProcessing"] == {"JoinSource": "Input"} and transform["TransformOutput"]["Accept"] == (
-            "application/json"
+            "text/csv"
         )
+    else:
+        assert "DataProcessing" not in transform and transform["TransformOutput"]["Accept"] == "application/jsonlines"
     assert [p["Name"] for p in definition["Parameters"]] == [
         "BatchInputUri", "BatchOutputUri", "ModelPackageArn", "ModelDataUri",
     ]  # fmt: skip
+
+
+def test_the_drift_gate_always_sees_the_batch_that_is_scored() -> None:
+    """Read as SageMaker caches (the step's arguments, an input as its URI): neither the
+    drift check nor the transform can be a cache hit, since both carry no CacheConfig; and
+    the transform scores the records the drift check wrote in this execution, not the
+    input prefix, whose content may have changed under the same URI."""
+    from pipeline.definition.batch import BatchStepNames
+
+    definition = json.loads(render_definition(load_config(DEFAULT_CONFIG), which="batch"))
+    steps = steps_by_name(definition)
+    drift, transform = steps[BatchStepNames.DRIFT_CHECK], steps[BatchStepNames.TRANSFORM]
+    assert "CacheConfig" not in drift and "CacheConfig" not in transform
+    assert transform["Arguments"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": f"Steps.{BatchStepNames.DRIFT_CHECK}.ProcessingOutputConfig.Outputs['records'].S3Output.S3Uri"
+    }
+    records = next(o for o in drift["Arguments"]["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "records")
+    assert {"Get": "Execution.PipelineExecutionId"} in records["S3Output"]["S3Uri"]["Std:Join"][
+        "Values"
+    ]  # per execution
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in drift["Arguments"]["ProcessingInputs"]}
+    assert inputs["data"] == {"Get": "Parameters.BatchInputUri"}
+    gate = steps[BatchStepNames.DRIFT_GATE]["Arguments"]["Conditions"][0]
+    assert gate["LeftValue"]["Std:JsonGet"]["Path"] == "gate_ratio"
+    # the training pipeline still caches: only the steps that read a batch do not
+    training = json.loads(render_definition(load_config(DEFAULT_CONFIG)))
+    assert all(s.get("CacheConfig", {}).get("Enabled") for s in job_steps(training) if s["Type"] != "RegisterModel")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("batch.accept=application/json", "answers one object per request, not one per record"),
+        ("batch.output_uri=s3://mlops-artifacts-123456789012/diabetes-regression/", "overlaps"),
+    ],
+)
+def test_a_batch_whose_answers_cannot_line_up_or_would_overwrite_is_refused(override: str, message: str) -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        render_definition(load_config(DEFAULT_CONFIG, overrides=[override]), which="batch")
+    with pytest.raises(ConfigError, match="with accept application/jsonlines SageMaker cannot join"):
+        load_config(DEFAULT_CONFIG, overrides=["batch.join_input=true", "batch.accept=application/jsonlines"])
