@@ -2,15 +2,15 @@
 the champion scores the example rows after a drift check against its training baseline;
 a shifted copy (a feature's mean moved by two standard deviations and a category training
 never saw) is flagged, and with `batch.drift.action: fail` the execution fails naming the
-feature. Also: the transform job's batching and its report of a failing line (pure)."""
+feature. Then each finding of issue #19, on files large enough to be cut into several
+requests (`batch.max_payload_mb=1`) where it depends on that: columns in another order,
+blank lines, outputs that overlap, a bad value, formats and encodings, small batches."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -110,7 +110,9 @@ def test_drift_fails_the_execution_naming_the_feature_or_only_flags_it(
     path = shifted(tmp_path)
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={path}")
     assert code == 1 and record.status == "Failed"
-    assert record.failure_reason.startswith("Drift detected: feature mean radius psi = "), record.failure_reason
+    assert record.failure_reason.startswith("Drift gate failed: drift detected: feature mean radius "), (
+        record.failure_reason
+    )
     assert record.steps["Transform"].status == "Skipped"
     drift_output = Path(record.steps["DriftCheck"].properties["ProcessingOutputConfig"]["Outputs"]["drift"]["S3Output"]
                         ["S3Uri"].replace("s3://", str(trained / "s3") + "/"))  # fmt: skip
@@ -136,50 +138,166 @@ def test_without_a_champion_the_batch_says_what_to_do(
     assert code == 2 and "no model to score: nobody-here@champion does not exist" in err, err
 
 
-# ---- the transform job's own logic -----------------------------------------------------
+# ---- issue #19: every row scored as its own ------------------------------------------------
+
+BUCKET_BASE = f"s3://mlops-artifacts-123456789012/{NAME}"
+SMALL_REQUESTS = ["--set", "batch.max_payload_mb=1"]
 
 
-@pytest.fixture(scope="module")
-def transform_job() -> Any:
-    from pipeline.local.jobs import TRANSFORM_JOB
-
-    spec = importlib.util.spec_from_file_location("transform_job", TRANSFORM_JOB)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def many_rows(n: int, seed: int = 3) -> pd.DataFrame:
+    """`n` rows drawn from the example rows (so they do not drift): ~90 bytes a row."""
+    rows = example_rows()
+    return rows.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
 
 
-def test_multi_record_batches_fill_the_payload_and_single_record_sends_one(transform_job: Any) -> None:
-    data = b"\n".join([b"x" * 9] * 10) + b"\n"  # 10 bytes a record with its newline
-    assert [(i, b.count(b"\n") + 1, len(b)) for i, b in transform_job.batches(data, "MultiRecord", 35)] == [
-        (0, 3, 29), (3, 3, 29), (6, 3, 29), (9, 1, 9),
-    ]  # fmt: skip
-    assert len(list(transform_job.batches(data, "SingleRecord", 35))) == 10
-    assert [i for i, _ in transform_job.batches(b"y" * 100 + b"\nz\n", "MultiRecord", 35)] == [0, 1]  # alone
-    assert list(transform_job.batches(b"", "MultiRecord", 35)) == []
+def output_file(workspace: Path, prefix: str, name: str) -> Path:
+    return workspace / "s3" / prefix.removeprefix("s3://") / name
 
 
-def test_a_failing_record_is_named_by_its_line(transform_job: Any, tmp_path: Path) -> None:
-    class Program:  # a model's inference code that cannot read "oops"
-        @staticmethod
-        def input_fn(body: bytes, content_type: str) -> list[str]:
-            return body.decode().split("\n")
+def served_predictions(tracking_uri: str, frame: pd.DataFrame) -> list[str]:
+    import mlflow
 
-        @staticmethod
-        def predict_fn(rows: list[str], model: Any) -> list[float]:
-            return [float(r) * 2 for r in rows]
+    mlflow.set_tracking_uri(tracking_uri)
+    return [str(v) for v in mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(frame)]
 
-        @staticmethod
-        def output_fn(prediction: list[float], accept: str) -> str:
-            return "\n".join(f"{p:g}" for p in prediction)
 
-    spec = {"split": "Line", "strategy": "MultiRecord", "max_payload_mb": 1, "content_type": "text/csv",
-            "accept": "text/csv", "join_input": True}  # fmt: skip
-    source = tmp_path / "in.csv"
-    source.write_text("1\n2\n3\n")
-    assert transform_job.transform_file(Program, None, source, tmp_path / "out" / "in.csv.out", spec) == 3
-    assert (tmp_path / "out" / "in.csv.out").read_text() == "1,2\n2,4\n3,6\n"
-    source.write_text("1\n2\noops\n4\n")
-    with pytest.raises(RuntimeError, match=r"in.csv: line 3: ValueError: could not convert string to float: 'oops'"):
-        transform_job.transform_file(Program, None, source, tmp_path / "out2" / "in.csv.out", spec)
-    assert not (tmp_path / "out2" / "in.csv.out").exists()  # no half-written output
+def test_columns_in_another_order_are_scored_by_name_in_every_request_and_joined_to_their_row(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    rows = many_rows(30_000)
+    batch = tmp_path / "reversed.csv"
+    rows[list(reversed(rows.columns))].to_csv(batch, index=False, float_format="%.10g")
+    assert batch.stat().st_size > 2 * 1024 * 1024  # three requests of 1 MB
+    output = f"{BUCKET_BASE}/scored-reversed/"
+    joined = ["--set", "batch.join_input=true", *SMALL_REQUESTS]
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", "--param",
+                                  f"BatchOutputUri={output}", *joined)  # fmt: skip
+    assert code == 0, err
+    assert record.steps["Transform"].detail == "transformed 30000 records from 1 file(s)"
+    lines = output_file(trained, output, "reversed.csv.out").read_text().splitlines()
+    assert len(lines) == 30_000
+    joined = pd.read_csv(output_file(trained, output, "reversed.csv.out"), header=None, dtype=str,
+                         keep_default_na=False)  # fmt: skip
+    as_written = pd.read_csv(batch, dtype=str, keep_default_na=False)[list(rows.columns)]  # training order
+    assert (joined.iloc[:, : rows.shape[1]].to_numpy() == as_written.to_numpy()).all()  # each answer on its row
+    expected = served_predictions(tracking_env, pd.read_csv(batch))
+    assert joined.iloc[:, -1].tolist() == expected
+
+
+def test_blank_lines_and_quoted_newlines_are_refused_by_line_before_anything_is_scored(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    text = many_rows(20_000).to_csv(index=False, float_format="%.10g").splitlines()
+    batch = tmp_path / "gappy.csv"
+    batch.write_text("\n".join([*text[:5001], "", *text[5001:]]) + "\n")  # line 5002 is blank
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
+    assert code == 1 and record.steps["Transform"].status in {"Pending", "Skipped"}, err
+    assert "gappy.csv: line 5002 is blank" in record.failure_reason, record.failure_reason
+    text[7000] = text[7000].replace(",north,", ',"north\nside",')  # a quoted value over two lines
+    batch.write_text("\n".join(text) + "\n")
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
+    assert code == 1 and "gappy.csv: line 7001 opens a quoted value" in record.failure_reason, record.failure_reason
+
+
+def test_an_output_over_the_input_or_the_workspace_is_refused_and_other_answers_are_kept(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    code, _, err = run_batch(capsys, trained, "--param", f"BatchOutputUri={BUCKET_BASE}/")
+    err = " ".join(err.split())
+    assert code == 2 and "BatchOutputUri" in err and "the code bundles" in err and "the trained models" in err, err
+    inputs = f"{BUCKET_BASE}/nightly/"
+    code, _, err = run_batch(capsys, trained, "--param", f"BatchInputUri={inputs}", "--param",
+                             f"BatchOutputUri={inputs}scored/")  # fmt: skip
+    assert code == 2 and "BatchInputUri (the batch it scores)" in " ".join(err.split()), err
+
+    output = f"{BUCKET_BASE}/scored-daily/"
+    for day in ("monday", "tuesday"):
+        path = tmp_path / f"{day}.csv"
+        many_rows(200, seed=len(day)).to_csv(path, index=False)
+        code, _, err = run_batch(capsys, trained, "--param", f"BatchInputUri={path}", "--param",
+                                 f"BatchOutputUri={output}")  # fmt: skip
+        assert code == 0, err
+    assert len(output_file(trained, output, "monday.csv.out").read_text().splitlines()) == 200  # kept
+    assert len(output_file(trained, output, "tuesday.csv.out").read_text().splitlines()) == 200
+
+
+def test_a_bad_value_is_named_by_file_line_column_and_value(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    rows = many_rows(20_000).astype(object)
+    rows.loc[12_344, "mean radius"] = "abc"  # line 12346 with the header
+    batch = tmp_path / "typo.csv"
+    rows.to_csv(batch, index=False)
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
+    assert code == 1 and "feature mean radius" in record.failure_reason, record.failure_reason  # the gate names it
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", "--set",
+                                  "batch.drift.action=flag", *SMALL_REQUESTS)  # fmt: skip
+    assert code == 1 and record.steps["Transform"].status == "Failed", err
+    failure = record.steps["Transform"].failure
+    assert "typo.csv: line 12345" in failure and "mean radius" in failure and "abc" in failure, failure
+
+
+def test_json_lines_other_separators_encodings_and_parquet_are_scored_one_answer_per_record(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    rows = many_rows(300)
+    rows.loc[rows.index[:40], "clinic"] = "südost, alt"  # a separator and an accent inside a value
+    output = f"{BUCKET_BASE}/scored-formats/"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(rows.to_csv(index=False, sep=";").encode("latin-1"))
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={latin}", "--param",
+                                  f"BatchOutputUri={output}", "--set", "batch.drift.action=flag")  # fmt: skip
+    assert code == 1 and "latin.csv: line" in record.failure_reason and "not utf-8 text" in record.failure_reason
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={latin}", "--param",
+                                  f"BatchOutputUri={output}", "--set", "data.csv.separator=;", "--set",
+                                  "data.csv.encoding=latin-1", "--set", "batch.drift.action=flag", "--set",
+                                  "batch.accept=application/jsonlines")  # fmt: skip
+    assert code == 0, err
+    answers = [json.loads(line) for line in output_file(trained, output, "latin.csv.out").read_text().splitlines()]
+    assert len(answers) == 300 and set(answers[0]) == {"prediction", "probabilities"}
+    assert [a["prediction"] for a in answers] == served_predictions(tracking_env, rows)
+    assert all(abs(sum(a["probabilities"].values()) - 1) < 1e-9 for a in answers)
+
+    parquet = tmp_path / "rows.parquet"
+    many_rows(300).to_parquet(parquet)
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={parquet}", "--param",
+                                  f"BatchOutputUri={output}")  # fmt: skip
+    assert code == 0, err
+    assert output_file(trained, output, "rows.parquet.out").read_text().splitlines() == served_predictions(
+        tracking_env, pd.read_parquet(parquet)
+    )
+
+
+def test_a_small_batch_follows_the_small_batch_setting(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracking_env: str,  # noqa: F811
+) -> None:
+    batch = tmp_path / "few.csv"
+    many_rows(10).to_csv(batch, index=False)
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}")
+    assert code == 1 and record.steps["Transform"].status == "Skipped"
+    assert "the batch has 10 records, fewer than batch.drift.min_rows (30)" in record.failure_reason
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", "--set",
+                                  "batch.drift.small_batch=score")  # fmt: skip
+    assert code == 0 and record.steps["Transform"].detail == "transformed 10 records from 1 file(s)", err
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(",".join(example_rows().columns) + "\n")
+    code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={header_only}")
+    assert code == 1 and "the batch has 0 records" in record.failure_reason, record.failure_reason
