@@ -255,8 +255,10 @@ def test_an_output_that_overlaps_what_the_config_keeps_is_refused() -> None:
 
     cfg = load_config(DEFAULT_CONFIG)
     base = cfg.s3_base
-    assert overlaps("s3://b/x", "s3://b/x/y/") and overlaps("s3://b/x/y", "s3://b/x") and not overlaps(
-        "s3://b/out", "s3://b/output"
+    assert (
+        overlaps("s3://b/x", "s3://b/x/y/")
+        and overlaps("s3://b/x/y", "s3://b/x")
+        and not overlaps("s3://b/out", "s3://b/output")
     )
     assert output_overlap(cfg, f"{base}/batch/input/", f"{base}/batch/output/") == ""
     message = output_overlap(cfg, f"{base}/batch/input/", f"{base}/")
