@@ -3,11 +3,13 @@ scoring the same rows by loading the model in one bare Python process).
 
 Fits the bundled tabular model (HistGradientBoosting, the diabetes columns scaled up to a
 1M-row CSV with 3% of the cells missing), then, alternating rounds:
-  - local: `LocalJobRunner.transform`, as a local Transform step runs it: the model's own
-    inference code (`inference.py`: input_fn/predict_fn/output_fn), split by line,
-    multi-record batches of `batch.max_payload_mb` (6 MB), one `.out` file;
+  - local: `LocalJobRunner.transform`, as a local Transform step runs it on the records the
+    drift check writes (training order, no header): the model's own inference code
+    (`inference.py`: input_fn/predict_fn/output_fn, with its per-request checks of the
+    record boundaries), split by line, multi-record batches of `batch.max_payload_mb`
+    (6 MB), each answer checked to give one line per record, one `.out` file;
   - bare: one Python process that loads model.joblib, reads the CSV with pandas, predicts
-    and writes one prediction per line.
+    and writes one prediction per line at the same full precision.
 Both are started through pipeline/local/measured_child.py, which reports each one's own
 seconds and peak memory. Prints rows per second, peak memory and the ratio, per round and
 the median.
@@ -43,10 +45,10 @@ import sys
 sys.path.insert(0, sys.argv[4])  # the model's classes (tabular_model.py)
 import joblib, numpy as np, pandas as pd
 model = joblib.load(sys.argv[1])
-frame = pd.read_csv(sys.argv[2])
+frame = pd.read_csv(sys.argv[2], header=None, names=model.named_steps["normalize"].features)
 predictions = np.asarray(model.predict(frame))
 with open(sys.argv[3], "w") as out:
-    out.write("\\n".join(f"{v:.6g}" for v in predictions) + "\\n")
+    out.write("\\n".join(map(repr, predictions.tolist())) + "\\n")  # full precision, as inference.py
 """
 
 
@@ -95,7 +97,8 @@ def main() -> None:
         root = Path(scratch)
         frame = table(ROWS)
         csv = root / "rows.csv"
-        frame.drop(columns="target").to_csv(csv, index=False, float_format="%.6g")
+        # the records as the drift check hands them to Transform: training order, no header
+        frame.drop(columns="target").to_csv(csv, index=False, header=False, float_format="%.6g")
         model_dir = root / "model"
         model_dir.mkdir()
         fit_model(model_dir, frame)
