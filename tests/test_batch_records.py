@@ -288,3 +288,101 @@ def test_a_batch_scores_only_an_approved_package_with_its_own_model_data() -> No
         model_parameters(cfg, given, package("PendingManualApproval"), no_tracking)
     with pytest.raises(UsageError, match=r"ModelDataUri s3://b/other\.tar\.gz is not model package"):
         model_parameters(cfg, {**given, "ModelDataUri": "s3://b/other.tar.gz"}, package("Approved"), no_tracking)
+
+
+# ---- the drift check job's edges ----------------------------------------------------------
+
+
+@pytest.fixture
+def model_archive(tmp_path: Path, dataset: Any) -> Path:
+    """A model.tar.gz as Train writes it, but without `baseline/` (a package trained before
+    baselines existed)."""
+    import tarfile
+
+    import joblib
+
+    tabular_model = _script("tabular_model")
+    model = tabular_model.build_model(
+        task="regression", features=FEATURES, column_types=dict.fromkeys(FEATURES, "numeric"), na_values=[],
+        estimator_path="sklearn.linear_model.Ridge", hyperparameters={},
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    model.fit(pd.DataFrame(rng.normal(size=(50, 3)), columns=FEATURES), rng.normal(size=50))
+    joblib.dump(model, tmp_path / "model.joblib")
+    archive = tmp_path / "model" / "model.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "model.joblib", arcname="model.joblib")
+    return archive
+
+
+def drift_check_args(tmp_path: Path, model: Path, data: Path, dataset: Any, *extra: str) -> list[str]:
+    spec_file = tmp_path / "dataset_spec.json"
+    spec_file.write_text(json.dumps({"task": "regression", "target": "y"}))
+    return ["--model", str(model.parent), "--data", str(data), "--output-dir", str(tmp_path / "drift"),
+            "--records-dir", str(tmp_path / "records"), "--spec", str(spec_file), *extra]  # fmt: skip
+
+
+def test_a_package_without_a_baseline_is_refused_with_the_fix_or_scored_unchecked(
+    tmp_path: Path, dataset: Any, model_archive: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    drift_check = _script("drift_check")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data = tmp_path / "batch"
+    data.mkdir()
+    (data / "rows.csv").write_text("b,a,c\n2,1,3\n5,4,6\n")
+    assert drift_check.main(drift_check_args(tmp_path, model_archive, data, dataset)) == 1
+    assert "has no training baseline" in capsys.readouterr().err
+    assert drift_check.main(drift_check_args(tmp_path, model_archive, data, dataset, "--missing-baseline", "skip")) == 0
+    report = json.loads((tmp_path / "drift" / "drift_report.json").read_text())
+    assert report["baseline"] == "missing" and report["gate_ratio"] == 0 and not report["judged"]
+    assert report["files"] == [{"file": "rows.csv", "records": 2}]
+    assert (tmp_path / "records" / "rows.csv").read_text() == "1,2,3\n4,5,6\n"
+
+
+def test_a_corrupt_model_archive_fails_the_check_naming_it(
+    tmp_path: Path, dataset: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    drift_check = _script("drift_check")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    archive = tmp_path / "model" / "model.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(b"\x1f\x8b not really gzip")
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b,c\n1,2,3\n")
+    assert drift_check.main(drift_check_args(tmp_path, archive, data, dataset)) == 1
+    assert "cannot be unpacked" in capsys.readouterr().err
+
+
+def test_metric_names_are_valid_for_mlflow_whatever_the_column() -> None:
+    from mlflow.utils.validation import _validate_metric_name
+
+    drift_check = _script("drift_check")
+    names = drift_check.metric_names(["weight (kg)", "weight [kg]", "bmi", "größe"])
+    assert names["weight (kg)"] != names["weight [kg]"] and names["bmi"] == "bmi"
+    for name in names.values():
+        _validate_metric_name(f"drift_{name}_psi")  # raises on a name the server refuses
+
+
+def test_a_corrupt_model_archive_fails_a_local_job_naming_its_uri(tmp_path: Path) -> None:
+    from pipeline.local.jobs import ArchiveUnreadable, LocalJobRunner
+    from pipeline.local.workspace import Workspace
+
+    workspace = Workspace(tmp_path / ".local")
+    workspace.put("s3://b/models/job/output/model.tar.gz", b"\x1f\x8b truncated")
+    runner = LocalJobRunner(workspace, tmp_path / "jobs")
+    with pytest.raises(ArchiveUnreadable, match=r"s3://b/models/job/output/model\.tar\.gz is not a readable tar\.gz"):
+        runner._unpack("s3://b/models/job/output/model.tar.gz", tmp_path / "into")
+
+
+def test_a_transform_adds_its_answers_beside_what_the_prefix_holds(tmp_path: Path) -> None:
+    from pipeline.local.workspace import Workspace
+
+    workspace = Workspace(tmp_path / ".local")
+    workspace.put("s3://b/scored/monday.csv.out", b"1\n")
+    produced = tmp_path / "job-output"
+    (produced / "sub").mkdir(parents=True)
+    (produced / "sub" / "tuesday.csv.out").write_text("2\n")
+    assert workspace.add_files(produced, "s3://b/scored/") == 1
+    assert workspace.path("s3://b/scored/monday.csv.out").read_text() == "1\n"
+    assert workspace.path("s3://b/scored/sub/tuesday.csv.out").read_text() == "2\n"

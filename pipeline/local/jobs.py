@@ -164,7 +164,8 @@ class LocalJobRunner:
             with tarfile.open(fileobj=io.BytesIO(self.workspace.path(uri).read_bytes())) as tar:
                 tar.extractall(into, filter="data")
         except (OSError, EOFError, tarfile.TarError) as exc:
-            raise ArchiveUnreadable(f"{uri} is not a readable tar.gz archive ({exc})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ArchiveUnreadable(f"{uri} is not a readable tar.gz archive ({reason})") from None
 
     def log_path(self, job_name: str) -> Path:
         """Where a job's console output goes, known before it starts (the progress view shows it)."""

@@ -21,6 +21,7 @@ import json
 import math
 import re
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,9 @@ def _load(args: argparse.Namespace, scratch: Path) -> tuple[dict[str, Any] | Non
     """(the baseline or None, the model's MLflow run id, the batch's files). Raises DataError."""
     try:
         model_dir = unpack_model(Path(args.model), scratch)
-    except (OSError, EOFError, ValueError) as exc:  # tarfile's errors are OSError/EOFError subclasses
-        raise DataError(f"the model archive {args.model} cannot be unpacked: {exc}") from None
+    except (OSError, EOFError, ValueError, tarfile.TarError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"the model archive {args.model} cannot be unpacked: {reason}") from None
     baseline_path = model_dir / "baseline" / BASELINE_FILE
     run_file = model_dir / RUN_FILE
     model_run = json.loads(run_file.read_text()).get("run_id", "") if run_file.exists() else ""
