@@ -90,36 +90,36 @@ def _line_number(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _decoded(path: Path, encoding: str) -> str:
+def _decoded(path: Path, encoding: str, name: str) -> str:
     data = path.read_bytes()
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"{path}: line {line}, byte {exc.start} is not {encoding} text (set data.csv.encoding to the file's "
+            f"{name}: line {line}, byte {exc.start} is not {encoding} text (set data.csv.encoding to the file's "
             "encoding)"
         ) from None
     except LookupError:
-        raise DataError(f"{path}: unknown encoding {encoding!r} (data.csv.encoding)") from None
+        raise DataError(f"{name}: unknown encoding {encoding!r} (data.csv.encoding)") from None
     return text.replace("\r\n", "\n")
 
 
-def _split_faults(path: Path, text: str) -> None:
+def _split_faults(name: str, text: str) -> None:
     """Refuse what SageMaker's Line split would turn into extra records."""
     if not text.strip():
-        raise DataError(f"{path}: the file is empty")
+        raise DataError(f"{name}: the file is empty")
     body = text[:-1] if text.endswith("\n") else text  # one final newline ends the last record
     blank = _BLANK_LINE.search(body)
     if blank:
         line = 1 if blank.start() == 0 else _line_number(body, blank.start() + 1)  # at 0: the `^` branch
         raise DataError(
-            f"{path}: line {line} is blank; SageMaker's Line split sends it as a record of its own, which "
+            f"{name}: line {line} is blank; SageMaker's Line split sends it as a record of its own, which "
             "shifts every later answer against its row: remove blank lines"
         )
 
 
-def _quoted_newline(path: Path, text: str, separator: str) -> DataError:
+def _quoted_newline(name: str, text: str, separator: str) -> DataError:
     """The first line where a quoted value runs on into the next line."""
     number = 0
     for index, line in enumerate(text.split("\n"), start=1):
@@ -129,14 +129,14 @@ def _quoted_newline(path: Path, text: str, separator: str) -> DataError:
             number = index
             break
     return DataError(
-        f"{path}: line {number} opens a quoted value that runs on into the next line; SageMaker's Line split "
+        f"{name}: line {number} opens a quoted value that runs on into the next line; SageMaker's Line split "
         "is not CSV-aware and would cut the record there: keep each record on one line"
     )
 
 
-def _read_csv(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFrame:
-    text = _decoded(path, spec.encoding)
-    _split_faults(path, text)
+def _read_csv(path: Path, spec: DatasetSpec, features: list[str], name: str) -> pd.DataFrame:
+    text = _decoded(path, spec.encoding, name)
+    _split_faults(name, text)
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     try:
         frame = pd.read_csv(
@@ -144,57 +144,60 @@ def _read_csv(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFram
             skip_blank_lines=False,
         )  # fmt: skip
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: {str(exc).strip()}") from None
+        raise DataError(f"{name}: {str(exc).strip()}") from None
     if len(frame) != lines:
-        raise _quoted_newline(path, text, spec.separator)
+        raise _quoted_newline(name, text, spec.separator)
     fault = ragged_line((text[:-1] if text.endswith("\n") else text).split("\n"), frame.shape[1], spec.separator)
     if fault:
-        raise DataError(f"{path}: line {fault} (as line 1 has)")
+        raise DataError(f"{name}: line {fault} (as line 1 has)")
     if spec.header:
         names, frame, what = [str(v).strip() for v in frame.iloc[0]], frame.iloc[1:], "its header (line 1)"
     else:
         names = [c for c in spec.column_names if c != spec.target] if spec.column_names else list(features)
         what = "data.csv.column_names" if spec.column_names else "the training feature order (data.csv.header: false)"
         if frame.shape[1] != len(names):
-            raise DataError(f"{path}: {frame.shape[1]} fields a line, {what} has {len(names)} ({', '.join(names)})")
+            raise DataError(f"{name}: {frame.shape[1]} fields a line, {what} has {len(names)} ({', '.join(names)})")
     fault = column_faults(names, features)
     if fault:
-        raise DataError(f"{path}: {what} {fault}")
+        raise DataError(f"{name}: {what} {fault}")
     frame.columns = names
     return frame.replace("", float("nan"))
 
 
-def _read_parquet(path: Path, features: list[str]) -> pd.DataFrame:
+def _read_parquet(path: Path, features: list[str], name: str) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+        raise DataError(f"{name}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
     names = [str(c) for c in frame.columns]
     fault = column_faults(names, features)
     if fault:
-        raise DataError(f"{path}: its columns {fault}")
+        raise DataError(f"{name}: its columns {fault}")
     frame.columns = names
     text = frame.astype(object).where(frame.notna(), None).map(lambda v: None if v is None else str(v))
     for column in text.columns:
         has_newline = text[column].str.contains("\n", regex=False, na=False).to_numpy().nonzero()[0]
         if len(has_newline):
-            raise DataError(f"{path}: row {has_newline[0] + 1}, column {column}: a value holds a newline")
+            raise DataError(f"{name}: row {has_newline[0] + 1}, column {column}: a value holds a newline")
     return text.astype(object).where(text.notna(), float("nan"))
 
 
-def read_batch_file(path: Path, spec: DatasetSpec, features: list[str]) -> pd.DataFrame:
+def read_batch_file(path: Path, spec: DatasetSpec, features: list[str], name: str = "") -> pd.DataFrame:
     """The file's records with `features` as columns (text; NaN where a field is empty).
-    Raises DataError naming the file (and the line) for an empty, undecodable, ragged or
-    misaligning file, or columns that are not exactly the features."""
+    Raises DataError naming the file (`name`, default its path) and the line for an empty,
+    undecodable, ragged or misaligning file, or columns that are not exactly the features."""
+    name = name or str(path)
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
-    frame = _read_parquet(path, features) if parquet else _read_csv(path, spec, features)
+    frame = _read_parquet(path, features, name) if parquet else _read_csv(path, spec, features, name)
     return frame[features].reset_index(drop=True)
 
 
 def read_batch(folder: Path, spec: DatasetSpec, features: list[str]) -> list[BatchFile]:
-    """Every file of the batch, read and checked by `read_batch_file`."""
+    """Every file of the batch, read and checked by `read_batch_file`, named in messages by
+    its path within the batch (what the user uploaded, not the container's path)."""
     root = folder if folder.is_dir() else folder.parent
-    return [BatchFile(str(f.relative_to(root)), read_batch_file(f, spec, features)) for f in batch_files(folder)]
+    named = [(f, str(f.relative_to(root))) for f in batch_files(folder)]
+    return [BatchFile(name, read_batch_file(f, spec, features, name)) for f, name in named]
 
 
 def write_records(batch: BatchFile, folder: Path, max_record_bytes: int) -> Path:
