@@ -184,13 +184,14 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     assert "scikit-learn==" in requirements.read_text()
 
 
-def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path) -> None:
+def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = script_env("", "unused")
     assert preprocess(work, env).returncode == 0
     trial = trial_env(env, work, 1)
     result = training([*RANDOM_FOREST, "--n_estimators", "20"], trial, work)
     assert result.returncode == 0, result.stderr
 
+    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))  # the container imports the code's neighbours, as the model does
     spec = importlib.util.spec_from_file_location("inference", SCRIPTS_DIR / "inference.py")
     inference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(inference)
@@ -201,7 +202,7 @@ def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path) -> No
     text, content_type = inference.output_fn(predictions, "text/csv")
     assert content_type == "text/csv" and len(text.strip().splitlines()) == 3
     assert np.allclose(predictions["predictions"], model.predict(test[FEATURES.split(",")].head(3)))
-    with pytest.raises(ValueError, match="expected 10 features"):
+    with pytest.raises(ValueError, match="record 1 has 3 fields, 10 expected"):
         inference.predict_fn(inference.input_fn(b"1,2,3\n", "text/csv"), model)
 
 
