@@ -48,24 +48,13 @@ _NOISE_P = 1e-4  # the chance that sampling noise alone reaches a statistic's li
 _CAP = 1e9  # every ratio's cap, and the ratio of a violation that needs no threshold
 _SHOWN = 5  # offending values named in a violation
 
-DEFAULT_THRESHOLDS = {
-    "psi": 0.2,
-    "js_distance": 0.1,
-    "unseen_share": 0.05,
-    "missing_share_increase": 0.1,
-    "mean_shift_std": 0.5,
-}
+DEFAULT_THRESHOLDS = dict(psi=0.2, js_distance=0.1, unseen_share=0.05, missing_share_increase=0.1, mean_shift_std=0.5)
 CHECK_TYPES = {  # Model Monitor's constraint_check_type of each statistic
-    "psi": "baseline_drift_check",
-    "js_distance": "baseline_drift_check",
-    "mean_shift_std": "baseline_drift_check",
-    "constant_changed": "baseline_drift_check",
+    **dict.fromkeys(("psi", "js_distance", "mean_shift_std", "constant_changed"), "baseline_drift_check"),
+    **dict.fromkeys(("missing_share_increase", "n_rows"), "completeness_check"),
+    **dict.fromkeys(("unparsed_count", "non_finite_count"), "data_type_check"),
     "unseen_share": "categorical_values_check",
-    "missing_share_increase": "completeness_check",
-    "n_rows": "completeness_check",
     "missing_column": "missing_column_check",
-    "unparsed_count": "data_type_check",
-    "non_finite_count": "data_type_check",
 }
 _ANY = ("missing_column", "unparsed_count", "non_finite_count", "constant_changed")  # above 0: a violation
 
@@ -262,26 +251,25 @@ def _feature_stats(
     return stats | more[0], noise | more[1], notes | more[2]
 
 
-def _judge(stats: Stats, noise: Stats, thresholds: Stats) -> tuple[Stats, Stats]:
-    """Each statistic's ratio to its limit (its threshold, or the sampling noise if higher)."""
+def _violation(feature: str, name: str, description: str) -> dict[str, str]:
+    return {"feature_name": feature, "constraint_check_type": CHECK_TYPES[name], "description": description}
+
+
+def _judge(feature: str, stats: Stats, noise: Stats, notes: dict[str, str], thresholds: Stats) -> tuple:
+    """Each statistic's ratio to its limit (its threshold, or the sampling noise if higher;
+    for those of _ANY, any value above 0 is over), the limits, and a violation for each over."""
     limits = {k: max(t, noise.get(k, 0.0)) for k, t in thresholds.items() if k in stats and t > 0}
     ratios = {k: min(stats[k] / limit, _CAP) for k, limit in limits.items()}
-    return ratios | {k: _CAP if stats[k] > 0 else 0.0 for k in _ANY if k in stats}, limits
-
-
-def _describe(name: str, stats: Stats, limits: Stats, thresholds: Stats, notes: dict[str, str]) -> str:
-    """A violation's description: what was found, against which limit."""
-    if name in _ANY:
-        return notes[name]
-    limit = limits[name]
-    raised = (
-        f" (threshold {thresholds[name]:g} raised to this batch's sampling noise)" if limit > thresholds[name] else ""
-    )
-    return f"{name} {stats[name]:.4g} is above its limit {limit:.4g}{raised}{notes.get(name, '')}"
-
-
-def _violation(feature: str, statistic: str, description: str) -> dict[str, str]:
-    return {"feature_name": feature, "constraint_check_type": CHECK_TYPES[statistic], "description": description}
+    ratios |= {k: _CAP if stats[k] > 0 else 0.0 for k in _ANY if k in stats}
+    found = []
+    for name in (k for k in ratios if ratios[k] > 1):
+        if name in _ANY:
+            found.append(_violation(feature, name, notes[name]))
+            continue
+        raised = " (the threshold raised to this batch's sampling noise)" if limits[name] > thresholds[name] else ""
+        text = f"{name} {stats[name]:.4g} is above its limit {limits[name]:.4g}{raised}{notes.get(name, '')}"
+        found.append(_violation(feature, name, text))
+    return ratios, limits, found
 
 
 def compare(
@@ -306,17 +294,12 @@ def compare(
     for column, base in reference["features"].items():
         if column in frame.columns:
             stats, noise, notes = _feature_stats(base, frame[column], na_values, reference["n_rows"])
-            ratios, limits[column] = _judge(stats, noise, thresholds)
         else:
-            stats, ratios, notes = {"missing_column": 1}, {"missing_column": _CAP}, {}
-            notes["missing_column"] = f"the batch has no column {column}"
+            stats, noise, notes = {"missing_column": 1}, {}, {"missing_column": f"the batch has no column {column}"}
+        ratios, limits[column], found = _judge(column, stats, noise, notes, thresholds)
         worst_of[column] = max(ratios, key=lambda k: ratios[k]) if ratios else "missing_share_increase"
         features[column] = stats | {"ratio": ratios.get(worst_of[column], 0.0)}
-        if judged:
-            over = [k for k in ratios if ratios[k] > 1]
-            violations += [
-                _violation(column, k, _describe(k, stats, limits.get(column, {}), thresholds, notes)) for k in over
-            ]
+        violations += found if judged else []
     worst = max(features, key=lambda f: features[f]["ratio"]) if features else ""
     statistic = worst_of.get(worst, "")
     worst_ratio = features[worst]["ratio"] if worst else 0.0
