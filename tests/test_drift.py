@@ -14,6 +14,7 @@ import json
 import math
 import sys
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -85,14 +86,14 @@ def psi_by_hand(expected_counts: list[int], actual_counts: list[int]) -> float:
     """sum((a - e) ln(a / e)) over the bins; a count of 0 counts as half a row (drift.py's
     smoothing); a bin empty on both sides is left out."""
     m, n = sum(expected_counts), sum(actual_counts)
-    pairs = [(max(e, 0.5) / m, max(a, 0.5) / n) for e, a in zip(expected_counts, actual_counts) if e or a]
+    pairs = [(max(e, 0.5) / m, max(a, 0.5) / n) for e, a in zip(expected_counts, actual_counts, strict=True) if e or a]
     return sum((a - e) * math.log(a / e) for e, a in pairs)
 
 
 def counts_in_bins(values: list[float], edges: list[float]) -> list[int]:
     """Below the minimum, [edge, next edge) up to the maximum (closed), above the maximum."""
     low, high = edges[0], edges[-1]
-    inner = [sum(left <= v < right or v == right == high for v in values) for left, right in zip(edges, edges[1:])]
+    inner = [sum(left <= v < right or v == right == high for v in values) for left, right in pairwise(edges)]
     return [sum(v < low for v in values), *inner, sum(v > high for v in values)]
 
 
@@ -111,12 +112,28 @@ def test_a_fresh_sample_of_the_same_population_does_not_drift(drift) -> None:
 @pytest.mark.parametrize("n", [30, 100, 1000])
 def test_fresh_samples_of_every_size_from_30_rows_do_not_drift(drift, n: int) -> None:
     """Sampling noise alone is no drift: five fresh samples per size, every column shape."""
-    reference = json.loads(json.dumps(drift.baseline(population(2000, 0), POPULATION_TYPES, ["NA"])))
+    reference = strict(drift.baseline(population(2000, 0), POPULATION_TYPES, ["NA"]))
     for seed in range(1, 6):
         report = strict(drift.compare(reference, as_text(population(n, seed)), ["NA"]))
         assert report["violations"] == [] and report["gate_ratio"] <= 1, (seed, report["worst_feature"])
         assert report["judged"] and not report["small_batch"] and not report["flagged"]
         assert report["gate_ratio"] == report["worst_ratio"]
+
+
+def test_thresholds_are_raised_to_the_sampling_noise_of_a_small_batch(drift) -> None:
+    """PSI ~ (1/n + 1/m) chi2(bins - 1) and the mean's shift ~ N(0, 1/n + 1/m) when nothing
+    changed: at 30 rows those exceed the large-sample thresholds, at 1000 they do not."""
+    from scipy.stats import chi2, norm
+
+    reference = drift.baseline(pd.DataFrame({"x": np.arange(1000)}), {"x": "numeric"}, [])
+    assert reference["features"]["x"]["skew"] == pytest.approx(0, abs=1e-12)
+    small = drift.compare(reference, as_text(pd.DataFrame({"x": np.arange(0, 1000, 33)[:30]})), [])
+    assert small["limits"]["x"]["psi"] == pytest.approx(chi2.isf(1e-4, 10 - 1) * (1 / 30 + 1 / 1000))
+    assert small["limits"]["x"]["mean_shift_std"] == pytest.approx(norm.isf(1e-4 / 2) * math.sqrt(1 / 30 + 1 / 1000))
+    assert small["limits"]["x"]["psi"] > 1 and small["violations"] == []
+    large = drift.compare(reference, as_text(pd.DataFrame({"x": np.arange(1000)})), [])
+    assert large["limits"]["x"] == {"psi": 0.2, "missing_share_increase": 0.1, "mean_shift_std": 0.5}
+    assert large["features"]["x"]["psi"] == 0 and large["features"]["x"]["mean_shift_std"] == 0
 
 
 def test_a_shifted_mean_and_a_new_category_are_violations_named_by_feature(drift) -> None:
@@ -147,7 +164,7 @@ def test_psi_and_mean_shift_of_a_shifted_numeric_match_a_hand_computation(drift)
     reference = drift.baseline(train, {"x": "numeric"}, [])
     x = reference["features"]["x"]
     assert (x["min"], x["max"], x["count"], x["mean"]) == (0, 999, 1000, 499.5)
-    assert len(x["bin_shares"]) == len(x["bin_edges"]) + 1 == 13
+    assert len(x["bin_shares"]) == len(x["bin_edges"]) + 1 == 12
     assert x["bin_shares"] == [c / 1000 for c in counts_in_bins(list(range(1000)), x["bin_edges"])]
     assert x["bin_shares"][0] == x["bin_shares"][-1] == 0 and x["bin_shares"][1:-1] == [0.1] * 10
     batch = list(range(500, 1500))
@@ -254,7 +271,7 @@ def test_text_in_a_numeric_column_is_counted_and_named(drift) -> None:
 def test_infinite_values_are_counted_named_and_the_report_is_strict_json(drift) -> None:
     reference = drift.baseline(frame(seed=0), TYPES, ["NA"])
     batch = as_text(frame(n=200, seed=1))
-    batch.loc[:2, "bmi"] = ["inf", "-inf", "1e999"]
+    batch.loc[:2, "bmi"] = ["inf", "-inf", "Infinity"]
     report = drift.compare(reference, batch, ["NA"])
     text = json.dumps(report, allow_nan=False)
     assert "Infinity" not in text and "NaN" not in text
@@ -309,7 +326,9 @@ def test_a_small_batch_is_not_judged_and_fails_flags_or_scores_as_asked(drift, n
     assert (fail["worst_feature"], fail["worst_statistic"], fail["worst_value"]) == ("(batch)", "n_rows", n)
     assert fail["gate_ratio"] == fail["worst_ratio"] == 31 / (n + 1) and fail["gate_ratio"] > 1
     flag = strict(drift.compare(reference, batch, ["NA"], small_batch="flag"))
+    assert fail["judged"] and not fail["flagged"] and fail["small_batch"]  # gate_ratio is the verdict
     assert flag["violations"] == fail["violations"] and flag["flagged"] and flag["gate_ratio"] == 0
+    assert not flag["judged"] and flag["small_batch"]
     assert score["features"] == fail["features"] == flag["features"]  # computed where possible all the same
     if n:
         assert score["features"]["age"]["mean"] == pytest.approx(train["age"].head(n).mean())
@@ -371,8 +390,11 @@ def test_the_drift_job_writes_the_report_violations_and_picture_and_logs_a_run(
     shifted.to_csv(data / "batch.csv", index=False)
     experiment = f"drift-{tmp_path.name}"[-60:]
     env = script_env(tracking_server.uri, experiment, MLOPS_PIPELINE_EXECUTION_ARN="arn:execution/x")
+    spec = tmp_path / "dataset_spec.json"
+    spec.write_text(json.dumps({"task": "regression", "target": "y"}))
     result = processing("drift_check.py", ["--model", str(model), "--data", str(data), "--output-dir",
-                                           str(tmp_path / "out")], env, tmp_path)  # fmt: skip
+                                           str(tmp_path / "out"), "--records-dir", str(tmp_path / "records"),
+                                           "--spec", str(spec)], env, tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "drift: worst age psi=" in result.stdout
     report = json.loads((tmp_path / "out" / "drift_report.json").read_text())

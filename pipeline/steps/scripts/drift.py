@@ -9,24 +9,22 @@ Developer Guide, "Schema for Violations (constraint_violations.json file)"): a l
 The statistics are the field's standard ones, per kind of feature:
 - numeric: the population stability index (PSI; Siddiqi, "Credit Risk Scorecards", 2006:
   < 0.1 stable, > 0.25 a major shift) over the training values themselves when there are at
-  most BINS distinct ones (plus an "other" bin: 0 -> 50 in a 95 %-zero column shows), else
-  over quantile bins with a bin below the training minimum and one above the maximum (their
-  training share is 0), every value holding 1/BINS of training in a bin of its own; the
-  mean's shift in training standard deviations; text that is no number and inf are
-  data-type violations; a batch value other than a constant training column's one too;
+  most BINS distinct ones, plus an "other" bin (so 0 -> 50 in a 95 %-zero column shows),
+  else over quantile bins, a value holding 1/BINS of training in a bin of its own, and a bin
+  below the training minimum and one above its maximum (training share 0); the mean's shift
+  in training standard deviations; text that is no number, inf, and a value other than a
+  constant training column's are violations by themselves;
 - categorical and boolean: the Jensen-Shannon distance of the category shares (base 2, 0 to
-  1; scipy's `jensenshannon`), and the share of values training never saw; booleans are
-  compared as True/False whatever their spelling (yes/no, 1/0, ...);
+  1; scipy's `jensenshannon`) and the share of values training never saw; booleans as
+  True/False whatever their spelling (yes/no, 1/0, ...);
 - all: the rise in the share of missing values (an all-missing column is that, not drift).
-A statistic over its limit is a violation; a feature's ratio is its worst statistic over its
-limit. A limit is the threshold, raised to what sampling noise alone reaches with
-probability _NOISE_P at this batch size (PSI ~ (1/n + 1/m) chi2 (Yurdakul, "Statistical
-properties of population stability index", 2018); JS divergence ~ (1/n + 1/m) chi2 / 8 (its
-second-order expansion; Grosse et al., Phys. Rev. E 65, 041905, 2002)): the thresholds are
-large-sample conventions, and a fresh sample of 30 training rows is not drift. Below
-`min_rows` nothing is judged: `small_batch` says whether that fails the gate. `gate_ratio`
-(above 1: fail) is the one number the pipeline's condition reads. Every number in the
-report is finite (strict JSON, as JsonGet parses it).
+A feature's ratio is its worst statistic over that statistic's limit: the threshold, raised
+to what sampling noise alone exceeds with probability _NOISE_P at these sample sizes (PSI ~
+(1/n + 1/m) chi2 (Yurdakul, "Statistical properties of population stability index", 2018);
+JS divergence ~ (1/n + 1/m) chi2 / 8 (second order; Grosse et al., Phys. Rev. E 65, 041905,
+2002)). The thresholds are large-sample conventions: a fresh sample of 30 training rows is
+no drift. Below `min_rows` nothing is judged and `small_batch` decides. `gate_ratio` (above
+1: fail) is the number the pipeline's condition reads; every number is finite (strict JSON).
 """
 
 from __future__ import annotations
@@ -105,7 +103,9 @@ def _numeric_baseline(numbers: np.ndarray) -> dict[str, Any]:
     if not len(numbers):
         return {"count": 0, "values": [], "value_shares": []}
     distinct, counts = np.unique(numbers, return_counts=True)
-    entry = {"count": len(numbers), "mean": _finite(numbers.mean()), "std": _finite(numbers.std())}
+    mean, std = _finite(numbers.mean()), _finite(numbers.std())
+    skew = _finite(np.mean(((numbers - mean) / std) ** 3)) if std > 0 else 0.0
+    entry = {"count": len(numbers), "mean": mean, "std": std, "skew": skew}
     entry |= {"min": float(distinct[0]), "max": float(distinct[-1])}
     if len(distinct) <= BINS:
         return entry | {"values": distinct.tolist(), "value_shares": (counts / len(numbers)).tolist()}
@@ -154,24 +154,20 @@ def js_distance(expected: dict[str, float], actual: dict[str, float]) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def noise_limit(statistic: str, n: float, m: float, df: int = 1, share: float = 0.0) -> float:
+def noise_limit(statistic: str, n: float, m: float, df: int = 1, share: float = 0.0, skew: float = 0.0) -> float:
     """What the statistic exceeds with probability _NOISE_P when a batch of n and a baseline
     of m values are drawn from one population (the module docstring's sources; the mean's
-    shift in stds ~ N(0, 1/n + 1/m), a share's rise ~ N(0, share (1 - share) (1/n + 1/m)))."""
+    shift in stds ~ N(0, 1/n + 1/m), its quantile moved by the skewness of a mean of n,
+    skew / sqrt(n) (Cornish and Fisher 1938); a share's rise ~ N(0, share (1 - share) (1/n + 1/m)))."""
     from scipy.stats import chi2, norm
 
     if n <= 0 or m <= 0:
         return 0.0
-    scale = 1 / n + 1 / m
-    if statistic == "psi":
-        return float(chi2.isf(_NOISE_P, df) * scale)
-    if statistic == "js_distance":
-        return math.sqrt(chi2.isf(_NOISE_P, df) * scale / (8 * math.log(2)))
-    if statistic == "mean_shift_std":
-        return float(norm.isf(_NOISE_P / 2) * math.sqrt(scale))
-    if statistic == "missing_share_increase":
-        return float(norm.isf(_NOISE_P) * math.sqrt(share * (1 - share) * scale))
-    return 0.0
+    scale, chi, z = 1 / n + 1 / m, chi2.isf(_NOISE_P, df), norm.isf(_NOISE_P / 2)
+    return float({"psi": chi * scale, "js_distance": math.sqrt(chi * scale / (8 * math.log(2))),
+                  "mean_shift_std": z * math.sqrt(scale) + abs(skew) * (z * z - 1) / (6 * n),
+                  "missing_share_increase": norm.isf(_NOISE_P) * math.sqrt(share * (1 - share) * scale),
+                  }.get(statistic, 0.0))  # fmt: skip
 
 
 def _finite(value: float) -> float:
@@ -201,10 +197,8 @@ def _numeric_stats(base: dict[str, Any], present: pd.Series, n_rows: int, m: flo
     shown = ", ".join(repr(str(v)[:40]) for v in unparsed.unique()[:_SHOWN])
     stats: Stats = {"unparsed_count": len(unparsed), "unparsed_share": len(unparsed) / n_rows if n_rows else 0.0}
     stats["non_finite_count"] = len(numbers) - len(finite)
-    notes = {
-        "unparsed_count": f"{len(unparsed)} value(s) ({stats['unparsed_share']:.2%}) are not numbers: {shown}",
-        "non_finite_count": f"{stats['non_finite_count']} value(s) are infinite (inf or -inf)",
-    }
+    notes = {"unparsed_count": f"{len(unparsed)} value(s) ({stats['unparsed_share']:.2%}) are not numbers: {shown}",
+             "non_finite_count": f"{stats['non_finite_count']} value(s) are infinite (inf or -inf)"}  # fmt: skip
     if not len(finite) or not m:
         return stats, {}, notes
     expected, counts = _expected_and_counts(base, finite)
@@ -213,12 +207,10 @@ def _numeric_stats(base: dict[str, Any], present: pd.Series, n_rows: int, m: flo
     noise = {"psi": noise_limit("psi", len(finite), m, df)}
     if base["std"] > 0:
         stats["mean_shift_std"] = min(abs(stats["mean"] - base["mean"]) / base["std"], _CAP)
-        noise["mean_shift_std"] = noise_limit("mean_shift_std", len(finite), m)
+        noise["mean_shift_std"] = noise_limit("mean_shift_std", len(finite), m, skew=base.get("skew", 0.0))
     else:
-        stats["constant_changed"] = float(np.mean(finite != base["min"]))
-        notes["constant_changed"] = (
-            f"training was constant at {base['min']:g}; {stats['constant_changed']:.2%} of the batch differs"
-        )
+        stats["constant_changed"] = changed = float(np.mean(finite != base["min"]))
+        notes["constant_changed"] = f"training was constant at {base['min']:g}; {changed:.2%} of the batch differs"
     return stats, noise, notes
 
 
@@ -234,9 +226,8 @@ def _categorical_stats(base: dict[str, Any], present: pd.Series, m: float) -> tu
     return stats, noise, {"unseen_share": f" (unseen: {', '.join(unseen[:_SHOWN])})"}
 
 
-def _feature_stats(
-    base: dict[str, Any], values: pd.Series, na_values: list[str], n_train: int
-) -> tuple[Stats, Stats, dict[str, str]]:
+def _feature_stats(base: dict, values: pd.Series, na_values: list[str], n_train: int) -> tuple[Stats, Stats, dict]:
+    """A feature's statistics, their sampling noise, and what a violation of each would add to say."""
     missing = _missing(values, na_values)
     share = float(missing.mean()) if len(values) else 0.0
     stats: Stats = {"missing_share": share, "missing_share_increase": max(0.0, share - base["missing_share"])}
@@ -283,14 +274,15 @@ def compare(
 ) -> dict[str, Any]:
     """The batch (text, NaN for missing) against the baseline: statistics per feature, the
     violations (Model Monitor's layout), the worst feature and `gate_ratio` (above 1: the
-    gate fails). Below `min_rows` rows nothing is judged, and `small_batch` says what that
-    does: "fail" (a violation of "(batch)", gate_ratio > 1), "flag" (that violation listed,
-    gate_ratio 0) or "score" (no violation, gate_ratio 0)."""
+    gate fails). Below `min_rows` rows the statistics are computed but not judged, and
+    `small_batch` says what that does: "fail" (a violation of "(batch)", gate_ratio > 1),
+    "flag" (that violation listed, `flagged`, gate_ratio 0) or "score" (no violation,
+    gate_ratio 0). `judged`: gate_ratio is a verdict (not so under "flag" and "score")."""
     if small_batch not in SMALL_BATCH:
         raise ValueError(f"small_batch must be one of {', '.join(SMALL_BATCH)}, not {small_batch!r}")
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     n_rows, features, limits, worst_of, violations = len(frame), {}, {}, {}, []
-    judged = n_rows >= min_rows
+    small = n_rows < min_rows
     for column, base in reference["features"].items():
         if column in frame.columns:
             stats, noise, notes = _feature_stats(base, frame[column], na_values, reference["n_rows"])
@@ -299,29 +291,18 @@ def compare(
         ratios, limits[column], found = _judge(column, stats, noise, notes, thresholds)
         worst_of[column] = max(ratios, key=lambda k: ratios[k]) if ratios else "missing_share_increase"
         features[column] = stats | {"ratio": ratios.get(worst_of[column], 0.0)}
-        violations += found if judged else []
+        violations += [] if small else found
     worst = max(features, key=lambda f: features[f]["ratio"]) if features else ""
-    statistic = worst_of.get(worst, "")
-    worst_ratio = features[worst]["ratio"] if worst else 0.0
-    report = {
-        "n_rows": n_rows,
-        "features": features,
-        "violations": violations,
-        "worst_feature": worst,
-        "worst_statistic": statistic,
-        "worst_value": float(features[worst].get(statistic, 0.0)) if worst else 0.0,
-        "worst_ratio": worst_ratio,
-        "gate_ratio": worst_ratio if judged else 0.0,
-        "small_batch": not judged,
-        "min_rows": min_rows,
-        "judged": judged,
-        "flagged": not judged and small_batch == "flag",
-        "limits": limits,
-    }
-    if not judged and small_batch != "score":
+    statistic, ratio = worst_of.get(worst, ""), features[worst]["ratio"] if worst else 0.0
+    report = {"n_rows": n_rows, "features": features, "violations": violations, "worst_feature": worst,
+              "worst_statistic": statistic, "worst_value": float(features[worst].get(statistic, 0)) if worst else 0.0,
+              "worst_ratio": ratio, "gate_ratio": 0.0 if small else ratio, "small_batch": small, "min_rows": min_rows,
+              "judged": not small or small_batch == "fail", "flagged": small and small_batch == "flag",
+              "limits": limits}  # fmt: skip
+    if small and small_batch != "score":
         text = f"the batch has {n_rows} row(s), fewer than min_rows {min_rows}: too few to judge drift"
         violations.append(_violation(BATCH, "n_rows", text))
-    if not judged and small_batch == "fail":
+    if small and small_batch == "fail":
         ratio = min((min_rows + 1) / (n_rows + 1), _CAP)  # > 1 for any n_rows < min_rows
         report |= {"worst_feature": BATCH, "worst_statistic": "n_rows", "worst_value": float(n_rows)}
         report |= {"worst_ratio": ratio, "gate_ratio": ratio}
