@@ -8,6 +8,7 @@ blank lines, outputs that overlap, a bad value, formats and encodings, small bat
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,10 +156,13 @@ def output_file(workspace: Path, prefix: str, name: str) -> Path:
 
 
 def served_predictions(tracking_uri: str, frame: pd.DataFrame) -> list[str]:
+    """What the served model answers for the rows, as a client reads them from CSV (missing
+    spellings such as "null" as nulls: the MLflow signature takes numbers as numbers)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    return [str(v) for v in mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(frame)]
+    rows = pd.read_csv(io.StringIO(frame.to_csv(index=False)))
+    return [str(v) for v in mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(rows)]
 
 
 def test_columns_in_another_order_are_scored_by_name_in_every_request_and_joined_to_their_row(
@@ -167,7 +171,7 @@ def test_columns_in_another_order_are_scored_by_name_in_every_request_and_joined
     capsys: pytest.CaptureFixture[str],
     tracking_env: str,  # noqa: F811
 ) -> None:
-    rows = many_rows(30_000)
+    rows = many_rows(40_000)
     batch = tmp_path / "reversed.csv"
     rows[list(reversed(rows.columns))].to_csv(batch, index=False, float_format="%.10g")
     assert batch.stat().st_size > 2 * 1024 * 1024  # three requests of 1 MB
@@ -176,14 +180,14 @@ def test_columns_in_another_order_are_scored_by_name_in_every_request_and_joined
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", "--param",
                                   f"BatchOutputUri={output}", *joined)  # fmt: skip
     assert code == 0, err
-    assert record.steps["Transform"].detail == "transformed 30000 records from 1 file(s)"
+    assert record.steps["Transform"].detail == "transformed 40000 records from 1 file(s)"
     lines = output_file(trained, output, "reversed.csv.out").read_text().splitlines()
-    assert len(lines) == 30_000
+    assert len(lines) == 40_000
     joined = pd.read_csv(output_file(trained, output, "reversed.csv.out"), header=None, dtype=str,
                          keep_default_na=False)  # fmt: skip
     as_written = pd.read_csv(batch, dtype=str, keep_default_na=False)[list(rows.columns)]  # training order
     assert (joined.iloc[:, : rows.shape[1]].to_numpy() == as_written.to_numpy()).all()  # each answer on its row
-    expected = served_predictions(tracking_env, pd.read_csv(batch))
+    expected = served_predictions(tracking_env, rows)
     assert joined.iloc[:, -1].tolist() == expected
 
 
@@ -193,14 +197,15 @@ def test_blank_lines_and_quoted_newlines_are_refused_by_line_before_anything_is_
     capsys: pytest.CaptureFixture[str],
     tracking_env: str,  # noqa: F811
 ) -> None:
-    text = many_rows(20_000).to_csv(index=False, float_format="%.10g").splitlines()
+    rows = many_rows(20_000)
+    text = rows.to_csv(index=False, float_format="%.10g").splitlines()
     batch = tmp_path / "gappy.csv"
     batch.write_text("\n".join([*text[:5001], "", *text[5001:]]) + "\n")  # line 5002 is blank
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
     assert code == 1 and record.steps["Transform"].status in {"Pending", "Skipped"}, err
     assert "gappy.csv: line 5002 is blank" in record.failure_reason, record.failure_reason
-    text[7000] = text[7000].replace(",north,", ',"north\nside",')  # a quoted value over two lines
-    batch.write_text("\n".join(text) + "\n")
+    rows.loc[6999, "clinic"] = "north\nside"  # line 7001: a quoted value over two lines
+    rows.to_csv(batch, index=False, float_format="%.10g")
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
     assert code == 1 and "gappy.csv: line 7001 opens a quoted value" in record.failure_reason, record.failure_reason
 
@@ -211,13 +216,19 @@ def test_an_output_over_the_input_or_the_workspace_is_refused_and_other_answers_
     capsys: pytest.CaptureFixture[str],
     tracking_env: str,  # noqa: F811
 ) -> None:
-    code, _, err = run_batch(capsys, trained, "--param", f"BatchOutputUri={BUCKET_BASE}/")
-    err = " ".join(err.split())
-    assert code == 2 and "BatchOutputUri" in err and "the code bundles" in err and "the trained models" in err, err
+    def refused(*extra: str) -> str:
+        code = main(["run", "--local", "--pipeline", "batch", "--config", str(DEFAULT_CONFIG),
+                     "--workspace", str(trained), *SETTINGS, *extra])  # fmt: skip
+        assert code == 2
+        return " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+
+    before = sorted(p.relative_to(trained) for p in (trained / "s3").rglob("*"))
+    err = refused("--param", "BatchOutputUri=s3://mlops-artifacts-123456789012/diabetes-regression/")  # aws.prefix
+    assert "BatchOutputUri" in err and "the code bundles" in err and "the trained models" in err, err
     inputs = f"{BUCKET_BASE}/nightly/"
-    code, _, err = run_batch(capsys, trained, "--param", f"BatchInputUri={inputs}", "--param",
-                             f"BatchOutputUri={inputs}scored/")  # fmt: skip
-    assert code == 2 and "BatchInputUri (the batch it scores)" in " ".join(err.split()), err
+    err = refused("--param", f"BatchInputUri={inputs}", "--param", f"BatchOutputUri={inputs}scored/")
+    assert "BatchInputUri (the batch it scores)" in err, err
+    assert sorted(p.relative_to(trained) for p in (trained / "s3").rglob("*")) == before  # nothing written
 
     output = f"{BUCKET_BASE}/scored-daily/"
     for day in ("monday", "tuesday"):
@@ -274,12 +285,12 @@ def test_json_lines_other_separators_encodings_and_parquet_are_scored_one_answer
     assert all(abs(sum(a["probabilities"].values()) - 1) < 1e-9 for a in answers)
 
     parquet = tmp_path / "rows.parquet"
-    many_rows(300).to_parquet(parquet)
+    pd.read_csv(io.StringIO(many_rows(300).to_csv(index=False))).to_parquet(parquet)  # typed, nulls as nulls
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={parquet}", "--param",
                                   f"BatchOutputUri={output}")  # fmt: skip
     assert code == 0, err
     assert output_file(trained, output, "rows.parquet.out").read_text().splitlines() == served_predictions(
-        tracking_env, pd.read_parquet(parquet)
+        tracking_env, many_rows(300)
     )
 
 
