@@ -248,7 +248,7 @@ def test_a_bad_value_is_named_by_file_line_column_and_value(
     tracking_env: str,  # noqa: F811
 ) -> None:
     rows = many_rows(20_000).astype(object)
-    rows.loc[12_344, "mean radius"] = "abc"  # line 12346 with the header
+    rows.loc[12_344, "mean radius"] = "abc"  # record 12345 (line 12346 with the header)
     batch = tmp_path / "typo.csv"
     rows.to_csv(batch, index=False)
     code, record, err = run_batch(capsys, trained, "--param", f"BatchInputUri={batch}", *SMALL_REQUESTS)
@@ -257,7 +257,7 @@ def test_a_bad_value_is_named_by_file_line_column_and_value(
                                   "batch.drift.action=flag", *SMALL_REQUESTS)  # fmt: skip
     assert code == 1 and record.steps["Transform"].status == "Failed", err
     failure = record.steps["Transform"].failure
-    assert "typo.csv: line 12345" in failure and "mean radius" in failure and "abc" in failure, failure
+    assert "typo.csv: record 12345" in failure and "mean radius" in failure and "abc" in failure, failure
 
 
 def test_json_lines_other_separators_encodings_and_parquet_are_scored_one_answer_per_record(

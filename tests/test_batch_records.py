@@ -212,7 +212,7 @@ def test_a_failing_record_is_found_by_bisection(transform_job: Any, tmp_path: Pa
     lines[12_345] = "oops"
     source.write_text("\n".join(lines) + "\n")
     Doubling.calls = 0
-    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: line 12346 \('oops'\): ValueError: could not "):
+    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: record 12346 \('oops'\): ValueError: could not "):
         transform_job.transform_file(Doubling, None, source, tmp_path / "out" / "in.csv.out", TRANSFORM)
     assert Doubling.calls <= 2 + int(np.ceil(np.log2(20_000))) + 1  # the request, log2 halves, the record
     assert not (tmp_path / "out" / "in.csv.out").exists()  # no half-written output
@@ -240,10 +240,10 @@ def test_answers_that_do_not_line_up_and_records_over_the_payload_fail_the_job(
 
     source = tmp_path / "in.csv"
     source.write_text("1\n2\n3\n")
-    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: lines 1-3: 3 records gave 1 answer lines"):
+    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: records 1-3: 3 records gave 1 answer lines"):
         transform_job.transform_file(OneObject, None, source, tmp_path / "a.out", {**TRANSFORM, "join_input": False})
     source.write_text("1\n" + "9" * (1024 * 1024 + 1) + "\n")
-    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: line 2 is 1048577 bytes, more than"):
+    with pytest.raises(transform_job.TransformFailed, match=r"in.csv: record 2 is 1048577 bytes, more than"):
         transform_job.transform_file(Doubling, None, source, tmp_path / "b.out", TRANSFORM)
 
 

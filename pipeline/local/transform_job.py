@@ -13,8 +13,8 @@ job, as on SageMaker. `AssembleWith: Line` writes each answer on its own line, a
 request must answer every record it carried, one line each, or the job fails rather than
 shift answers against their records. With `JoinSource: Input`, each output line is the
 input record, a comma, then its answer (CSV). A request that fails is bisected (log2 of
-its records in model calls) to name the record that fails, by file and line; the job then
-exits 1 with it.
+its records in model calls) to name the record that fails (record k is line k of the file
+scored), by file; the job then exits 1 with it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def batches(data: bytes, strategy: str, max_bytes: int) -> Iterator[tuple[int, b
     if strategy == "SingleRecord":
         for i, line in enumerate(data.split(b"\n")):
             if len(line) > max_bytes:
-                raise ValueError(f"line {i + 1} is {len(line)} bytes, more than MaxPayloadInMB allows ({max_bytes})")
+                raise ValueError(f"record {i + 1} is {len(line)} bytes, more than MaxPayloadInMB allows ({max_bytes})")
             yield i, line
         return
     start, line = 0, 0
@@ -63,7 +63,7 @@ def batches(data: bytes, strategy: str, max_bytes: int) -> Iterator[tuple[int, b
         if end < start:  # one line longer than a request may be: SageMaker fails the job
             longest = data.find(b"\n", start)
             size = (len(data) if longest < 0 else longest) - start
-            raise ValueError(f"line {line + 1} is {size} bytes, more than MaxPayloadInMB allows ({max_bytes})")
+            raise ValueError(f"record {line + 1} is {size} bytes, more than MaxPayloadInMB allows ({max_bytes})")
         body = data[start:end]
         yield line, body
         line += body.count(b"\n") + 1
@@ -97,10 +97,10 @@ def _failing_record(program: Any, model: Any, records: list[bytes], spec: dict[s
     except Exception as exc:
         error = exc
     if error is None:
-        return f"lines {first + 1}-{first + len(records)} fail together, and each alone succeeds"
+        return f"records {first + 1}-{first + len(records)} fail together, and each alone succeeds"
     record = records[low].decode(errors="replace")
     shown = record if len(record) <= 200 else record[:200] + "..."
-    return f"line {first + low + 1} ({shown!r}): {type(error).__name__}: {error}"
+    return f"record {first + low + 1} ({shown!r}): {type(error).__name__}: {error}"
 
 
 def _joined(inputs: list[bytes], predicted: list[str]) -> str:
@@ -129,7 +129,7 @@ def transform_file(program: Any, model: Any, source: Path, target: Path, spec: d
                     raise TransformFailed(f"{source.name}: {where}") from None
                 if split and len(predicted) != len(inputs):
                     raise TransformFailed(
-                        f"{source.name}: lines {first + 1}-{first + len(inputs)}: {len(inputs)} records gave "
+                        f"{source.name}: records {first + 1}-{first + len(inputs)}: {len(inputs)} records gave "
                         f"{len(predicted)} answer lines (Accept {spec['accept']}); each record needs one"
                     )
                 out.write(_joined(inputs, predicted) if spec["join_input"] else "".join(p + "\n" for p in predicted))
