@@ -70,14 +70,14 @@ def batches(data: bytes, strategy: str, max_bytes: int) -> Iterator[tuple[int, b
         start = end + 1
 
 
-def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: str) -> list[str]:
-    """The request's answer, one line a record."""
+def _answer(program: Any, model: Any, body: bytes, content_type: str, accept: str) -> str:
+    """The request's answer, one line a record, ending in a newline ("" for none)."""
     data = program.input_fn(body, content_type)
     prediction = program.predict_fn(data, model)
     output = program.output_fn(prediction, accept)
     text = output[0] if isinstance(output, tuple) else output
     text = text.decode() if isinstance(text, bytes) else str(text)
-    return text[:-1].split("\n") if text.endswith("\n") else text.split("\n") if text else []
+    return text if not text or text.endswith("\n") else text + "\n"
 
 
 def _failing_record(program: Any, model: Any, records: list[bytes], spec: dict[str, Any], first: int) -> str:
@@ -103,15 +103,18 @@ def _failing_record(program: Any, model: Any, records: list[bytes], spec: dict[s
     return f"record {first + low + 1} ({shown!r}): {type(error).__name__}: {error}"
 
 
-def _joined(inputs: list[bytes], predicted: list[str]) -> str:
+def _joined(body: bytes, answer: str) -> str:
     """Each input record, a comma, then its answer (`JoinSource: Input`, CSV)."""
-    return "".join(f"{i.decode()},{p}\n" for i, p in zip(inputs, predicted, strict=True))
+    inputs, predicted = body.decode().split("\n"), answer[:-1].split("\n")
+    return "".join(f"{i},{p}\n" for i, p in zip(inputs, predicted, strict=True))
 
 
 def transform_file(program: Any, model: Any, source: Path, target: Path, spec: dict[str, Any]) -> int:
     """Score one input file into `target`; returns the records scored. Raises
     TransformFailed naming the file and the line that failed; no partial `target` is left."""
-    data = source.read_bytes().replace(b"\r\n", b"\n")
+    data = source.read_bytes()
+    if b"\r" in data:  # a scan is cheaper than a copy of the file
+        data = data.replace(b"\r\n", b"\n")
     split = spec["split"] == "Line"
     max_bytes = spec["max_payload_mb"] * MB
     requests = batches(data, spec["strategy"], max_bytes) if split else iter([(0, data)])
@@ -121,19 +124,20 @@ def transform_file(program: Any, model: Any, source: Path, target: Path, spec: d
     try:
         with partial.open("w") as out:
             for first, body in requests:
-                inputs = body.split(b"\n") if split else [body]
+                count = body.count(b"\n") + 1 if split else 1
                 try:
-                    predicted = _answer(program, model, body, spec["content_type"], spec["accept"])
+                    answer = _answer(program, model, body, spec["content_type"], spec["accept"])
                 except Exception:  # find the record, for the message
-                    where = _failing_record(program, model, inputs, spec, first) if split else "the whole file"
+                    where = _failing_record(program, model, body.split(b"\n"), spec, first) if split else "the file"
                     raise TransformFailed(f"{source.name}: {where}") from None
-                if split and len(predicted) != len(inputs):
+                answered = answer.count("\n")
+                if split and answered != count:
                     raise TransformFailed(
-                        f"{source.name}: records {first + 1}-{first + len(inputs)}: {len(inputs)} records gave "
-                        f"{len(predicted)} answer lines (Accept {spec['accept']}); each record needs one"
+                        f"{source.name}: records {first + 1}-{first + count}: {count} records gave {answered} "
+                        f"answer lines (Accept {spec['accept']}); each record needs one"
                     )
-                out.write(_joined(inputs, predicted) if spec["join_input"] else "".join(p + "\n" for p in predicted))
-                records += len(inputs)
+                out.write(_joined(body, answer) if spec["join_input"] else answer)
+                records += count
     except ValueError as exc:  # a record larger than a request may be
         partial.unlink(missing_ok=True)
         raise TransformFailed(f"{source.name}: {exc}") from None

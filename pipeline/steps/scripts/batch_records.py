@@ -23,11 +23,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from dataset import DataError, DatasetSpec
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_BLANK_LINE = re.compile(r"(?:^|\n)[ \t\r]*(?:\n|$)")
 
 
 @dataclass(frozen=True)
@@ -65,29 +65,61 @@ def column_faults(columns: list[str], features: list[str]) -> str:
     return " and ".join(faults)
 
 
-def ragged_line(lines: list[str], n_fields: int, separator: str = ",") -> str:
-    """'' when every line is one record of `n_fields` fields; else which line is not, and
-    why (1-based). Separators are counted per line, vectorised; a line with a quote is
-    parsed as CSV, so a quoted separator is no field boundary."""
-    counts = pd.Series(lines, dtype=object).str.count(re.escape(separator)).to_numpy() + 1
-    for index in (counts != n_fields).nonzero()[0]:
-        line = lines[index]
+_BLANK = (
+    "is blank; SageMaker's Line split sends it as a record of its own, which shifts every later answer "
+    "against its row: remove blank lines"
+)
+_RUNS_ON = (
+    "opens a quoted value that runs on into the next line; SageMaker's Line split is not CSV-aware and "
+    "would cut the record there: keep each record on one line"
+)
+
+
+def _line_shape(body: str, separator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(separators per line, quotes per line, line lengths, line starts), in bytes of the
+    UTF-8 text: ASCII bytes never occur inside a multi-byte character, so a megabyte is
+    counted in milliseconds without making a string per line."""
+    raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], newlines + 1])
+    lengths = np.concatenate([newlines, [len(raw)]]) - starts
+
+    def per_line(byte: int) -> np.ndarray:
+        return np.bincount(np.searchsorted(newlines, np.flatnonzero(raw == byte)), minlength=len(starts))
+
+    if len(separator) == 1 and ord(separator) < 128:
+        seps = per_line(ord(separator))
+    else:
+        seps = pd.Series(body.split("\n"), dtype=object).str.count(re.escape(separator)).to_numpy()
+    return seps, per_line(ord('"')), lengths, starts
+
+
+def ragged_line(body: str, n_fields: int, separator: str = ",") -> str:
+    """'' when every line of `body` (no final newline) is one record of `n_fields` fields;
+    else which line is not, and why (1-based). Lines are counted vectorised; only a line
+    whose separators do not add up, or that holds a quote, is looked at, and a quoted one is
+    parsed as CSV (a quoted separator is no field boundary)."""
+    if not body:
+        return ""
+    seps, quotes, lengths, starts = _line_shape(body, separator)
+    suspects = np.flatnonzero((seps + 1 != n_fields) | (lengths == 0) | (quotes > 0))
+    if not len(suspects):
+        return ""
+    encoded = body.encode("utf-8")
+    for index in suspects:
+        line = encoded[starts[index] : starts[index] + lengths[index]].decode("utf-8")
         if not line.strip():
-            return f"{index + 1} is blank"
+            return f"{index + 1} {_BLANK}"
+        fields = int(seps[index]) + 1
         if '"' in line:
             try:
-                fields = next(csv.reader([line], delimiter=separator, strict=True))
+                fields = len(next(csv.reader([line], delimiter=separator, strict=True)))
             except csv.Error:
-                return f"{index + 1} opens a quoted value that runs on past its line"
-            if len(fields) == n_fields:
+                return f"{index + 1} {_RUNS_ON}"
+            if fields == n_fields:
                 continue
-            counts[index] = len(fields)
-        return f"{index + 1} has {counts[index]} fields, {n_fields} expected"
+        return f"{index + 1} has {fields} fields, {n_fields} expected"
     return ""
-
-
-def _line_number(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
 
 
 def _decoded(path: Path, encoding: str, name: str) -> str:
@@ -105,51 +137,25 @@ def _decoded(path: Path, encoding: str, name: str) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _split_faults(name: str, text: str) -> None:
-    """Refuse what SageMaker's Line split would turn into extra records."""
+def _read_csv(path: Path, spec: DatasetSpec, features: list[str], name: str) -> pd.DataFrame:
+    text = _decoded(path, spec.encoding, name)
     if not text.strip():
         raise DataError(f"{name}: the file is empty")
     body = text[:-1] if text.endswith("\n") else text  # one final newline ends the last record
-    blank = _BLANK_LINE.search(body)
-    if blank:
-        line = 1 if blank.start() == 0 else _line_number(body, blank.start() + 1)  # at 0: the `^` branch
-        raise DataError(
-            f"{name}: line {line} is blank; SageMaker's Line split sends it as a record of its own, which "
-            "shifts every later answer against its row: remove blank lines"
-        )
-
-
-def _quoted_newline(name: str, text: str, separator: str) -> DataError:
-    """The first line where a quoted value runs on into the next line."""
-    number = 0
-    for index, line in enumerate(text.split("\n"), start=1):
-        try:
-            next(csv.reader([line], delimiter=separator, strict=True))
-        except csv.Error:
-            number = index
-            break
-    return DataError(
-        f"{name}: line {number} opens a quoted value that runs on into the next line; SageMaker's Line split "
-        "is not CSV-aware and would cut the record there: keep each record on one line"
-    )
-
-
-def _read_csv(path: Path, spec: DatasetSpec, features: list[str], name: str) -> pd.DataFrame:
-    text = _decoded(path, spec.encoding, name)
-    _split_faults(name, text)
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    try:
+        width = len(next(csv.reader([body.split("\n", 1)[0]], delimiter=spec.separator, strict=True)))
+    except csv.Error:
+        raise DataError(f"{name}: line 1 {_RUNS_ON}") from None
+    fault = ragged_line(body, width, spec.separator)  # before pandas, which would skip or merge such lines
+    if fault:
+        raise DataError(f"{name}: line {fault}")
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=spec.separator, header=None, dtype=str, keep_default_na=False,
+            io.StringIO(text), sep=spec.separator, header=None, dtype=object, keep_default_na=False, na_values=[""],
             skip_blank_lines=False,
         )  # fmt: skip
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{name}: {str(exc).strip()}") from None
-    if len(frame) != lines:
-        raise _quoted_newline(name, text, spec.separator)
-    fault = ragged_line((text[:-1] if text.endswith("\n") else text).split("\n"), frame.shape[1], spec.separator)
-    if fault:
-        raise DataError(f"{name}: line {fault} (as line 1 has)")
     if spec.header:
         names, frame, what = [str(v).strip() for v in frame.iloc[0]], frame.iloc[1:], "its header (line 1)"
     else:
@@ -161,7 +167,7 @@ def _read_csv(path: Path, spec: DatasetSpec, features: list[str], name: str) -> 
     if fault:
         raise DataError(f"{name}: {what} {fault}")
     frame.columns = names
-    return frame.replace("", float("nan"))
+    return frame
 
 
 def _read_parquet(path: Path, features: list[str], name: str) -> pd.DataFrame:

@@ -82,9 +82,12 @@ def parse_rows(
         return pd.DataFrame(rows, columns=features), False
     if content_type != "text/csv":
         raise ValueError(f"unsupported content type {content_type!r}; send text/csv or application/json")
-    text = text.replace("\r\n", "\n")
-    lines = (text[:-1] if text.endswith("\n") else text).split("\n") if text else []
-    names = _header(lines[0], features) if lines else None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    body = text[:-1] if text.endswith("\n") else text
+    n_lines = body.count("\n") + 1 if text else 0
+    first = body[: body.find("\n")] if n_lines > 1 else body
+    names = _header(first, features) if n_lines else None
     if names is not None:
         fault = column_faults(names, features)
         if fault:
@@ -92,14 +95,15 @@ def parse_rows(
     n = len(features)
     # Every line holds n fields when no quote hides a comma, the first line has n fields and
     # the commas add up: pandas refuses a later line with more than the first, so none can
-    # have fewer. Only otherwise look line by line (to name the record).
+    # have fewer. Only otherwise split the lines, to name the record (a batch sends 6 MB
+    # requests: the fast path counts without making a string per line).
     fast = (
         '"' not in text
-        and (not lines or lines[0].count(",") == n - 1)
-        and text.count(",") == (n - 1) * len(lines)
-        and (n > 1 or all(lines))
+        and (not n_lines or first.count(",") == n - 1)
+        and text.count(",") == (n - 1) * n_lines
+        and (n > 1 or ("\n\n" not in body and first != ""))
     )
-    fault = "" if fast else ragged_line(lines, n)
+    fault = "" if fast else ragged_line(body, n)
     if fault:
         raise ValueError(f"record {fault}")
     as_text = set(features) if text_columns is None else text_columns
@@ -129,11 +133,6 @@ def predict_fn(data: Any, model: Any) -> dict[str, Any]:
     return answer
 
 
-def _text(value: Any) -> str:
-    """A prediction as CSV text: a float at full precision (its shortest round-trip repr)."""
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
     predictions = prediction["predictions"]
     if accept == "application/json":
@@ -149,5 +148,6 @@ def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
     if accept != "text/csv":
         raise ValueError(f"unsupported accept {accept!r}; ask for text/csv, application/jsonlines or application/json")
     lines = [HEADER_ANSWER] if prediction.get("header") else []
-    lines += [_text(v) for v in predictions]
+    # a float at full precision (its shortest round-trip repr); a label as its text
+    lines += map(repr if predictions and isinstance(predictions[0], float) else str, predictions)
     return "\n".join(lines) + "\n" if lines else "", "text/csv"
