@@ -75,14 +75,19 @@ _RUNS_ON = (
 )
 
 
-def _line_shape(body: str, separator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(separators per line, quotes per line, line lengths, line starts), in bytes of the
-    UTF-8 text: ASCII bytes never occur inside a multi-byte character, so a megabyte is
-    counted in milliseconds without making a string per line."""
-    raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+def _line_bounds(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(newline offsets, line starts, line lengths) of UTF-8 bytes, in bytes: ASCII bytes
+    never occur inside a multi-byte character, so megabytes are cut in milliseconds without
+    making a string per line."""
     newlines = np.flatnonzero(raw == 10)
     starts = np.concatenate([[0], newlines + 1])
-    lengths = np.concatenate([newlines, [len(raw)]]) - starts
+    return newlines, starts, np.concatenate([newlines, [len(raw)]]) - starts
+
+
+def _line_shape(encoded: bytes, separator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(separators per line, quotes per line, line starts, line lengths) of a UTF-8 body."""
+    raw = np.frombuffer(encoded, dtype=np.uint8)
+    newlines, starts, lengths = _line_bounds(raw)
 
     def per_line(byte: int) -> np.ndarray:
         return np.bincount(np.searchsorted(newlines, np.flatnonzero(raw == byte)), minlength=len(starts))
@@ -90,8 +95,9 @@ def _line_shape(body: str, separator: str) -> tuple[np.ndarray, np.ndarray, np.n
     if len(separator) == 1 and ord(separator) < 128:
         seps = per_line(ord(separator))
     else:
-        seps = pd.Series(body.split("\n"), dtype=object).str.count(re.escape(separator)).to_numpy()
-    return seps, per_line(ord('"')), lengths, starts
+        lines = pd.Series(encoded.decode("utf-8").split("\n"), dtype=object)
+        seps = lines.str.count(re.escape(separator)).to_numpy()
+    return seps, per_line(ord('"')), starts, lengths
 
 
 def ragged_line(body: str, n_fields: int, separator: str = ",") -> str:
@@ -101,11 +107,9 @@ def ragged_line(body: str, n_fields: int, separator: str = ",") -> str:
     parsed as CSV (a quoted separator is no field boundary)."""
     if not body:
         return ""
-    seps, quotes, lengths, starts = _line_shape(body, separator)
-    suspects = np.flatnonzero((seps + 1 != n_fields) | (lengths == 0) | (quotes > 0))
-    if not len(suspects):
-        return ""
     encoded = body.encode("utf-8")
+    seps, quotes, starts, lengths = _line_shape(encoded, separator)
+    suspects = np.flatnonzero((seps + 1 != n_fields) | (lengths == 0) | (quotes > 0))
     for index in suspects:
         line = encoded[starts[index] : starts[index] + lengths[index]].decode("utf-8")
         if not line.strip():
@@ -211,9 +215,9 @@ def write_records(batch: BatchFile, folder: Path, max_record_bytes: int) -> Path
     order, one record per line, under the file's own relative name (so its answers are
     `<name>.out`). Raises DataError naming the record that exceeds `max_record_bytes`
     (MaxPayloadInMB: SageMaker fails a job whose single record is larger)."""
-    body = batch.records.to_csv(header=False, index=False, lineterminator="\n", na_rep="")
-    lengths = pd.Series(body.split("\n")[:-1]).str.len()
-    too_long = (lengths > max_record_bytes).to_numpy().nonzero()[0]
+    encoded = batch.records.to_csv(header=False, index=False, lineterminator="\n", na_rep="").encode("utf-8")
+    _, _, lengths = _line_bounds(np.frombuffer(encoded[:-1], dtype=np.uint8))
+    too_long = np.flatnonzero(lengths > max_record_bytes) if encoded else []
     if len(too_long):
         record = int(too_long[0])
         raise DataError(
@@ -222,5 +226,5 @@ def write_records(batch: BatchFile, folder: Path, max_record_bytes: int) -> Path
         )
     target = folder / batch.relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(body, encoding="utf-8")
+    target.write_bytes(encoded)
     return target
