@@ -409,3 +409,32 @@ def test_the_drift_job_writes_the_report_violations_and_picture_and_logs_a_run(
     assert {a.path for a in client.list_artifacts(run.info.run_id, "drift")} >= {
         "drift/drift_report.json", "drift/constraint_violations.json", "drift/drift_report.png",
     }  # fmt: skip
+
+
+def test_a_discrete_value_written_with_fewer_digits_is_the_same_value(drift) -> None:
+    """A two-valued column (scikit-learn's scaled `sex`) whose batch was written with 10
+    significant digits while training kept 16: the same two values, no drift; a value that
+    differs beyond rounding is still another value."""
+    values = np.array([0.0506801187398187, -0.044641636506989])
+    train = pd.DataFrame({"sex": np.random.default_rng(0).choice(values, 400)})
+    reference = drift.baseline(train, {"sex": "numeric"}, [])
+    batch = pd.DataFrame({"sex": [f"{v:.10g}" for v in train["sex"][:200]]})
+    report = drift.compare(reference, batch, [])
+    assert report["features"]["sex"]["psi"] < 0.05 and report["violations"] == []
+    moved = pd.DataFrame({"sex": ["0.0507"] * 200})  # 4e-4 relative: another value
+    assert drift.compare(reference, moved, [])["features"]["sex"]["psi"] > 1
+
+
+def test_a_spike_and_the_range_ends_written_with_fewer_digits_stay_in_their_bins(drift) -> None:
+    """A continuous column with a spike (30 % at one value) and its min and max: the batch's
+    copies of those values, rounded to 10 significant digits either way, fall in the
+    spike's bin and inside the range, not beside them."""
+    rng = np.random.default_rng(1)
+    spike, low, high = 0.0506801187398187, -0.1070893587, 0.1853357456
+    values = np.concatenate([[low, high], rng.uniform(low, high, 698), np.full(300, spike)])
+    reference = drift.baseline(pd.DataFrame({"x": values}), {"x": "numeric"}, [])
+    assert spike in reference["features"]["x"]["bin_edges"]  # quantile bins, the spike in one of its own
+    rounded = [f"{v:.10g}" for v in values]
+    rounded[:2] = [f"{low * (1 + 1e-9):.12g}", f"{high * (1 + 1e-9):.12g}"]  # just outside the range
+    report = drift.compare(reference, pd.DataFrame({"x": rounded}), [])
+    assert report["features"]["x"]["psi"] < 0.01 and report["violations"] == [], report["features"]["x"]

@@ -45,6 +45,7 @@ _SMOOTHING = 1e-4  # a share's floor where the count behind it is unknown (an em
 _NOISE_P = 1e-4  # the chance that sampling noise alone reaches a statistic's limit
 _CAP = 1e9  # every ratio's cap, and the ratio of a violation that needs no threshold
 _SHOWN = 5  # offending values named in a violation
+_SAME_VALUE = 1e-6  # relative difference under which a batch number is a training value (CSV rounding)
 
 DEFAULT_THRESHOLDS = dict(psi=0.2, js_distance=0.1, unseen_share=0.05, missing_share_increase=0.1, mean_shift_std=0.5)
 CHECK_TYPES = {  # Model Monitor's constraint_check_type of each statistic
@@ -110,7 +111,9 @@ def _numeric_baseline(numbers: np.ndarray) -> dict[str, Any]:
     if len(distinct) <= BINS:
         return entry | {"values": distinct.tolist(), "value_shares": (counts / len(numbers)).tolist()}
     edges = _edges(numbers, distinct, counts)
-    return entry | {"bin_edges": edges.tolist(), "bin_shares": (_bin_counts(numbers, edges) / len(numbers)).tolist()}
+    anchors = np.unique(np.concatenate([distinct[[0, -1]], distinct[counts * BINS >= len(numbers)]]))
+    return entry | {"bin_edges": edges.tolist(), "bin_shares": (_bin_counts(numbers, edges) / len(numbers)).tolist(),
+                    "anchors": anchors.tolist()}  # fmt: skip
 
 
 def baseline(frame: pd.DataFrame, column_types: dict[str, str], na_values: list[str]) -> dict[str, Any]:
@@ -174,16 +177,28 @@ def _finite(value: float) -> float:
     return float(np.nan_to_num(value, nan=0.0, posinf=_CAP, neginf=-_CAP))
 
 
+def _nearest(values: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """The index of the sorted `values` nearest each number."""
+    right = np.minimum(np.searchsorted(values, numbers), len(values) - 1)
+    left = np.maximum(right - 1, 0)
+    return np.where(np.abs(values[left] - numbers) < np.abs(values[right] - numbers), left, right)
+
+
 def _expected_and_counts(base: dict[str, Any], numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Training shares and batch counts over the same bins: the training values and "other",
     version 2's closed range between outer bins, or version 1's inner edges (de-duplicated)."""
     if "values" in base:
         values = np.asarray(base["values"], dtype=float)
-        index = np.minimum(np.searchsorted(values, numbers), len(values) - 1)
-        index = np.where(values[index] == numbers, index, len(values))
+        index = _nearest(values, numbers)
+        # the same value written with fewer digits (0.05068011874 for 0.0506801187398187) is that value
+        index = np.where(np.isclose(values[index], numbers, rtol=_SAME_VALUE, atol=0.0), index, len(values))
         return np.append(base["value_shares"], 0.0), np.bincount(index, minlength=len(values) + 1)
     edges = np.asarray(base["bin_edges"], dtype=float)
     if "count" in base:
+        # the min, the max and a spike written with fewer digits are those values, not a bin beside them
+        anchors = np.asarray(base.get("anchors", [base["min"], base["max"]]), dtype=float)
+        nearest = anchors[_nearest(anchors, numbers)]
+        numbers = np.where(np.isclose(nearest, numbers, rtol=_SAME_VALUE, atol=0.0), nearest, numbers)
         return np.asarray(base["bin_shares"], dtype=float), _bin_counts(numbers, edges)
     unique = np.unique(edges)  # version 1: a bin starting at edges[j - 1] falls in the bin of that edge
     into = np.concatenate([[0], np.searchsorted(unique, edges, side="right")]).astype(int)
