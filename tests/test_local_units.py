@@ -99,6 +99,27 @@ def test_binary_conditions_compare_numbers(scope: Scope, kind: str, threshold: f
     assert evaluate_condition(condition, scope) is expected
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_property_file_with_a_non_finite_number_fails_the_condition_naming_the_key(
+    scope: Scope, value: float
+) -> None:
+    """Python's json reads `Infinity` and `NaN`; JSON has no such numbers (RFC 8259), so a
+    quality gate must not pass (or quietly fail) on them: the condition step fails instead."""
+    scope.property_files[("Eval", "Report")]["regression_metrics"]["rmse"]["value"] = value
+    scope.property_files[("Eval", "Report")]["runs"].append({"id": "r2", "loss": float("inf")})
+    condition = {
+        "Type": "LessThanOrEqualTo",
+        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"},
+                                      "Path": "regression_metrics.rmse.value"}},
+        "RightValue": 65.0,
+    }  # fmt: skip
+    with pytest.raises(ExpressionError) as raised:
+        evaluate_condition(condition, scope)
+    message = str(raised.value)
+    assert "property file 'Report' of step 'Eval' is not strict JSON" in message
+    assert f"$.regression_metrics.rmse.value = {value}" in message and "$.runs[1].loss = inf" in message
+
+
 def test_composite_conditions(scope: Scope) -> None:
     yes = {"Type": "Equals", "LeftValue": 1, "RightValue": 1}
     no = {"Type": "Equals", "LeftValue": 1, "RightValue": 2}

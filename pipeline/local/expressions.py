@@ -4,6 +4,7 @@ and conditions. Pure functions over a `Scope`; no I/O."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,24 @@ def _json_get(spec: dict[str, Any], scope: Scope) -> Any:
     key = (match.group(1), match.group(2))
     if key not in scope.property_files:
         raise ExpressionError(f"property file {key[1]!r} of step {key[0]!r} is not available")
-    return _walk(scope.property_files[key], spec["Path"], f"{key[1]} of {key[0]}")
+    document = scope.property_files[key]
+    if found := non_finite_paths(document):  # Python's json reads them; JSON has no such numbers
+        raise ExpressionError(
+            f"property file {key[1]!r} of step {key[0]!r} is not strict JSON: {', '.join(found[:5])} "
+            "(Infinity and NaN are not JSON numbers, RFC 8259 section 6; SageMaker's JsonGet cannot read them)"
+        )
+    return _walk(document, spec["Path"], f"{key[1]} of {key[0]}")
+
+
+def non_finite_paths(value: Any, path: str = "$") -> list[str]:
+    """`$.a.b = inf`, `$.items[2] = nan`: every non-finite number in a parsed JSON document."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path} = {value}"]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in non_finite_paths(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in non_finite_paths(item, f"{path}[{index}]")]
+    return []
 
 
 def _as_text(value: Any) -> str:
