@@ -21,7 +21,17 @@ __all__ = [
 ]
 
 
+PARAMETER_VALUE_MAX = 1024  # StartPipelineExecution's Parameter.Value (botocore's SageMaker model)
+
+
 def _check_value(name: str, kind: str, value: str) -> str:
+    if not value:
+        # The API's shape admits "", but every parameter these pipelines declare is a URI, an
+        # instance type, an ARN or a number, none of which SageMaker takes empty: a job
+        # would fail on it after the execution started.
+        raise UsageError(f"--param {name}: empty; give a value or leave the parameter out for its default")
+    if len(value) > PARAMETER_VALUE_MAX:
+        raise UsageError(f"--param {name}: {len(value)} characters, SageMaker allows at most {PARAMETER_VALUE_MAX}")
     try:
         if kind == "Integer":
             int(value)

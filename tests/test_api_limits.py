@@ -4,6 +4,7 @@ found from botocore's service model, and named by step and field."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -180,3 +181,16 @@ def test_execution_parameters_carrying_credentials_are_refused_unechoed() -> Non
     with pytest.raises(UsageError, match=r"--param InputDataUri: the value carries credentials \(user info") as info:
         parse_execution_parameters(["InputDataUri=https://me:Hunter2Hunter2@host/x.csv"], definition)
     assert "Hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("InputDataUri=", "--param InputDataUri: empty; give a value or leave the parameter out"),
+        ("InputDataUri=s3://b/" + "k" * 1020, "--param InputDataUri: 1027 characters, SageMaker allows at most 1024"),
+    ],
+)
+def test_an_empty_or_overlong_parameter_value_is_refused_before_an_execution(pair: str, message: str) -> None:
+    definition = {"Parameters": [{"Name": "InputDataUri", "Type": "String"}]}
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_execution_parameters([pair], definition)
