@@ -271,6 +271,26 @@ def test_a_missing_input_fails_its_step_before_the_job_naming_the_uri_and_where_
     assert not (workspace / "jobs").exists()  # no job was started
 
 
+@pytest.mark.parametrize(
+    ("uri", "code", "message"),
+    [
+        ("file:///tmp/mlruns", 1, "MLFLOW_TRACKING_URI=file:///tmp/mlruns is not a tracking server"),
+        ("sqlite:///tmp/mlflow.db", 2, "mlflow.tracking_uri: 'sqlite:///tmp/mlflow.db' does not match"),
+    ],
+)
+def test_a_tracking_uri_that_is_no_server_is_refused_as_such(
+    uri: str, code: int, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Not "does not answer /health": the jobs log over HTTP, as on SageMaker."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(["run", "--local", "--example-data", "--config", str(DEFAULT_CONFIG),
+                 "--workspace", str(tmp_path / ".local"), *FAST]) == code  # fmt: skip
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err and "/health" not in err, err
+    assert not (tmp_path / ".local" / "executions").exists()
+
+
 def test_on_unavailable_continue_runs_without_a_reachable_tracking_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

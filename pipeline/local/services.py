@@ -159,6 +159,12 @@ def local_services(
             else:
                 moto = None
         external = os.environ.get("MLFLOW_TRACKING_URI")
+        if external and not external.lower().startswith(("http://", "https://")):
+            raise TrackingServerError(
+                f"MLFLOW_TRACKING_URI={external} is not a tracking server: local mode's jobs log over HTTP(S), "
+                "as SageMaker's do (a file: or database URI only works in one process); point it at "
+                "http(s)://HOST:PORT, or unset it for a local server"
+            )
         unavailable = bool(external) and not _healthy(external)
         if unavailable and on_unavailable == "fail":
             raise TrackingServerError(
