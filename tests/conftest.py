@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,20 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+def graphviz_available() -> bool:
+    """Whether Graphviz's `dot` is here to draw pictures. `make test` installs it where it can
+    (root with apt); elsewhere the picture checks skip, saying so, unless
+    MLOPS_REQUIRE_GRAPHVIZ is set (`.ci/run` sets it), which makes its absence a failure."""
+    if shutil.which("dot"):
+        return True
+    if os.environ.get("MLOPS_REQUIRE_GRAPHVIZ"):
+        pytest.fail("Graphviz's dot is not installed and MLOPS_REQUIRE_GRAPHVIZ requires it (apt-get install graphviz)")
+    return False
+
+
+def needs_graphviz() -> None:
+    """Skip the rest of a test that draws a picture when `dot` is missing (see graphviz_available)."""
+    if not graphviz_available():
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz): the picture is not checked")

@@ -12,7 +12,7 @@ from pipeline.api_limits import enum_values
 from pipeline.cli import main
 from pipeline.code_bundle import code_bundle
 from pipeline.config_loader import load_config
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, needs_graphviz
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -131,12 +131,13 @@ def test_render_out_and_graph(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("flowchart TD")
     assert "QualityGate -->|if| Register_RegisterModel" in out
     assert "QualityGate -->|else| QualityGateFailed" in out
+    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.pdf"))
+    assert code == 2 and "write .mmd, .png or .svg" in err
+    needs_graphviz()
     code, _, _ = run(capsys, "graph", "--out", str(tmp_path / "g.png"))  # Graphviz draws it
     assert code == 0 and (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     code, out, _ = run(capsys, "graph", "--format", "svg")
     assert code == 0 and "<svg" in out and ">Register&#45;RegisterModel<" in out
-    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.pdf"))
-    assert code == 2 and "write .mmd, .png or .svg" in err
 
 
 def test_render_and_upsert_refuse_what_sagemaker_would(aws: str, capsys: pytest.CaptureFixture[str]) -> None:

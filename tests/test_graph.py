@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.graph import mermaid, step_graph, topological_order
+from tests.conftest import needs_graphviz
 
 DEFINITION = {
     "Steps": [
@@ -67,6 +68,7 @@ def test_the_picture_colours_states_labels_outcomes_and_bolds_the_branch_taken()
     assert 'Gate [label="Gate\nSucceeded\noutcome: False"' in source and "shape=diamond" in source
     assert "Gate -> No [label=else style=bold]" in source and "Gate -> Yes [label=if style=dashed]" in source
     assert "B -> Yes" not in source  # implied through Gate, as in the Mermaid text
+    needs_graphviz()
     png = picture(step_graph(DEFINITION), "png", view)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     svg = picture(step_graph(DEFINITION), "svg").decode()
