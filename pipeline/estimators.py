@@ -9,12 +9,16 @@ library pinned to the installed version, so what was checked is what runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 from pipeline.config import PipelineConfig
 
-__all__ = ["estimator_problems", "estimator_requirements"]
+__all__ = ["estimator_problems", "estimator_requirements", "value_fault"]
 
 # The SageMaker scikit-learn image ships these; pinning them again would fight the image.
 _IN_FRAMEWORK_IMAGE = {"sklearn", "numpy", "pandas", "scipy"}
@@ -42,7 +46,46 @@ def estimator_problems(cfg: PipelineConfig) -> list[tuple[str, str]]:
             continue
         for name in sorted(set(names) - accepted):
             problems.append((f"{key}.{name}", f"{path} has no parameter {name!r}"))
+    for name, value in sorted(training.hyperparameters.items()):
+        if name in accepted and (fault := value_fault(cls, name, value)):
+            problems.append((f"training.hyperparameters.{name}", fault))
     return problems
+
+
+@functools.cache
+def _parse_value() -> Callable[[str], Any]:
+    """train.py's `parse_value`, loaded from the job scripts, so the rule is written once."""
+    import importlib.util
+
+    from pipeline.code_bundle import SCRIPTS_DIR
+
+    spec = importlib.util.spec_from_file_location("hyperparameter_values", SCRIPTS_DIR / "hyperparameter_values.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.parse_value  # type: ignore[no-any-return]
+
+
+def _job_value(value: Any) -> Any:
+    """The value as the training job reads it: SageMaker passes it as text (JSON for a
+    number or boolean), which train.py parses with `parse_value`."""
+    return _parse_value()(value if isinstance(value, str) else json.dumps(value))
+
+
+def value_fault(cls: type, name: str, value: Any) -> str:
+    """'' when the estimator takes `value` for `name` as the job will read it; else why not,
+    in the estimator's own words: scikit-learn estimators declare `_parameter_constraints` and
+    check them in `_validate_params` (scikit-learn >= 1.2), which `fit` would run in the
+    job. An estimator without them (XGBoost, LightGBM) is checked by `set_params` only."""
+    job_value = _job_value(value)
+    try:
+        estimator = cls()
+        estimator.set_params(**{name: job_value})
+        if hasattr(estimator, "_parameter_constraints"):  # XGBoost inherits _validate_params, not constraints
+            estimator._validate_params()
+    except Exception as exc:  # the estimator's own error types (InvalidParameterError is a ValueError)
+        shown = f"{value!r}" + (f" (the job reads {job_value!r})" if job_value != value else "")
+        return f"{shown} is refused by {cls.__name__}: {str(exc).splitlines()[0]}"
+    return ""
 
 
 def estimator_requirements(estimator_path: str) -> list[str]:

@@ -40,8 +40,25 @@ def render(tmp_path: Path, *overrides: str) -> int:
             ["--set", "training.estimator=ridge", "--set", "training.hyperparameters={alpha: 1.0}"],
             "tuning.ranges.max_depth: sklearn.linear_model.Ridge has no parameter 'max_depth'",
         ),
+        (
+            ["--set", "training.hyperparameters.n_estimators=1e3"],  # YAML 1.1 reads text; the job a float
+            "training.hyperparameters.n_estimators: '1e3' (the job reads 1000.0) is refused by "
+            "RandomForestRegressor: The 'n_estimators' parameter of RandomForestRegressor must be an int",
+        ),
+        (
+            ["--set", "training.hyperparameters.max_features=most"],
+            "training.hyperparameters.max_features: 'most' is refused by RandomForestRegressor: The "
+            "'max_features' parameter",
+        ),
     ],
-    ids=["typo in the class", "library not installed", "unknown hyperparameter", "range the estimator lacks"],
+    ids=[
+        "typo in the class",
+        "library not installed",
+        "unknown hyperparameter",
+        "range the estimator lacks",
+        "1e3 for an integer",
+        "a value outside the options",
+    ],
 )
 def test_a_wrong_estimator_fails_render_naming_the_key(
     overrides: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -71,3 +88,18 @@ def test_a_library_the_image_lacks_needs_installing_or_an_image(
                   "--set", "training.hyperparameters={}", "--set", "runtime.install_requirements=false")  # fmt: skip
     assert code == 2
     assert "runtime.install_requirements: the jobs need xgboost-cpu==" in capsys.readouterr().err
+
+
+def test_hyperparameters_are_checked_as_the_job_reads_them() -> None:
+    """The job's own parsing (hyperparameter_values.parse_value), then the estimator's own
+    constraints; an estimator without scikit-learn's `_validate_params` by set_params."""
+    from sklearn.ensemble import RandomForestRegressor
+    from xgboost import XGBRegressor
+
+    from pipeline.estimators import value_fault
+
+    assert value_fault(RandomForestRegressor, "n_estimators", 200) == ""
+    assert value_fault(RandomForestRegressor, "n_estimators", "200") == ""  # text the job reads as 200
+    assert value_fault(RandomForestRegressor, "bootstrap", True) == ""
+    assert "must be an int" in value_fault(RandomForestRegressor, "n_estimators", 2.5)
+    assert value_fault(XGBRegressor, "max_depth", 3) == ""

@@ -23,6 +23,7 @@ import numpy as np
 from container_paths import opt_ml
 from dataset import DataError, TableSchema, read_split
 from drift import BASELINE_FILE, baseline
+from hyperparameter_values import parse_value
 from model_quality import validation_metrics
 from tabular_model import NUMERIC, LabelEncodedClassifier, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
@@ -32,21 +33,6 @@ MLFLOW_MODEL_DIR = "mlflow-model"  # the same model as an MLflow model, inside m
 RUN_FILE = "mlflow_run.json"
 BASELINE_DIR = "baseline"  # the training split's statistics (drift.py), inside model.tar.gz and in MLflow
 _TRIAL_SUFFIX = re.compile(r"-\d{3}-[0-9a-f]{8}$")  # tuning trials are <tuning job>-NNN-xxxxxxxx
-
-
-def parse_value(text: str) -> Any:
-    """Hyperparameters arrive as strings: turn '200', '0.5', 'true', 'None' into values."""
-    lowered = text.strip().lower()
-    if lowered in {"none", "null"}:
-        return None
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
