@@ -24,6 +24,7 @@ from pipeline.config import PipelineConfig
 from pipeline.dataset_spec import SPEC_FILE, dataset_spec_bytes
 from pipeline.errors import ConfigError
 from pipeline.estimators import estimator_requirements
+from pipeline.image_constraints import constraints_file, pinned_versions, requirement_conflicts
 
 __all__ = [
     "ENTRYPOINT",
@@ -177,6 +178,16 @@ def code_bundle(cfg: PipelineConfig) -> CodeBundle:
     overlay, problems = _source_dir_overlay(cfg)
     overlay[SPEC_FILE] = dataset_spec_bytes(cfg)
     requirements = [*estimator_requirements(cfg.training.estimator_path), *cfg.training.requirements]
+    constraints = constraints_file(cfg)
+    if constraints:  # the first line, so every requirement installs under the image's pins
+        bundled = (overlay.get(REQUIREMENTS) or (SCRIPTS_DIR / REQUIREMENTS).read_bytes()).decode()
+        pins = pinned_versions((SCRIPTS_DIR / constraints).read_text())
+        problems += [
+            ("training.requirements", f"{conflict} (pip keeps the image's pins; to change them, build an image "
+             "with them and set runtime.image_uri)")
+            for conflict in requirement_conflicts([*bundled.splitlines(), *requirements], pins)
+        ]  # fmt: skip
+        overlay[REQUIREMENTS] = f"-c {constraints}\n{bundled}".encode()
     if requirements and not cfg.runtime.install_requirements and not cfg.runtime.image_uri:
         problems.append(
             (

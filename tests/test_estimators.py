@@ -103,3 +103,28 @@ def test_hyperparameters_are_checked_as_the_job_reads_them() -> None:
     assert value_fault(RandomForestRegressor, "bootstrap", True) == ""
     assert "must be an int" in value_fault(RandomForestRegressor, "n_estimators", 2.5)
     assert value_fault(XGBRegressor, "max_depth", 3) == ""
+
+
+def test_the_jobs_install_their_requirements_under_the_images_pins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """requirements.txt starts with `-c` of the image's constraints (pip reads a nested file
+    relative to the requirements file, wherever the job unpacks it); a requirement that needs
+    another version of a pinned package fails render naming both versions."""
+    from pipeline.image_constraints import pinned_versions, requirement_conflicts
+
+    bundle = code_bundle(load_config(DEFAULT_CONFIG))
+    lines = bundle.files["requirements.txt"].decode().splitlines()
+    assert lines[0] == "-c sklearn-1.4-2-constraints.txt" and "mlflow-skinny==3.17.2" in lines
+    pins = pinned_versions(bundle.files["sklearn-1.4-2-constraints.txt"].decode())
+    assert pins["protobuf"] == "3.20.2" and pins["scikit-learn"] == "1.4.2" and pins["pyyaml"] == "6.0.1"
+    assert requirement_conflicts(["protobuf>=5", "xgboost-cpu==3.2.0", "Scikit_Learn>=1.4", "-c x.txt"], pins) == [
+        "protobuf>=5 needs another protobuf than the image's 3.20.2"
+    ]
+    custom = code_bundle(load_config(DEFAULT_CONFIG, overrides=["runtime.image_uri=123.dkr.ecr/x:1"]))
+    assert not custom.files.get("requirements.txt", b"").startswith(b"-c")  # the team's image, the team's pins
+
+    assert render(tmp_path, "--set", "training.requirements=[numpy==2.3.0]") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "training.requirements: numpy==2.3.0 needs another numpy than the image's 2.1.0" in err, err
+    assert "runtime.image_uri" in err and not (tmp_path / "d.json").exists()
