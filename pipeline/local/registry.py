@@ -21,6 +21,7 @@ from typing import Any
 from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
 from pipeline.errors import LocalModeError
+from pipeline.local.file_lock import locked
 
 __all__ = ["JOURNAL_NAME", "JournaledPackages", "LocalRegistry", "journal_has"]
 
@@ -90,8 +91,11 @@ class LocalRegistry:
             )
 
     def register(self, request: dict[str, Any]) -> str:
-        """CreateModelPackage, creating the group on first use as the RegisterModel step does."""
-        with self._lock:
+        """CreateModelPackage, creating the group on first use as the RegisterModel step does.
+        Under the journal's file lock, the emulator first takes in what other commands of the
+        workspace registered since it started, so versions continue instead of repeating."""
+        with self._lock, locked(self.journal):
+            self._restore(self.client)
             self._ensure_group(self.client, request["ModelPackageGroupName"])
             arn = self.client.create_model_package(**request)["ModelPackageArn"]
             entries = self._entries()
@@ -103,7 +107,7 @@ class LocalRegistry:
         return journal_has(self.journal, arn)
 
     def set_approval(self, arn: str, status: str, description: str = "") -> None:
-        with self._lock:
+        with self._lock, locked(self.journal):
             request: dict[str, Any] = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
             # moto drops CustomerMetadataProperties on an update that omits them; SageMaker keeps them,
             # so sending the current ones is a no-op there and a fix here.
@@ -122,7 +126,7 @@ class LocalRegistry:
     def set_lifecycle(self, arn: str, lifecycle: dict[str, str]) -> None:
         """UpdateModelPackage's ModelLifeCycle ({Stage, StageStatus, StageDescription}),
         recorded in the journal: the emulator has no lifecycle stages."""
-        with self._lock:
+        with self._lock, locked(self.journal):
             entries = self._entries()
             for entry in entries:
                 if entry["arn"] == arn:

@@ -20,6 +20,7 @@ from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
 from pipeline.errors import LocalModeError
+from pipeline.local.file_lock import locked
 
 __all__ = ["ENDPOINTS_NAME", "LocalModelServer", "ServingError", "last_served"]
 
@@ -38,8 +39,9 @@ def last_served(workspace_root: Path, endpoint: str) -> str:
 
 def _record_served(workspace_root: Path, endpoint: str, arn: str) -> None:
     path = workspace_root / ENDPOINTS_NAME
-    served = json.loads(path.read_text()) if path.exists() else {}
-    write_atomically(path, json.dumps({**served, endpoint: arn}, indent=2))
+    with locked(path):  # another command of the workspace may record its endpoint meanwhile
+        served = json.loads(path.read_text()) if path.exists() else {}
+        write_atomically(path, json.dumps({**served, endpoint: arn}, indent=2))
 
 
 class LocalModelServer:
