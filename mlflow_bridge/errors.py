@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent"]
+__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent", "MissingRun"]
 
 
 class BridgeError(Exception):
@@ -25,3 +25,16 @@ class InvalidSettings(BridgeError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+
+
+class MissingRun(BridgeError):
+    """The package names an MLflow run (`mlflow_run_id`) the tracking server does not have:
+    a reset or restored server, or another server than the one the jobs logged to.
+    Permanent until the run is back or the model is retrained."""
+
+    def __init__(self, run_id: str, tracking_uri: str) -> None:
+        self.run_id, self.tracking_uri = run_id, tracking_uri
+        super().__init__(
+            f"the tracking server {tracking_uri} has no run {run_id}, which the model package names "
+            "(mlflow_run_id): was the server reset or restored, or did the jobs log to another one?"
+        )

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlflow_bridge.errors import InvalidSettings, MalformedEvent
+from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun
 
-__all__ = ["Permanent", "permanent_failure", "refused_credentials"]
+__all__ = ["MISSING_RUN_FIX", "Permanent", "permanent_failure", "refused_credentials"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,20 @@ _MLFLOW_FIXES = {
 }
 
 
+MISSING_RUN_FIX = (
+    "restore the tracking server's database and artifacts, or retrain so the package names a run the server "
+    "holds (locally: run --local --no-cache, which reruns the cached jobs against this server)"
+)
+
+
 def permanent_failure(exc: BaseException) -> Permanent | None:
     """The failure as a Permanent one, or None when a retry may cure it."""
     if isinstance(exc, MalformedEvent):
         return Permanent(str(exc), "send a 'SageMaker Model Package State Change' event from aws.sagemaker")
     if isinstance(exc, InvalidSettings):
         return Permanent(str(exc), "correct the named variables in the function's configuration")
+    if isinstance(exc, MissingRun):
+        return Permanent(str(exc), MISSING_RUN_FIX)
     module = type(exc).__module__.split(".", 1)[0]
     if module == "mlflow":
         return _mlflow(exc)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow_bridge.decisions import Action, MlflowVersion
+from mlflow_bridge.errors import MissingRun
 
 __all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "versions_filter"]
 
@@ -120,8 +121,16 @@ class MlflowRegistry:
         MLflow 3's `mlflow.<flavor>.log_model(name=...)` makes a *logged model*
         (`models:/m-<id>`) outside the run's artifacts; a version must point at it (and name
         its `model_id`) to load. A model folder logged as run artifacts (this project's
-        jobs) is `<run artifact URI>/model`. Source: MLflow 3 docs, "Logged models"."""
-        run = self.client.get_run(run_id)
+        jobs) is `<run artifact URI>/model`. Source: MLflow 3 docs, "Logged models".
+        Raises MissingRun when the server has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise MissingRun(run_id, self.client.tracking_uri) from None
+            raise
         logged = self.client.search_logged_models(
             [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=50
         )

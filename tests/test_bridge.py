@@ -523,6 +523,24 @@ def test_a_run_without_a_model_is_ignored_alike_by_sync_and_its_dry_run(world: W
     world.assert_serves(good)
 
 
+def test_a_package_whose_run_the_server_lost_is_rejected_naming_run_server_and_fix(world: World) -> None:
+    """A reset or restored tracking server at the same URI: the package's mlflow_run_id is
+    not there. Once "unexpected RestException: RESOURCE_DOES_NOT_EXIST" locally."""
+    from mlflow_bridge.errors import MissingRun
+    from mlflow_bridge.failures import permanent_failure
+
+    arn = world.package("Approved")
+    lost = "0" * 32
+    metadata = world.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    world.sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
+                                  CustomerMetadataProperties={**metadata, "mlflow_run_id": lost})  # fmt: skip
+    with pytest.raises(MissingRun) as raised:
+        world.bridge(deployment=DeploymentSettings(enabled=False)).handle(world.event(arn))
+    assert f"the tracking server {world.uri} has no run {lost}" in str(raised.value)
+    problem = permanent_failure(raised.value)  # the Lambda rejects it once instead of retrying
+    assert problem is not None and "run --local --no-cache" in problem.fix and lost in problem.reason
+
+
 def test_an_edit_of_an_approved_package_is_not_an_approval(world: World) -> None:
     """With `latest_approval`, a metadata edit of the older approved package once moved the
     alias and Production back to it, by handle and by sync alike."""

@@ -413,3 +413,27 @@ def test_staged_promotion_locally_serves_each_stage_its_own_model(
     assert main(["promote", "1", "--to", "production", "--reject", "--no-serve", *arguments]) == 0
     model = MlflowClient(tracking_env).get_registered_model("diabetes-staged")
     assert model.aliases == {"staging": by_package["2"]}  # no previous production model: the alias goes
+
+
+def test_an_approval_against_a_reset_tracking_server_says_what_happened_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tracking URI served by a fresh, empty server: every step is a cache hit (the
+    URI is part of the steps' arguments, as on SageMaker), and the approval names the run the
+    server lost and how to rerun, instead of "unexpected RestException"."""
+    from pipeline.tracking_server import TrackingServer
+
+    first = TrackingServer(f"sqlite:///{tmp_path / 'first.db'}", tmp_path / "first-artifacts")
+    workspace = tmp_path / ".local"
+    with first:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", first.uri)
+        code, _, err = run_local(capsys, workspace, "--set", "tuning.enabled=false")
+        assert code == 0, err
+    reset = TrackingServer(f"sqlite:///{tmp_path / 'reset.db'}", tmp_path / "reset-artifacts", port=first.port)
+    with reset:
+        code = main(["run", "--local", "--example-data", "--config", str(DEFAULT_CONFIG), "--workspace",
+                     str(workspace), *FAST, "--set", "tuning.enabled=false", "--approve"])  # fmt: skip
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "steps 6 (4 cached)" in err, err  # every job step cached: nothing reran
+    assert f"the tracking server {first.uri} has no run" in err and "run --local --no-cache" in err, err
+    assert "unexpected" not in err

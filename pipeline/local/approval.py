@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import PipelineConfig, PromotionStage
+from pipeline.errors import LocalModeError
 from pipeline.local.registry import JournaledPackages, LocalRegistry
 from pipeline.local.serving import LocalModelServer, last_served
 from pipeline.local.workspace import Workspace
@@ -98,6 +99,8 @@ def deliver_locally(
     "endpoint" is a scoring server that lives as long as the command (or `--keep-services`),
     so afterwards every stage whose champion no server is serving yet gets one."""
     from mlflow_bridge.deployment import EndpointDeployer
+    from mlflow_bridge.errors import MissingRun
+    from mlflow_bridge.failures import MISSING_RUN_FIX
     from mlflow_bridge.interfaces import ModelDeployer
     from mlflow_bridge.logs import bridge_logger
     from mlflow_bridge.mlflow_registry import MlflowRegistry
@@ -141,7 +144,10 @@ def deliver_locally(
         logger=bridge_logger(file=str(logs / "bridge.log")),
         stage_deployers=by_stage,
     )
-    result = bridge.handle(state_change_event(registry.client, arn))
+    try:
+        result = bridge.handle(state_change_event(registry.client, arn))
+    except MissingRun as exc:  # as the Lambda would reject it, said as a local-mode error
+        raise LocalModeError(f"the bridge cannot sync {arn}: {exc}; {MISSING_RUN_FIX}") from None
     if stages and serve:
         _serve_every_stage(bridge, packages, mlflow, servers, stages)  # this command's servers, one per stage
     return ApprovalResult(result, {name: server for name, server in servers.items() if server.process is not None})
