@@ -4,6 +4,7 @@ between the config side and the job scripts (dataset spec, metric names)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -75,18 +76,33 @@ def test_missing_cells_with_gradient_boosting_are_imputed(tmp_path: Path, diabet
     assert result.returncode == 0, result.stderr
 
 
-def test_the_signature_takes_doubles_and_optional_columns(tmp_path: Path, diabetes: pd.DataFrame) -> None:
+def test_the_model_takes_the_table_as_pandas_reads_it(tmp_path: Path, diabetes: pd.DataFrame) -> None:
+    """The MLflow model accepts its own training table as `read_csv` and `read_parquet` read
+    it: integer columns (int64, nullable Int64 with gaps), booleans, strings; a signature of
+    `double` refused an int64 column ("Can not safely convert int64 to float64")."""
     import mlflow
 
     diabetes["age"] = (diabetes["age"] * 100).round().astype(int)  # an integer column
-    assert run_preprocess(tmp_path, diabetes).returncode == 0
+    diabetes["smoker"] = np.where(diabetes["bp"] > 0, "True", "False")  # read back as bool
+    assert run_preprocess(tmp_path, diabetes, features=[*FEATURES.split(","), "smoker"]).returncode == 0
     assert run_training(tmp_path, "--n_estimators", "10").returncode == 0
     model = mlflow.pyfunc.load_model(str(tmp_path / "model-1" / "mlflow-model"))
     inputs = model.metadata.signature.inputs
-    assert {c.type.name for c in inputs.inputs} == {"double"} and all(not c.required for c in inputs.inputs)
+    assert [c.name for c in inputs.inputs] == list(diabetes.columns.drop("target"))
+    assert all(not c.required for c in inputs.inputs)
+    features = diabetes.drop(columns=["target"])
+    as_csv = pd.read_csv(io.StringIO(features.to_csv(index=False)))
+    assert as_csv["age"].dtype == "int64" and as_csv["smoker"].dtype == bool
+    expected = model.predict(as_csv)
+    assert len(expected) == len(features)
+    parquet = tmp_path / "rows.parquet"
+    with_gaps = as_csv.astype({"age": "Int64", "smoker": "boolean"})
+    with_gaps.loc[::5, ["age", "smoker"]] = pd.NA
+    with_gaps.to_parquet(parquet)
+    assert len(model.predict(pd.read_parquet(parquet))) == len(features)
+    assert list(model.predict(pd.read_parquet(parquet).iloc[1:5])) == list(expected[1:5])  # rows without gaps
     # a float where training saw integers, and a row with most values missing
-    answer = model.predict(pd.DataFrame([{"age": 1.5, "bmi": 0.02}, {"age": None}]))
-    assert len(answer) == 2
+    assert len(model.predict(pd.DataFrame([{"age": 1.5, "bmi": 0.02}, {"age": None}]))) == 2
 
 
 def test_many_features_never_become_an_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

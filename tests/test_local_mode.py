@@ -150,8 +150,11 @@ def test_crashing_step_stops_the_run_and_the_fix_reuses_upstream(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
 ) -> None:
     workspace = tmp_path / ".local"
-    # A parameter the estimator has (so render accepts it) with a value its fit refuses.
-    code, broken, err = run_local(capsys, workspace, "--set", "training.hyperparameters.min_weight_fraction_leaf=2.0")
+    # A tuning range the estimator has (so render accepts it) whose every value its fit refuses
+    # (a static hyperparameter's value render now checks against the estimator's constraints).
+    code, broken, err = run_local(
+        capsys, workspace, "--set", "tuning.ranges.min_weight_fraction_leaf={type: continuous, min: 2.0, max: 3.0}"
+    )
     assert code == 1
     assert broken.status == "Failed" and broken.steps["Tune"].status == "Failed"
     assert "'min_weight_fraction_leaf' parameter of RandomForestRegressor" in err  # the end of the trial's log

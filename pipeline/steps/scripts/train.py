@@ -25,7 +25,7 @@ from dataset import DataError, TableSchema, read_split
 from drift import BASELINE_FILE, baseline
 from hyperparameter_values import parse_value
 from model_quality import validation_metrics
-from tabular_model import NUMERIC, LabelEncodedClassifier, build_model
+from tabular_model import LabelEncodedClassifier, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
 MODEL_FILE = "model.joblib"
@@ -70,17 +70,19 @@ def job_identity(env: dict[str, str]) -> dict[str, str]:
 
 
 def model_signature(schema: TableSchema, model: Any, example: Any) -> Any:
-    """Inputs as the model accepts them: numbers as double (an integer column would refuse
-    1.5 and missing values), categories as string, every column optional (missing values are
-    imputed). Class probabilities come from the sklearn flavour's `predict_proba`
+    """Inputs as the model accepts them: every feature by name, optional (missing values are
+    imputed), of MLflow's `AnyType`. MLflow's schema enforcement will not cast what
+    `pandas.read_csv` and `read_parquet` make of a table: an int64 or nullable Int64 column
+    against `double` fails ("Can not safely convert int64 to float64"), a bool column against
+    `string` too. The model's own first step (`RawRowNormalizer`) types every column as in
+    training and names a column that is not what it should be, so the signature leaves the
+    types to it. Class probabilities come from the sklearn flavour's `predict_proba`
     (`mlflow.sklearn.load_model`), which the pyfunc signature does not describe."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    kinds = schema.column_types
-    inputs = Schema(
-        [ColSpec("double" if kinds[c] == NUMERIC else "string", c, required=False) for c in schema.features]
-    )
+    inputs = Schema([ColSpec(AnyType(), c, required=False) for c in schema.features])
     outputs = infer_signature(example, model.predict(example)).outputs
     return ModelSignature(inputs=inputs, outputs=outputs)
 
