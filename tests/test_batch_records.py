@@ -386,3 +386,25 @@ def test_a_transform_adds_its_answers_beside_what_the_prefix_holds(tmp_path: Pat
     assert workspace.add_files(produced, "s3://b/scored/") == 1
     assert workspace.path("s3://b/scored/monday.csv.out").read_text() == "1\n"
     assert workspace.path("s3://b/scored/sub/tuesday.csv.out").read_text() == "2\n"
+
+
+def test_a_model_trained_under_another_scikit_learn_minor_version_is_refused_naming_both(
+    tmp_path: Path, inference: Any
+) -> None:
+    """Train writes training_environment.json beside model.joblib; the serving code refuses
+    a model of another minor version before unpickling it (a ColumnTransformer of 1.6.1 fails
+    in 1.4.2 on '_RemainderColsList')."""
+    import joblib
+    import sklearn
+
+    training_environment = _script("training_environment")
+    joblib.dump({"a": "model"}, tmp_path / "model.joblib")
+    assert inference.model_fn(str(tmp_path)) == {"a": "model"}  # a model from before the file: loaded
+    written = training_environment.write(tmp_path)
+    assert written["scikit-learn"] == sklearn.__version__ and set(written) == {"python", "scikit-learn", "numpy",
+                                                                                 "pandas"}  # fmt: skip
+    assert inference.model_fn(str(tmp_path)) == {"a": "model"}  # trained here: loaded
+    (tmp_path / "training_environment.json").write_text(json.dumps({**written, "scikit-learn": "1.4.2"}))
+    with pytest.raises(RuntimeError) as raised:
+        inference.model_fn(str(tmp_path))
+    assert f"trained with scikit-learn 1.4.2 and this environment runs {sklearn.__version__}" in str(raised.value)

@@ -176,6 +176,12 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     assert features["sex"]["values"] and len(features["sex"]["value_shares"]) == len(features["sex"]["values"])
     assert baseline["version"] == 2  # few distinct values (sex: 2) are compared value by value
     assert [a.path for a in client.list_artifacts(model_run_id, "baseline")] == ["baseline/baseline.json"]
+    # where it was trained, beside the pickle and on the run (serving refuses another scikit-learn minor)
+    import sklearn
+
+    trained_with = json.loads((model_dir / "training_environment.json").read_text())
+    assert trained_with["scikit-learn"] == sklearn.__version__
+    assert client.get_run(model_run_id).data.tags["mlops.trained_with.scikit-learn"] == sklearn.__version__
 
     mlflow.set_tracking_uri(tracking_server.uri)
     test = pd.read_csv(work / "splits" / "test" / "test.csv")

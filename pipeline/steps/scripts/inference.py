@@ -28,11 +28,13 @@ import csv
 import io
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
+import training_environment
 from batch_records import column_faults, ragged_line
 
 MODEL_FILE = "model.joblib"
@@ -40,6 +42,11 @@ HEADER_ANSWER = "prediction"
 
 
 def model_fn(model_dir: str) -> Any:
+    """The model; RuntimeError naming both versions when it was trained under another
+    scikit-learn minor version than this container's (training_environment.py)."""
+    refused = training_environment.refusal(Path(model_dir))
+    if refused:
+        raise RuntimeError(refused)
     return joblib.load(os.path.join(model_dir, MODEL_FILE))
 
 

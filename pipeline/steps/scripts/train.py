@@ -20,6 +20,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import training_environment
 from container_paths import opt_ml
 from dataset import DataError, TableSchema, read_split
 from drift import BASELINE_FILE, baseline
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
+    trained_with = training_environment.write(model_dir)  # what the pickle needs to load
     save_mlflow_model(model, schema, x_train.head(5), args.estimator, model_dir / MLFLOW_MODEL_DIR)
     (model_dir / BASELINE_DIR).mkdir(exist_ok=True)  # what a batch's drift is measured against
     statistics = baseline(x_train, {f: schema.column_types[f] for f in schema.features}, schema.na_values)
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tracking = connect()
-        tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train", "mlops.task": schema.task}
+        tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train", "mlops.task": schema.task,
+                **{f"mlops.trained_with.{name}": version for name, version in trained_with.items()}}  # fmt: skip
         params = {"estimator": args.estimator, **fitted_estimator_params(model), "n_train": len(x_train)}
         run_id = log_to_mlflow(tracking, params=params, metrics=metrics, tags=tags, model_dir=model_dir)
     except TrackingUnavailable as exc:
