@@ -30,7 +30,7 @@ import pandas as pd
 from batch_records import BatchFile, read_batch, write_records
 from container_paths import opt_ml
 from dataset import EXTRA_MISSING, PANDAS_MISSING, DataError, DatasetSpec
-from drift import BASELINE_FILE, DEFAULT_THRESHOLDS, compare
+from drift import BASELINE_FILE, DEFAULT_THRESHOLDS, SMALL_BATCH, compare
 from evaluate import RUN_FILE, unpack_model, write_report
 from tracking import TrackingUnavailable, connect, job_tags
 
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records-dir", default=opt_ml("processing", "output", "records"))
     parser.add_argument("--spec", default=str(SPEC_FILE))
     parser.add_argument("--min-rows", type=int, default=30)
-    parser.add_argument("--small-batch", choices=["fail", "flag", "score"], default="fail")
+    parser.add_argument("--small-batch", choices=SMALL_BATCH, default="fail")
     parser.add_argument("--missing-baseline", choices=["fail", "skip"], default="fail")
     parser.add_argument("--max-payload-mb", type=int, default=6)
     for name, value in DEFAULT_THRESHOLDS.items():
@@ -60,9 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def model_features(model_dir: Path) -> list[str]:
     """The features the model reads, from the model itself (for a package without a baseline)."""
-    import joblib
+    import joblib  # the model's classes (tabular_model.py) load from this script's folder, on sys.path
 
-    sys.path.insert(0, str(Path(__file__).parent))  # the model's classes live beside this script
     return list(joblib.load(model_dir / "model.joblib").named_steps["normalize"].features)
 
 
