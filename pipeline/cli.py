@@ -26,6 +26,7 @@ from pipeline.errors import Interrupted, PipelineError, UsageError
 
 if TYPE_CHECKING:
     from pipeline.graph_picture import ExecutionView
+    from pipeline.local.job_environment import JobEnvironment
     from pipeline.promotion import StageHolder
 from pipeline.example_data import EXAMPLES
 
@@ -337,6 +338,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         approve=args.approve,
         workspace=workspace,
         pipeline=which,
+        job_env=args.job_env,
     )
     with stop_on_sigterm():
         record = run_local(
@@ -384,6 +386,7 @@ def cmd_approve(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         result = approve_locally(
             cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace,
             status="Rejected" if args.reject else "Approved", serve=not args.no_serve,
+            environment=_serving_environment(cfg, args),
         )  # fmt: skip
         for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
             err.print(f"bridge: {change}")
@@ -474,14 +477,24 @@ def _promote_locally(cfg: PipelineConfig, args: argparse.Namespace, request: dic
     with local_services(workspace.root, keep=args.keep_services) as services:
         registry = registry_for(cfg, workspace, services)
         result = promote_locally(
-            cfg, registry, request, tracking_uri=services.tracking_uri, workspace=workspace, serve=not args.no_serve
-        )
+            cfg, registry, request, tracking_uri=services.tracking_uri, workspace=workspace,
+            serve=not args.no_serve, environment=_serving_environment(cfg, args),
+        )  # fmt: skip
         for change in result.bridge_result.get("changes", []) or [result.bridge_result.get("reason", "no change")]:
             err.print(f"bridge: {change}")
         for stage, server in result.servers.items():
             err.print(f"{stage}: {server.served_arn} at {server.url}")
         record = load_execution(_local_execution(workspace.root, "latest"))  # its test split's rows
         show_predictions(cfg, record, workspace, result.servers, err, keep=args.keep_services)
+
+
+def _serving_environment(cfg: PipelineConfig, args: argparse.Namespace) -> JobEnvironment:
+    """The local model servers' Python: `--job-env`'s (none is built for `--no-serve`)."""
+    from pipeline.local.job_environment import ProjectEnvironment, serving_environment
+
+    if args.no_serve:
+        return ProjectEnvironment().for_bundle({})
+    return serving_environment(cfg, args.job_env)
 
 
 def cmd_local_down(cfg: PipelineConfig, args: argparse.Namespace) -> int:
@@ -500,6 +513,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_job_env(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--job-env",
+        choices=["image", "project"],
+        help="the Python local jobs and model servers run in: the SageMaker image's libraries (default, "
+        "built once per machine) or this project's environment",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -539,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="Name=value", help="pipeline parameter")
     run.add_argument("--no-cache", action="store_true", help="rerun every step even if its inputs are unchanged")
     run.add_argument("--keep-services", action="store_true", help="leave MLflow and the registry running")
+    _add_job_env(run)
     run.add_argument(
         "--example-data",
         nargs="?",
@@ -555,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--reject", action="store_true", help="reject (or revoke approval) instead")
     approve.add_argument("--no-serve", action="store_true", help="do not start a local model server")
     approve.add_argument("--keep-services", action="store_true", help="leave the services and model server running")
+    _add_job_env(approve)
     approve.add_argument("--workspace", default=".local")
     promote = verb(
         "promote",
@@ -568,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--local", action="store_true", help="in the local registry, with local model servers")
     promote.add_argument("--no-serve", action="store_true", help="with --local: start no model server")
     promote.add_argument("--keep-services", action="store_true", help="with --local: leave the servers running")
+    _add_job_env(promote)
     promote.add_argument("--workspace", default=".local")
     down = verb("local-down", cmd_local_down, "Stop the services a --keep-services run left running.")
     down.add_argument("--workspace", default=".local")

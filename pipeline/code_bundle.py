@@ -25,10 +25,12 @@ from pipeline.dataset_spec import SPEC_FILE, dataset_spec_bytes
 from pipeline.errors import ConfigError
 from pipeline.estimators import estimator_requirements
 from pipeline.image_constraints import constraints_file, pinned_versions, requirement_conflicts
+from pipeline.job_scripts import SCRIPTS_DIR
 
 __all__ = [
     "ENTRYPOINT",
     "SCRIPTS_DIR",
+    "SCRIPTS_INPUT_NAME",
     "CodeBundle",
     "build_bundle",
     "code_bundle",
@@ -37,7 +39,9 @@ __all__ = [
     "upload_bundle",
 ]
 
-SCRIPTS_DIR = Path(__file__).parent / "steps" / "scripts"
+# The processing input that brings the bundle to a processing job (local mode finds the
+# job's requirements there).
+SCRIPTS_INPUT_NAME = "scripts"
 ENTRYPOINT = "entrypoint.sh"
 REQUIREMENTS = "requirements.txt"
 

@@ -9,10 +9,8 @@ library pinned to the installed version, so what was checked is what runs.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
-from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -52,23 +50,13 @@ def estimator_problems(cfg: PipelineConfig) -> list[tuple[str, str]]:
     return problems
 
 
-@functools.cache
-def _parse_value() -> Callable[[str], Any]:
-    """train.py's `parse_value`, loaded from the job scripts, so the rule is written once."""
-    import importlib.util
-
-    from pipeline.code_bundle import SCRIPTS_DIR
-
-    spec = importlib.util.spec_from_file_location("hyperparameter_values", SCRIPTS_DIR / "hyperparameter_values.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.parse_value  # type: ignore[no-any-return]
-
-
 def _job_value(value: Any) -> Any:
     """The value as the training job reads it: SageMaker passes it as text (JSON for a
     number or boolean), which train.py parses with `parse_value`."""
-    return _parse_value()(value if isinstance(value, str) else json.dumps(value))
+    from pipeline.job_scripts import script_module
+
+    parse_value = script_module("hyperparameter_values").parse_value  # train.py's own rule
+    return parse_value(value if isinstance(value, str) else json.dumps(value))
 
 
 def value_fault(cls: type, name: str, value: Any) -> str:

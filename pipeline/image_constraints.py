@@ -19,7 +19,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from pipeline.config import PipelineConfig
 
-__all__ = ["constraints_file", "pinned_versions", "requirement_conflicts"]
+__all__ = ["HARNESS_PACKAGES", "constraints_file", "normalised_name", "pinned_versions", "requirement_conflicts"]
+
+# What the image runs the jobs with rather than what they import (the training and inference
+# toolkits and their web server): its pins constrain what a job installs, but local mode,
+# which stands in for the harness, does not install it (pipeline/local/job_environment.py).
+HARNESS_PACKAGES = frozenset(
+    {"sagemaker-training", "sagemaker-containers", "sagemaker-inference", "flask", "werkzeug", "gunicorn"}
+)
 
 
 def constraints_file(cfg: PipelineConfig) -> str | None:
@@ -30,7 +37,8 @@ def constraints_file(cfg: PipelineConfig) -> str | None:
     return {"1.4-2": "sklearn-1.4-2-constraints.txt"}.get(cfg.runtime.framework_version)
 
 
-def _normalised(name: str) -> str:
+def normalised_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (`Scikit_Learn` -> `scikit-learn`)."""
     return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
 
 
@@ -40,7 +48,7 @@ def pinned_versions(text: str) -> dict[str, str]:
     for line in text.splitlines():
         name, sep, version = line.split("#", 1)[0].strip().partition("==")
         if sep:
-            pins[_normalised(name)] = version.strip()
+            pins[normalised_name(name)] = version.strip()
     return pins
 
 
@@ -52,7 +60,7 @@ def requirement_conflicts(requirements: Iterable[str], pins: dict[str, str]) -> 
             requirement = Requirement(line)
         except InvalidRequirement:
             continue  # pip's own options (-c, -r, --index-url) and what pip will refuse itself
-        pinned = pins.get(_normalised(requirement.name))
+        pinned = pins.get(normalised_name(requirement.name))
         if pinned and requirement.specifier and not requirement.specifier.contains(pinned, prereleases=True):
             conflicts.append(f"{line} needs another {requirement.name} than the image's {pinned}")
     return conflicts

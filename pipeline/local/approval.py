@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import PipelineConfig, PromotionStage
 from pipeline.errors import LocalModeError
+from pipeline.local.job_environment import JobEnvironment
 from pipeline.local.registry import JournaledPackages, LocalRegistry
 from pipeline.local.serving import LocalModelServer, last_served
 from pipeline.local.workspace import Workspace
@@ -64,6 +65,7 @@ def approve_locally(
     workspace: Workspace,
     status: str = "Approved",
     serve: bool = True,
+    environment: JobEnvironment,
 ) -> ApprovalResult:
     """Approve (or reject) the package and deliver the event. With `deployment.stages`, an
     approval also puts a package in no stage yet in the first stage, as `promote --to
@@ -72,7 +74,9 @@ def approve_locally(
     stages = cfg.deployment.stages
     if stages and status == "Approved" and not registry.lifecycle(arn):
         registry.set_lifecycle(arn, {"Stage": stages[0].lifecycle_stage, "StageStatus": "Approved"})
-    return deliver_locally(cfg, registry, arn, tracking_uri=tracking_uri, workspace=workspace, serve=serve)
+    return deliver_locally(
+        cfg, registry, arn, tracking_uri=tracking_uri, workspace=workspace, serve=serve, environment=environment
+    )
 
 
 def promote_locally(
@@ -83,21 +87,36 @@ def promote_locally(
     tracking_uri: str,
     workspace: Workspace,
     serve: bool = True,
+    environment: JobEnvironment,
 ) -> ApprovalResult:
     """`promote --local`: UpdateModelPackage's ModelLifeCycle into the local registry, then
     the event to the bridge."""
     registry.set_lifecycle(request["ModelPackageArn"], request["ModelLifeCycle"])
     return deliver_locally(
-        cfg, registry, request["ModelPackageArn"], tracking_uri=tracking_uri, workspace=workspace, serve=serve
+        cfg,
+        registry,
+        request["ModelPackageArn"],
+        tracking_uri=tracking_uri,
+        workspace=workspace,
+        serve=serve,
+        environment=environment,
     )
 
 
 def deliver_locally(
-    cfg: PipelineConfig, registry: LocalRegistry, arn: str, *, tracking_uri: str, workspace: Workspace, serve: bool
+    cfg: PipelineConfig,
+    registry: LocalRegistry,
+    arn: str,
+    *,
+    tracking_uri: str,
+    workspace: Workspace,
+    serve: bool,
+    environment: JobEnvironment,
 ) -> ApprovalResult:
     """The state-change event, delivered to the bridge over the local registry. Locally an
-    "endpoint" is a scoring server that lives as long as the command (or `--keep-services`),
-    so afterwards every stage whose champion no server is serving yet gets one."""
+    "endpoint" is a scoring server (in `environment`, the jobs' Python) that lives as long
+    as the command (or `--keep-services`), so afterwards every stage whose champion no
+    server is serving yet gets one."""
     from mlflow_bridge.deployment import EndpointDeployer
     from mlflow_bridge.errors import MissingRun
     from mlflow_bridge.failures import MISSING_RUN_FIX
@@ -122,11 +141,13 @@ def deliver_locally(
         model = cfg.mlflow.registered_model
         servers = (
             {
-                s.name: LocalModelServer(tracking_uri, model, logs / f"serve-{s.name}.log", workspace.root, s.name)
+                s.name: LocalModelServer(
+                    tracking_uri, model, logs / f"serve-{s.name}.log", workspace.root, environment, s.name
+                )
                 for s in stages
             }
             if stages
-            else {"": LocalModelServer(tracking_uri, model, logs / "serve.log", workspace.root)}
+            else {"": LocalModelServer(tracking_uri, model, logs / "serve.log", workspace.root, environment)}
         )
     # local mode's "endpoint" is a scoring server; both implement the bridge's ModelDeployer
     single: ModelDeployer | None = None

@@ -19,6 +19,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.local.execution_graph import log_execution_graph
 from pipeline.local.inputs import UnsupportedInput
+from pipeline.local.job_environment import JobEnvironment, JobEnvironments, job_environments
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution
@@ -40,6 +41,7 @@ class LocalRunOptions:
     approve: bool = False
     workspace: Path = DEFAULT_WORKSPACE
     pipeline: str = "training"  # or "batch": `--pipeline`
+    job_env: str | None = None  # `--job-env`: "image", "project", None for the default
 
 
 def sagemaker_client(endpoint: str, region: str) -> Any:
@@ -103,8 +105,11 @@ def run_local(
     """`render` runs in a thread while the services start: they are the two fixed costs of
     a run and neither needs the other. `check` sees the definition before anything runs."""
     workspace = Workspace(options.workspace.resolve(), input_base=Path.cwd())  # relative inputs: from here
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    environments, where = job_environments(cfg, options.job_env)
+    console.print(where)
+    with ThreadPoolExecutor(max_workers=2) as pool:
         rendering = pool.submit(render)
+        preparing = pool.submit(_job_environment, cfg, environments)  # built once per machine
         on_unavailable = cfg.mlflow.on_unavailable
         with local_services(workspace.root, keep=options.keep_services, on_unavailable=on_unavailable) as services:
             if services.tracking_unavailable:
@@ -114,14 +119,26 @@ def run_local(
                 )
             definition = rendering.result()
             check(definition)
+            environment = preparing.result()
             stage(cfg, definition, workspace, options)
             registry = registry_for(cfg, workspace, services)  # one emulator connection and journal replay
             if options.pipeline == "batch":  # the package the alias holds now, unless given
                 options.parameters.update(_batch_model(cfg, options.parameters, services, registry))
-            record = _execute(cfg, definition, options, console, workspace, services, registry)
+            record = _execute(cfg, definition, options, console, workspace, services, registry, environments)
             if options.approve and record.status == "Succeeded" and options.pipeline == "training":
-                approve_and_serve(cfg, record, workspace, services, registry, console, keep=options.keep_services)
+                approve_and_serve(
+                    cfg, record, workspace, services, registry, console, keep=options.keep_services,
+                    environment=environment,
+                )  # fmt: skip
             return record
+
+
+def _job_environment(cfg: PipelineConfig, environments: JobEnvironments) -> JobEnvironment:
+    """The environment of this config's code bundle (the one every job runs), built now
+    rather than by the first job, while the services start."""
+    from pipeline.code_bundle import code_bundle
+
+    return environments.for_bundle(code_bundle(cfg).files)
 
 
 def _batch_model(
@@ -160,6 +177,7 @@ def approve_and_serve(
     console: Console,
     *,
     keep: bool,
+    environment: JobEnvironment,
 ) -> None:
     """`run --local --approve`: approve the new package, let the bridge sync MLflow and
     "deploy" (serve the alias locally), then ask the served model for a prediction."""
@@ -171,7 +189,9 @@ def approve_and_serve(
     if arn is None:
         console.print("nothing was registered: nothing to approve")
         return
-    result = approve_locally(cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace)
+    result = approve_locally(
+        cfg, registry, arn, tracking_uri=services.tracking_uri, workspace=workspace, environment=environment
+    )
     for change in result.bridge_result.get("changes", []):
         console.print(f"bridge: {change}")
     show_predictions(cfg, record, workspace, result.servers, console, keep=keep)
@@ -210,6 +230,7 @@ def _execute(
     workspace: Workspace,
     services: LocalServices,
     registry: LocalRegistry,
+    environments: JobEnvironments,
 ) -> ExecutionRecord:
     from pipeline.local.progress import LiveProgress, summary
 
@@ -219,7 +240,7 @@ def _execute(
             env["MLOPS_TRACKING_CONNECT_ATTEMPTS"] = "1"
         return env
 
-    jobs = LocalJobRunner(workspace, workspace.root / "jobs", services_env=services_env)
+    jobs = LocalJobRunner(workspace, workspace.root / "jobs", environments=environments, services_env=services_env)
     with LiveProgress(console) as progress:
         execution = LocalExecution(
             definition,

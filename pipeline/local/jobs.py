@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.child_process import path_with_venv
+from pipeline.code_bundle import SCRIPTS_INPUT_NAME
 from pipeline.errors import LocalModeError
+from pipeline.local.job_environment import JobEnvironment, JobEnvironments, ProjectEnvironment
 from pipeline.local.workspace import Workspace
 
 __all__ = [
@@ -113,10 +114,12 @@ def log_tail(path: Path, lines: int = 20) -> str:
 class LocalJobRunner:
     """Runs jobs for one execution. `env_overrides` and `services_env` (read when a job
     starts: the tracking URI, once its server answers) map service endpoints the way S3
-    URIs are mapped to the workspace."""
+    URIs are mapped to the workspace; `environments` picks the Python each job runs in
+    from the code it runs."""
 
     workspace: Workspace
     jobs_root: Path
+    environments: JobEnvironments = field(default_factory=ProjectEnvironment)
     env_overrides: dict[str, str] = field(default_factory=dict)
     services_env: Callable[[], Mapping[str, str]] = dict
     _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
@@ -141,7 +144,7 @@ class LocalJobRunner:
                 process.kill()
                 process.wait()
 
-    def _base_env(self, opt_ml: Path, job_env: Mapping[str, str]) -> dict[str, str]:
+    def _base_env(self, opt_ml: Path, job_env: Mapping[str, str], python: JobEnvironment) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
         # MLflow/SageMaker settings, except the credentials `mlflow.credentials.source: env` reads.
         passthrough = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_SERVER_CERT_PATH"}
@@ -152,8 +155,8 @@ class LocalJobRunner:
         env.update(self.services_env())
         env.update(self.env_overrides)
         env["MLOPS_OPT_ML"] = str(opt_ml)
-        env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # this environment already has them
-        env["PATH"] = path_with_venv(env.get("PATH", ""))
+        env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # the job's environment already has them
+        env["PATH"] = python.path(env.get("PATH", ""))
         return env
 
     def _unpack(self, uri: str, into: Path) -> None:
@@ -210,7 +213,11 @@ class LocalJobRunner:
         (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": job_name}))
         app = arguments["AppSpecification"]
         command = map_container_paths([*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])], opt_ml)
-        env = self._base_env(opt_ml, arguments.get("Environment", {}))
+        scripts = [i for i in arguments.get("ProcessingInputs", []) if i.get("InputName") == SCRIPTS_INPUT_NAME]
+        if not scripts:
+            raise LocalModeError(f"processing job {job_name} has no '{SCRIPTS_INPUT_NAME}' input: its code is unknown")
+        python = self.environments.for_code(Path(map_container_paths(scripts[0]["S3Input"]["LocalPath"], opt_ml)))
+        env = self._base_env(opt_ml, arguments.get("Environment", {}), python)
         log_path = self.log_path(job_name)
         self._run(command, env, job_dir, job_name, log_path)
         for item in outputs:
@@ -241,7 +248,8 @@ class LocalJobRunner:
         model_dir.mkdir(parents=True, exist_ok=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         user_hps = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
-        env = self._base_env(opt_ml, definition.get("Environment", {}))
+        python = self.environments.for_code(code_dir)
+        env = self._base_env(opt_ml, definition.get("Environment", {}), python)
         env.update(
             {
                 "TRAINING_JOB_NAME": job_name,
@@ -256,7 +264,7 @@ class LocalJobRunner:
                 **(extra_env or {}),
             }
         )
-        command = [sys.executable, str(code_dir / decoded["sagemaker_program"])]
+        command = [str(python.python), str(code_dir / decoded["sagemaker_program"])]
         for key, value in user_hps.items():
             command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
         log_path = self.log_path(job_name)
@@ -301,8 +309,9 @@ class LocalJobRunner:
         }  # fmt: skip
         spec_path = job_dir / "transform.json"
         spec_path.write_text(json.dumps(spec, indent=2))
-        env = self._base_env(opt_ml, environment)
+        python = self.environments.for_code(code_dir)
+        env = self._base_env(opt_ml, environment, python)
         log_path = self.log_path(job_name)
-        self._run([sys.executable, str(TRANSFORM_JOB), str(spec_path)], env, job_dir, job_name, log_path)
+        self._run([str(python.python), str(TRANSFORM_JOB), str(spec_path)], env, job_dir, job_name, log_path)
         self.workspace.add_files(output_dir, arguments["TransformOutput"]["S3OutputPath"])
         return JobResult(job_name, log_path)

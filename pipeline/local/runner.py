@@ -289,6 +289,8 @@ class LocalExecution:
 
     def _key(self, node: StepNode, arguments: dict[str, Any]) -> str:
         hashes = {uri: self.workspace.content_hash(uri) for uri in input_uris(node.type, arguments)}
+        # which libraries the job ran with: on SageMaker the image URI in the arguments says it
+        hashes["job-environment"] = self.jobs.environments.label
         return cache_key(node.type, arguments, hashes)
 
     def _from_cache(self, node: StepNode, key: str) -> StepResult | None:

@@ -1,5 +1,10 @@
 """Local deployment: `mlflow models serve` for the MLflow version of a model package.
 
+The server runs in the jobs' environment (`pipeline/local/job_environment.py`), so a model
+trained with the image's scikit-learn is served by the same; a model trained under another
+scikit-learn minor version is refused, naming both, as the serving container's `model_fn`
+refuses it (`training_environment.py`), rather than unpickled by chance.
+
 Plays the part of the bridge's endpoint deployer in local mode: it implements
 `mlflow_bridge.interfaces.ModelDeployer` (held to it by the type checker where approval.py
 hands it to the bridge), so the bridge's policy decides when the local "endpoint" changes.
@@ -18,9 +23,11 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
-from pipeline.child_process import NotAnswering, executable, free_port, path_with_venv, stop_group, wait_until_answers
+from pipeline.child_process import NotAnswering, free_port, stop_group, wait_until_answers
 from pipeline.errors import LocalModeError
+from pipeline.job_scripts import script_module
 from pipeline.local.file_lock import locked
+from pipeline.local.job_environment import JobEnvironment
 
 __all__ = ["ENDPOINTS_NAME", "LocalModelServer", "ServingError", "last_served"]
 
@@ -45,10 +52,19 @@ def _record_served(workspace_root: Path, endpoint: str, arn: str) -> None:
 
 
 class LocalModelServer:
-    def __init__(self, tracking_uri: str, model_name: str, log_file: Path, workspace_root: Path, endpoint: str = ""):
-        """`endpoint`: the stage whose endpoint this is ("" for the one endpoint)."""
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        log_file: Path,
+        workspace_root: Path,
+        environment: JobEnvironment,
+        endpoint: str = "",
+    ):
+        """`environment`: the Python it serves with; `endpoint`: the stage whose endpoint
+        this is ("" for the one endpoint)."""
         self.tracking_uri, self.model_name, self.log_file = tracking_uri, model_name, log_file
-        self.workspace_root, self.endpoint = workspace_root, endpoint
+        self.workspace_root, self.environment, self.endpoint = workspace_root, environment, endpoint
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.served_arn = ""
@@ -59,17 +75,31 @@ class LocalModelServer:
 
     def _model_uri(self, package: Package) -> str:
         """`models:/<name>/<version>` of the package: what it serves stays put when an
-        alias moves on (an endpoint serves a package, not an alias)."""
+        alias moves on (an endpoint serves a package, not an alias). Raises ServingError
+        when the model was trained under another scikit-learn minor version than this
+        server's environment has."""
         from mlflow import MlflowClient
 
         from mlflow_bridge.contract import Tags
 
-        found = MlflowClient(self.tracking_uri).search_model_versions(
+        client = MlflowClient(self.tracking_uri)
+        found = client.search_model_versions(
             f"name = '{self.model_name}' and tags.{Tags.PACKAGE_ARN} = '{package.arn}'"
         )
         if not found:
             raise ServingError(f"no version of {self.model_name} links model package {package.arn}")
-        return f"models:/{self.model_name}/{min(int(v.version) for v in found)}"
+        version = min(found, key=lambda v: int(v.version))
+        trained_with = script_module("training_environment")
+        tags = client.get_run(version.run_id).data.tags if version.run_id else {}
+        refusal = trained_with.mismatch(
+            tags.get(f"{trained_with.TAG_PREFIX}scikit-learn", ""), self.environment.version("scikit-learn")
+        )
+        if refusal:
+            raise ServingError(
+                f"{self.model_name} version {version.version} ({package.arn}) is not served by the "
+                f"{self.environment.label} environment: {refusal} (--job-env image or project picks the environment)"
+            )
+        return f"models:/{self.model_name}/{version.version}"
 
     def deploy(self, package: Package) -> tuple[str, str]:
         """(Re)start the scoring server on the package's version. Raises ServingError."""
@@ -80,12 +110,12 @@ class LocalModelServer:
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
-            "PATH": path_with_venv(os.environ.get("PATH", "")),
+            "PATH": self.environment.path(os.environ.get("PATH", "")),
         }
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [executable("mlflow"), "models", "serve", "-m", model_uri,
+                [str(self.environment.python), "-m", "mlflow", "models", "serve", "-m", model_uri,
                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.code_bundle import SCRIPTS_INPUT_NAME
 from pipeline.steps.context import BuildContext
 from pipeline.steps.job_policies import cache_config, network_config, retry_policies
 
@@ -61,7 +62,7 @@ def processing_step(
         network_config=network_config(ctx.cfg),
         sagemaker_session=ctx.session,
     )
-    scripts = ProcessingInput(source=ctx.code.scripts_uri, destination=SCRIPTS_MOUNT, input_name="scripts")
+    scripts = ProcessingInput(source=ctx.code.scripts_uri, destination=SCRIPTS_MOUNT, input_name=SCRIPTS_INPUT_NAME)
     step_args = processor.run(
         code=ctx.code.entrypoint_uri,
         inputs=[*inputs, scripts],

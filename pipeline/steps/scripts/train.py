@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tracking = connect()
+        prefix = training_environment.TAG_PREFIX
         tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train", "mlops.task": schema.task,
-                **{f"mlops.trained_with.{name}": version for name, version in trained_with.items()}}  # fmt: skip
+                **{f"{prefix}{name}": version for name, version in trained_with.items()}}  # fmt: skip
         params = {"estimator": args.estimator, **fitted_estimator_params(model), "n_train": len(x_train)}
         run_id = log_to_mlflow(tracking, params=params, metrics=metrics, tags=tags, model_dir=model_dir)
     except TrackingUnavailable as exc:

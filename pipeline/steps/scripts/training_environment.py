@@ -14,7 +14,10 @@ import json
 import platform
 from pathlib import Path
 
-__all__ = ["ENVIRONMENT_FILE", "current", "refusal", "write"]
+__all__ = ["ENVIRONMENT_FILE", "TAG_PREFIX", "current", "mismatch", "refusal", "write"]
+
+# MLflow tags of the model's run: `mlops.trained_with.<package>` = its version
+TAG_PREFIX = "mlops.trained_with."
 
 ENVIRONMENT_FILE = "training_environment.json"
 
@@ -39,14 +42,9 @@ def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def refusal(model_dir: Path) -> str:
-    """'' when the model may be loaded here (same scikit-learn minor version, or a model
-    from before this file existed); else why not, naming both versions."""
-    path = Path(model_dir) / ENVIRONMENT_FILE
-    if not path.exists():
-        return ""
-    trained = json.loads(path.read_text()).get("scikit-learn", "")
-    running = current()["scikit-learn"]
+def mismatch(trained: str, running: str) -> str:
+    """'' when a model trained with scikit-learn `trained` may be loaded under `running`
+    (same minor version, or `trained` unknown); else why not, naming both."""
     if not trained or _minor(trained) == _minor(running):
         return ""
     return (
@@ -54,3 +52,12 @@ def refusal(model_dir: Path) -> str:
         f"model loads only under the scikit-learn minor version that trained it ({_minor(trained)}); retrain "
         f"it here, or serve it in an image with scikit-learn {_minor(trained)}"
     )
+
+
+def refusal(model_dir: Path) -> str:
+    """'' when the model may be loaded here (same scikit-learn minor version, or a model
+    from before this file existed); else why not, naming both versions."""
+    path = Path(model_dir) / ENVIRONMENT_FILE
+    if not path.exists():
+        return ""
+    return mismatch(json.loads(path.read_text()).get("scikit-learn", ""), current()["scikit-learn"])
