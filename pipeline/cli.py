@@ -154,12 +154,30 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
 
         refuse_overlapping_output(cfg, parameters, definition)
         parameters.update(_batch_model(cfg, parameters, service))
+    else:
+        parameters.update(_input_identity(parameters, definition, service))
     arn = service.start(name, parameters, display_name=args.display_name)
     print(arn)
     if not args.wait:
         return 0
     status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
     return 0 if status == "Succeeded" else 1
+
+
+def _input_identity(given: dict[str, str], definition: dict[str, Any], service: Any) -> dict[str, str]:
+    """InputDataIdentity: what InputDataUri holds now, unless given (pipeline/input_identity.py).
+    A definition upserted before the parameter existed gets none."""
+    from pipeline.input_identity import IDENTITY_PARAMETER, content_identity
+    from pipeline.pipeline_service import aws_errors
+
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+    if IDENTITY_PARAMETER in given or IDENTITY_PARAMETER not in defaults:
+        return {}
+    uri = given.get("InputDataUri") or str(defaults["InputDataUri"])
+    with aws_errors(f"Reading what InputDataUri {uri} holds"):
+        identity = content_identity(service.s3, uri)
+    _console(stderr=True).print(f"{IDENTITY_PARAMETER}={identity} (what {uri} holds now)")
+    return {IDENTITY_PARAMETER: identity}
 
 
 def _batch_model(cfg: PipelineConfig, given: dict[str, str], service: Any) -> dict[str, str]:
@@ -315,6 +333,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.definition import render_definition_cached
     from pipeline.execution_parameters import parse_execution_parameters
     from pipeline.local.driver import LocalRunOptions, run_local
+    from pipeline.machine_cache import machine_cache_dir
 
     _quiet_sdk_logs()
     workspace = Path(args.workspace)
@@ -343,7 +362,7 @@ def cmd_run(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     with stop_on_sigterm():
         record = run_local(
             cfg,
-            lambda: json.loads(render_definition_cached(cfg, workspace / "definitions", which)),
+            lambda: json.loads(render_definition_cached(cfg, machine_cache_dir() / "definitions", which)),
             options,
             _console(stderr=True),
             check=check,

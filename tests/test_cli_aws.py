@@ -14,6 +14,14 @@ from pipeline.code_bundle import code_bundle
 from pipeline.config_loader import load_config
 from tests.conftest import DEFAULT_CONFIG, needs_graphviz
 
+INPUT_URI = load_config(DEFAULT_CONFIG).data.input_uri
+
+
+def put_input(body: bytes = b"age,target\n1,2\n") -> None:
+    """The table at InputDataUri: `start` refuses an input that holds nothing."""
+    bucket, key = INPUT_URI.removeprefix("s3://").split("/", 1)
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket=bucket, Key=key, Body=body)
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
@@ -54,6 +62,7 @@ def test_upsert_twice_start_and_describe(aws: str, capsys: pytest.CaptureFixture
     tags = sm.list_tags(ResourceArn=arn)["Tags"]
     assert {"Key": "team", "Value": "ml-platform"} in tags
 
+    put_input()
     code, out, err = run(
         capsys, "start", "--param", "QualityGateThreshold=55.5", "--param", "ModelApprovalStatus=Approved"
     )
@@ -65,6 +74,8 @@ def test_upsert_twice_start_and_describe(aws: str, capsys: pytest.CaptureFixture
         p["Name"]: p["Value"]
         for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution_arn)["PipelineParameters"]
     }
+    identity = params.pop("InputDataIdentity")
+    assert identity.startswith("etag:") and f"InputDataIdentity={identity}" in err
     assert params == {"QualityGateThreshold": "55.5", "ModelApprovalStatus": "Approved"}
 
     code, out, err = run(capsys, "describe")
@@ -80,6 +91,7 @@ def test_upsert_twice_start_and_describe(aws: str, capsys: pytest.CaptureFixture
 
 def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "upsert")[0] == 0
+    put_input()
     code, _, err = run(capsys, "start", "--wait", "--poll-seconds", "0.1", "--timeout", "30")
     assert code == 0, err
     assert "execution Succeeded" in err
@@ -103,6 +115,47 @@ def test_start_rejects_bad_parameters(aws: str, capsys: pytest.CaptureFixture[st
     code, _, err = run(capsys, "start", "--param", param)
     assert code == 2
     assert message in err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_pipeline_executions(PipelineName="diabetes-regression")["PipelineExecutionSummaries"] == []
+
+
+def _started_identity(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code, out, err = run(capsys, "start", *argv)
+    assert code == 0, err
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    listed = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=out.strip())["PipelineParameters"]
+    return {p["Name"]: p["Value"] for p in listed}["InputDataIdentity"]
+
+
+def test_start_passes_what_the_input_holds_so_new_data_under_the_same_uri_misses_the_cache(
+    aws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Preprocess carries InputDataIdentity in its Environment, a cache key attribute: the
+    same object gives the same value (a cache hit), a rewritten one another (a rerun)."""
+    assert run(capsys, "upsert")[0] == 0
+    put_input(b"age,target\n1,2\n")
+    first = _started_identity(capsys)
+    assert _started_identity(capsys) == first  # unchanged: the same arguments, a cache hit
+    put_input(b"age,target\n1,2\n3,4\n")  # last month's key, this month's rows
+    changed = _started_identity(capsys)
+    assert changed != first
+    assert _started_identity(capsys, "--param", "InputDataIdentity=pinned") == "pinned"  # given: kept
+
+    bucket, key = INPUT_URI.removeprefix("s3://").split("/", 1)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    folder = INPUT_URI.rsplit("/", 1)[0] + "/"
+    s3.put_object(Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/more.csv", Body=b"age,target\n5,6\n")
+    of_folder = _started_identity(capsys, "--param", f"InputDataUri={folder}")
+    assert of_folder.startswith("listing:")
+    s3.put_object(Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/more.csv", Body=b"age,target\n7,8\n")
+    assert _started_identity(capsys, "--param", f"InputDataUri={folder}") != of_folder
+
+
+def test_start_refuses_an_input_that_holds_nothing(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "upsert")[0] == 0
+    code, _, err = run(capsys, "start")
+    assert code == 2
+    assert f"InputDataUri {INPUT_URI} holds no object" in err
     sm = boto3.client("sagemaker", region_name="us-east-1")
     assert sm.list_pipeline_executions(PipelineName="diabetes-regression")["PipelineExecutionSummaries"] == []
 

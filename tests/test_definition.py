@@ -148,9 +148,24 @@ def test_steps_parameters_and_graph_are_readable(rendered: dict[str, str]) -> No
     for step in steps.values():
         assert step["DisplayName"] and len(step["Description"]) > 30, step["Name"]
     assert {p["Name"] for p in definition["Parameters"]} == {
-        "InputDataUri", "PreprocessInstanceType", "TrainInstanceType",
+        "InputDataUri", "InputDataIdentity", "PreprocessInstanceType", "TrainInstanceType",
         "EvaluateInstanceType", "ModelApprovalStatus", "QualityGateThreshold",
     }  # fmt: skip
+
+
+def test_preprocess_keys_its_cache_on_what_the_input_holds_not_only_its_uri(rendered: dict[str, str]) -> None:
+    """SageMaker's processing cache key includes the Environment: InputDataIdentity there
+    (resolved by `start`) makes new data under the same URI a miss; the default, for an
+    execution started elsewhere, keys on the URI alone as SageMaker does."""
+    definition = json.loads(rendered["default"])
+    preprocess = steps_by_name(definition)[StepNames.PREPROCESS]
+    assert preprocess["CacheConfig"]["Enabled"] is True
+    assert preprocess["Arguments"]["Environment"]["MLOPS_INPUT_DATA_IDENTITY"] == {
+        "Get": "Parameters.InputDataIdentity"
+    }
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    assert parameters["InputDataIdentity"] == {"Name": "InputDataIdentity", "Type": "String",
+                                               "DefaultValue": "not-resolved"}  # fmt: skip
 
 
 def test_register_carries_the_mlflow_run_id_and_metrics(rendered: dict[str, str]) -> None:

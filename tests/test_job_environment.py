@@ -81,7 +81,8 @@ def test_the_image_environment_has_the_image_versions_and_is_built_once(write_co
 def test_requirements_the_image_pins_refuse_are_a_clear_error_and_leave_nothing_half_built(tmp_path: Path) -> None:
     environments = ImageEnvironments(CONSTRAINTS, "scikit-learn 1.4-2", cache_root=tmp_path)
     constraints = (SCRIPTS_DIR / CONSTRAINTS).read_text()
-    with pytest.raises(LocalModeError, match=r"could not build .*scikit-learn 1.4-2 image.*--job-env project") as caught:
+    refused = r"could not build .*scikit-learn 1.4-2 image.*--job-env project"
+    with pytest.raises(LocalModeError, match=refused) as caught:
         environments.for_files(constraints, f"-c {CONSTRAINTS}\nscikit-learn==1.5.0\n")
     assert "scikit-learn" in str(caught.value)
     built = tmp_path / "job-environments"
@@ -104,7 +105,8 @@ def test_a_local_model_server_refuses_a_model_of_another_scikit_learn_minor_vers
         run = client.create_run(client.create_experiment("e"), tags={"mlops.trained_with.scikit-learn": "1.4.2"})
         client.create_registered_model("m")
         arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
-        client.create_model_version("m", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={Tags.PACKAGE_ARN: arn})
+        source = f"runs:/{run.info.run_id}/model"
+        client.create_model_version("m", source, run_id=run.info.run_id, tags={Tags.PACKAGE_ARN: arn})
         project = ProjectEnvironment().for_bundle({})
         serving = LocalModelServer(server.uri, "m", tmp_path / "serve.log", tmp_path, project)
         with pytest.raises(ServingError) as refused:

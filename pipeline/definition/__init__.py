@@ -19,6 +19,7 @@ from pipeline.code_bundle import code_bundle, files_digest
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.estimators import estimator_problems
+from pipeline.input_identity import IDENTITY_PARAMETER, NOT_RESOLVED
 from pipeline.sdk_session import clients_on_first_use, pipeline_session
 from pipeline.steps.context import BuildContext, Parameters, StepNames
 
@@ -41,6 +42,7 @@ def _parameters(cfg: PipelineConfig) -> Parameters:
     steps = cfg.steps
     return Parameters(
         input_data_uri=ParameterString("InputDataUri", default_value=cfg.data.input_uri),
+        input_data_identity=ParameterString(IDENTITY_PARAMETER, default_value=NOT_RESOLVED),
         preprocess_instance_type=ParameterString(
             "PreprocessInstanceType", default_value=steps.preprocess.instance_type
         ),
@@ -152,12 +154,10 @@ def render_definition(cfg: PipelineConfig, session: Any = None, which: PipelineK
 
 
 def _builder_digest() -> str:
-    """The source of the modules that turn a config into a definition and check it."""
+    """The source of every module of this package but local mode's: a list of the modules
+    that build and check a definition would go stale as soon as one of them imports another."""
     package = Path(__file__).parents[1]
-    builder = [
-        Path(__file__), package / "api_limits.py", package / "sdk_session.py", package / "code_bundle.py",
-        *(package / "steps").glob("*.py"),
-    ]  # fmt: skip
+    builder = [path for path in sorted(package.rglob("*.py")) if "local" not in path.relative_to(package).parts]
     return files_digest({str(path.relative_to(package)): path.read_bytes() for path in builder})
 
 
@@ -165,8 +165,9 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path, which: Pipeli
     """`render_definition`, memoised on disk by everything the output depends on: the
     validated config, the scripts' content address, this builder's own source and the SDK
     version, and botocore's version (its service model sets the limits checked, and the
-    approval statuses). A hit skips importing the SDK (seconds), which is what makes a fully
-    cached local rerun fast; only checked definitions are ever written."""
+    approval statuses). A hit skips importing the SDK (seconds), which is what makes a local
+    run fast; `run --local` keeps it in the machine's cache (pipeline/machine_cache.py), so
+    a new workspace hits it too. Only checked definitions are ever written."""
     from importlib.metadata import version
 
     material = json.dumps(

@@ -40,6 +40,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import LocalModeError, UsageError
 from pipeline.image_constraints import HARNESS_PACKAGES, constraints_file, normalised_name, pinned_versions
 from pipeline.local.file_lock import locked
+from pipeline.machine_cache import machine_cache_dir
 
 __all__ = [
     "JOB_ENVIRONMENT_CHOICES",
@@ -48,23 +49,11 @@ __all__ = [
     "JobEnvironments",
     "ProjectEnvironment",
     "job_environments",
-    "machine_cache_dir",
     "serving_environment",
 ]
 
 REQUIREMENTS = "requirements.txt"
 MANIFEST = "environment.json"
-
-
-def machine_cache_dir() -> Path:
-    """What this project keeps for every workspace of this user on this machine:
-    `$MLOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/sagemaker-mlflow-mlops`, else
-    `~/.cache/sagemaker-mlflow-mlops`. Everything under it is keyed by content, so it may
-    be deleted at any time."""
-    if os.environ.get("MLOPS_CACHE_DIR"):
-        return Path(os.environ["MLOPS_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sagemaker-mlflow-mlops"
 
 
 @dataclass(frozen=True)
@@ -201,7 +190,9 @@ class ImageEnvironments:
             # a venv is not relocatable: made at its final path, complete once the manifest is
             shutil.rmtree(target, ignore_errors=True)
             self._uv([uv, "venv", "--quiet", "--python", sys.executable, str(target)])
-            command = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(target / "bin" / "python"),
+            # bytecode compiled now, as pip does: else each job compiles the libraries it imports
+            command = [uv, "pip", "install", "--quiet", "--compile-bytecode",
+                       "--python", str(target / "bin" / "python"),
                        "-c", str(staging / self.constraints_name), *image_libraries(constraints)]  # fmt: skip
             if requirements.strip():
                 command += ["-r", str(staging / REQUIREMENTS)]

@@ -34,6 +34,7 @@ class Parameters:
     """Pipeline parameters: what a user overrides per execution without re-upserting."""
 
     input_data_uri: Any
+    input_data_identity: Any  # what InputDataUri holds, resolved by `start` (pipeline/input_identity.py)
     preprocess_instance_type: Any
     train_instance_type: Any
     evaluate_instance_type: Any
@@ -43,6 +44,7 @@ class Parameters:
     def all(self) -> list[Any]:
         return [
             self.input_data_uri,
+            self.input_data_identity,
             self.preprocess_instance_type,
             self.train_instance_type,
             self.evaluate_instance_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.input_identity import INPUT_IDENTITY_ENV
 from pipeline.steps.context import BuildContext, StepNames
 from pipeline.steps.processing import processing_step
 
@@ -34,6 +35,8 @@ def preprocess_step(ctx: BuildContext) -> Any:
         inputs=[ProcessingInput(source=ctx.params.input_data_uri, destination=INPUT_MOUNT, input_name="raw")],
         outputs=outputs,
         arguments=[],  # the columns and reading options are in dataset_spec.json (see pipeline/dataset_spec.py)
+        # a cache key attribute that changes with the data behind InputDataUri (pipeline/input_identity.py)
+        environment={INPUT_IDENTITY_ENV: ctx.params.input_data_identity},
         display_name="Preprocess-Data",
         description=(
             f"Reads the {data.format} table, checks target {data.target!r} and "

@@ -41,10 +41,12 @@ def processing_step(
     property_files: list[Any] | None = None,
     script: str | None = None,
     cached: bool = True,
+    environment: dict[str, Any] | None = None,
 ) -> Any:
     """`script`: another bundled script than the step settings' own (whose `arguments`
     are then not passed: they are that script's). `cached=False`: no CacheConfig, for a
-    step whose input may change under the same URI (SageMaker's cache keys on the URI)."""
+    step whose input may change under the same URI (SageMaker's cache keys on the URI).
+    `environment`: added to the job's (values may be pipeline parameters)."""
     from sagemaker.processing import ProcessingInput, ScriptProcessor
     from sagemaker.workflow.steps import ProcessingStep
 
@@ -58,7 +60,7 @@ def processing_step(
         volume_size_in_gb=settings.volume_size_gb,
         max_runtime_in_seconds=settings.max_runtime_seconds,
         base_job_name=f"{ctx.cfg.pipeline.name}-{settings_key}",
-        env={**ctx.job_environment(), "MLOPS_SCRIPTS_DIR": SCRIPTS_MOUNT},
+        env={**ctx.job_environment(), "MLOPS_SCRIPTS_DIR": SCRIPTS_MOUNT, **(environment or {})},
         network_config=network_config(ctx.cfg),
         sagemaker_session=ctx.session,
     )

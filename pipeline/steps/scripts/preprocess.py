@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -169,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({**summary, **balance}, ensure_ascii=False))
     with tracking.run(
         run_name=f"preprocess {job_name()}",
-        tags={**job_tags(), "sagemaker.job_name": job_name(), "mlops.step": "preprocess"},
+        tags={
+            **job_tags(),
+            "sagemaker.job_name": job_name(),
+            "mlops.step": "preprocess",
+            # what InputDataUri held, as `start` resolved it (its S3 VersionId, ETag or listing digest)
+            "mlops.input_data_identity": os.environ.get("MLOPS_INPUT_DATA_IDENTITY", "not-resolved"),
+        },
         resume_key="sagemaker.job_name",
     ) as run_id:
         params = {**summary, "task": spec.task, "seed": spec.seed, "target": spec.target, "input": args.input}
