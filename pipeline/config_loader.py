@@ -176,6 +176,19 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     return size
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, with YAML 1.2's floats: PyYAML reads `1e3` (no dot) as the
+    text "1e3", so `n_estimators: 1e3` would reach the job as a string. YAML 1.2's core
+    schema ("10.2.1.4 Floating Point", yaml.org/spec/1.2.2) reads it as 1000.0."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
 def parse_yaml(text: str) -> Any:
     """`yaml.safe_load`, bounded: anchors and aliases are allowed (a config may reuse a
     block), but a document that would expand past MAX_EXPANDED_NODES (an alias bomb: a few
@@ -183,7 +196,7 @@ def parse_yaml(text: str) -> Any:
 
     Raises yaml.YAMLError for invalid YAML, ValueError for a document too large, too deep
     or recursive."""
-    loader = yaml.SafeLoader(text)
+    loader = _ConfigLoader(text)
     try:
         try:
             node = loader.get_single_node()

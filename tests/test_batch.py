@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.local.runner import ExecutionRecord, load_execution
 from tests.conftest import DEFAULT_CONFIG
+from tests.job_python import predictions
 from tests.test_local_mode import shared_tracking, tracking_env  # noqa: F401 - fixtures
 
 NAME = "batch-cancer"
@@ -65,8 +67,6 @@ def test_the_champion_scores_the_batch_as_its_served_model_would(
     capsys: pytest.CaptureFixture[str],
     tracking_env: str,  # noqa: F811
 ) -> None:
-    import mlflow
-
     rows = example_rows()
     batch = tmp_path / "rows.csv"
     rows.to_csv(batch, index=False)
@@ -78,9 +78,8 @@ def test_the_champion_scores_the_batch_as_its_served_model_would(
     out = trained / "s3" / "mlops-artifacts-123456789012" / NAME / "scored" / "rows.csv.out"
     predicted = out.read_text().splitlines()
     # what the served model answers for the same rows, as a client sends them (missing values as nulls)
-    mlflow.set_tracking_uri(tracking_env)  # another test may have set a global one
-    served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(pd.read_csv(batch))
-    assert predicted == [str(v) for v in served] and len(predicted) == len(rows)
+    served = predictions(f"models:/{NAME}@champion", str(batch), tracking_env)
+    assert predicted == served and len(predicted) == len(rows)
 
     from mlflow import MlflowClient
 
@@ -158,11 +157,9 @@ def output_file(workspace: Path, prefix: str, name: str) -> Path:
 def served_predictions(tracking_uri: str, frame: pd.DataFrame) -> list[str]:
     """What the served model answers for the rows, as a client reads them from CSV (missing
     spellings such as "null" as nulls: the MLflow signature takes numbers as numbers)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    rows = pd.read_csv(io.StringIO(frame.to_csv(index=False)))
-    return [str(v) for v in mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(rows)]
+    with tempfile.TemporaryDirectory() as folder:
+        frame.to_csv(Path(folder) / "rows.csv", index=False)
+        return predictions(f"models:/{NAME}@champion", str(Path(folder) / "rows.csv"), tracking_uri)
 
 
 def test_columns_in_another_order_are_scored_by_name_in_every_request_and_joined_to_their_row(

@@ -249,6 +249,15 @@ def test_overrides_parse_values_as_yaml_and_do_not_mutate_the_input() -> None:
     assert tree["tuning"]["max_jobs"] == 4
 
 
+def test_numbers_in_exponent_form_are_numbers_as_in_yaml_1_2() -> None:
+    """PyYAML (YAML 1.1) reads `1e3` as text; the config reads it as YAML 1.2 does."""
+    from pipeline.config_loader import parse_yaml
+
+    tree = parse_yaml("a: 1e3\nb: -2E-3\nc: 1000\nd: .5\ne: 1e\nf: v1e3\ng: '1e3'\n")
+    assert tree == {"a": 1000.0, "b": -0.002, "c": 1000, "d": 0.5, "e": "1e", "f": "v1e3", "g": "1e3"}
+    assert type(tree["c"]) is int
+
+
 def test_environment_variables_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_BUCKET", "team-bucket-42")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.internal.example:443")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from pipeline.code_bundle import SCRIPTS_DIR, code_bundle
 from pipeline.config_loader import load_config
 from pipeline.local.runner import load_execution
 from tests.conftest import REPO
+from tests.job_python import job_environment_of
 from tests.test_local_mode import registered, shared_tracking, statuses, tracking_env  # noqa: F401 - fixtures
 
 EXAMPLE = REPO / "examples" / "custom_training"
@@ -126,8 +126,10 @@ def test_the_example_runs_end_to_end_with_the_team_training_script(
     scripts = workspace / "s3" / bundle.scripts_uri.removeprefix("s3://")
     archive = workspace / "s3" / train.properties["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://")
     row = "17,20,110,1001,0.1,0.1,0.1,0.05,north,yes\n"
+    # in the jobs' environment: the serving container is the image the model was trained in
+    python = job_environment_of(load_config(CONFIG)).python
     served = subprocess.run(
-        [sys.executable, "-c", SERVE, str(scripts), str(archive), str(tmp_path / "serving")],
+        [str(python), "-c", SERVE, str(scripts), str(archive), str(tmp_path / "serving")],
         input=row, capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path,
     )  # fmt: skip
     answer = json.loads(served.stdout)

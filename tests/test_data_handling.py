@@ -4,7 +4,6 @@ between the config side and the job scripts (dataset spec, metric names)."""
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pipeline.config_loader import load_config
 from pipeline.dataset_spec import dataset_spec
 from pipeline.example_data import write_example_csv
 from tests.conftest import DEFAULT_CONFIG
+from tests.job_python import in_job_environment
 from tests.test_step_scripts import FEATURES, RANDOM_FOREST, processing, script_env, training, trial_env, write_spec
 
 
@@ -86,23 +86,43 @@ def test_the_model_takes_the_table_as_pandas_reads_it(tmp_path: Path, diabetes: 
     diabetes["smoker"] = np.where(diabetes["bp"] > 0, "True", "False")  # read back as bool
     assert run_preprocess(tmp_path, diabetes, features=[*FEATURES.split(","), "smoker"]).returncode == 0
     assert run_training(tmp_path, "--n_estimators", "10").returncode == 0
-    model = mlflow.pyfunc.load_model(str(tmp_path / "model-1" / "mlflow-model"))
-    inputs = model.metadata.signature.inputs
+    model = str(tmp_path / "model-1" / "mlflow-model")
+    inputs = mlflow.models.get_model_info(model).signature.inputs
     assert [c.name for c in inputs.inputs] == list(diabetes.columns.drop("target"))
     assert all(not c.required for c in inputs.inputs)
     features = diabetes.drop(columns=["target"])
-    as_csv = pd.read_csv(io.StringIO(features.to_csv(index=False)))
-    assert as_csv["age"].dtype == "int64" and as_csv["smoker"].dtype == bool
-    expected = model.predict(as_csv)
-    assert len(expected) == len(features)
+    rows = tmp_path / "rows.csv"
+    features.to_csv(rows, index=False)
     parquet = tmp_path / "rows.parquet"
-    with_gaps = as_csv.astype({"age": "Int64", "smoker": "boolean"})
+    with_gaps = pd.read_csv(rows).astype({"age": "Int64", "smoker": "boolean"})
     with_gaps.loc[::5, ["age", "smoker"]] = pd.NA
     with_gaps.to_parquet(parquet)
-    assert len(model.predict(pd.read_parquet(parquet))) == len(features)
-    assert list(model.predict(pd.read_parquet(parquet).iloc[1:5])) == list(expected[1:5])  # rows without gaps
+    # loaded and asked where it was trained (the job environment: a pickle loads under its own scikit-learn)
+    answers = in_job_environment(PREDICT_AS_READ, model, str(rows), str(parquet))
+    assert answers["csv_dtypes"]["age"] == "int64" and answers["csv_dtypes"]["smoker"] == "bool"
+    assert answers["parquet_dtypes"]["age"] == "Int64" and answers["parquet_dtypes"]["smoker"] == "boolean"
+    assert len(answers["csv"]) == len(answers["parquet"]) == len(features)
+    assert answers["parquet_rows_1_to_4"] == answers["csv"][1:5]  # rows without gaps
     # a float where training saw integers, and a row with most values missing
-    assert len(model.predict(pd.DataFrame([{"age": 1.5, "bmi": 0.02}, {"age": None}]))) == 2
+    assert answers["odd_rows"] == 2
+
+
+# An MLflow model (argv[1]) asked for the rows of a CSV (argv[2]) and a Parquet file (argv[3])
+# as pandas reads them, and for two odd rows.
+PREDICT_AS_READ = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+csv, parquet = pd.read_csv(sys.argv[2]), pd.read_parquet(sys.argv[3])
+print(json.dumps({
+    "csv_dtypes": {c: str(t) for c, t in csv.dtypes.items()},
+    "parquet_dtypes": {c: str(t) for c, t in parquet.dtypes.items()},
+    "csv": [float(v) for v in model.predict(csv)],
+    "parquet": [float(v) for v in model.predict(parquet)],
+    "parquet_rows_1_to_4": [float(v) for v in model.predict(parquet.iloc[1:5])],
+    "odd_rows": len(model.predict(pd.DataFrame([{"age": 1.5, "bmi": 0.02}, {"age": None}]))),
+}))
+"""
 
 
 def test_many_features_never_become_an_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,6 +253,17 @@ def test_median_imputer_gives_simple_imputers_statistics() -> None:
     assert np.allclose(ours.transform(unseen), expected.transform(unseen))
 
 
+# model.joblib (in argv[2], scripts in argv[1]) asked for the test split's labels (argv[3]).
+PREDICT_LABELS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import joblib, pandas as pd
+model = joblib.load(sys.argv[2] + "/model.joblib")
+predicted = model.predict(pd.read_csv(sys.argv[3] + "/test/test.csv").drop(columns="target"))
+print(json.dumps({"types": sorted({type(v).__name__ for v in predicted}), "labels": predicted.tolist()}))
+"""
+
+
 @pytest.mark.parametrize(
     ("labels", "positive"),
     [([True, False], True), ([1, 0], 1), (["churned", "stayed"], "churned")],
@@ -243,8 +274,6 @@ def test_labels_of_any_type_come_back_as_themselves(
 ) -> None:
     """Encoded inside the model, so a boolean, integer or string label is predicted as the
     same value, and the positive class of the report is the configured one."""
-    import joblib
-
     from tests.test_step_scripts import pack
 
     target = [labels[0] if value > 140 else labels[1] for value in diabetes["target"]]
@@ -256,12 +285,12 @@ def test_labels_of_any_type_come_back_as_themselves(
                       "validation:auc"], trial, tmp_path)  # fmt: skip
     assert train.returncode == 0, train.stderr
     assert "validation:auc=" in train.stdout
-    with scripts_importable():
-        model = joblib.load(Path(trial["SM_MODEL_DIR"]) / "model.joblib")
     test = pd.read_csv(tmp_path / "splits" / "test" / "test.csv")
-    predicted = model.predict(test.drop(columns="target"))
-    assert {type(v) for v in predicted} <= {type(labels[0]), np.bool_, np.int64, np.str_, str}
-    assert set(predicted.tolist()) <= set(labels)
+    # unpickled where it was trained, with the scripts beside it as in a job
+    answer = in_job_environment(PREDICT_LABELS, str(SCRIPTS_DIR), trial["SM_MODEL_DIR"], str(tmp_path / "splits"))
+    assert set(answer["types"]) <= {type(labels[0]).__name__, "bool_", "int64", "str_", "str"}
+    predicted = answer["labels"]
+    assert set(predicted) <= set(labels)
     archive = pack(Path(trial["SM_MODEL_DIR"]), tmp_path / "model.tar.gz")
     paths = [
         "--model",

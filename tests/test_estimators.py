@@ -41,8 +41,8 @@ def render(tmp_path: Path, *overrides: str) -> int:
             "tuning.ranges.max_depth: sklearn.linear_model.Ridge has no parameter 'max_depth'",
         ),
         (
-            ["--set", "training.hyperparameters.n_estimators=1e3"],  # YAML 1.1 reads text; the job a float
-            "training.hyperparameters.n_estimators: '1e3' (the job reads 1000.0) is refused by "
+            ["--set", "training.hyperparameters.n_estimators=1e3"],  # YAML 1.2's float, as the job reads it
+            "training.hyperparameters.n_estimators: 1000.0 is refused by "
             "RandomForestRegressor: The 'n_estimators' parameter of RandomForestRegressor must be an int",
         ),
         (

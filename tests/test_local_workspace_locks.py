@@ -61,3 +61,36 @@ def test_two_commands_register_two_versions_in_one_journal(tmp_path: Path, two_e
     # the emulator that registered first takes in the other's version before its next one
     third = registries[0].register(request("model-c"))
     assert third.endswith("/3") and len(json.loads(journal.read_text())) == 3
+
+
+def test_a_kept_model_server_replaced_by_a_later_command_is_stopped_and_local_down_stops_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Two `--keep-services` commands each leave a server for the production endpoint: the
+    first is stopped when the second is recorded (it no longer is the endpoint), and
+    `local-down` stops every server the record holds, so none is orphaned."""
+    import subprocess
+    import sys
+
+    from pipeline.local.services import remember_process, stop_services
+
+    def server() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+
+    first, second, staging = server(), server(), server()
+    try:
+        remember_process(tmp_path, "serving-production", first.pid, "http://127.0.0.1:1")
+        remember_process(tmp_path, "serving-staging", staging.pid, "http://127.0.0.1:2")
+        remember_process(tmp_path, "serving-production", second.pid, "http://127.0.0.1:3")
+        assert first.wait(timeout=10) != 0  # stopped by the second command's record
+        assert second.poll() is None and staging.poll() is None
+        record = json.loads((tmp_path / "services.json").read_text())
+        assert record["serving-production_pid"] == second.pid and record["serving-production_url"].endswith(":3")
+
+        assert stop_services(tmp_path) == ["serving-production", "serving-staging"]
+        assert second.wait(timeout=10) != 0 and staging.wait(timeout=10) != 0
+        assert not (tmp_path / "services.json").exists()
+    finally:
+        for process in (first, second, staging):
+            process.kill()
+            process.wait()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,14 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.child_process import free_port, path_with_venv
+from pipeline.child_process import free_port
 from pipeline.code_bundle import SCRIPTS_DIR
 from pipeline.example_data import write_diabetes_csv
 from pipeline.tracking_server import TrackingServer
+from tests.job_python import in_job_environment, job_environment
 from tests.tracking_fixtures import start_server, tracking_server  # noqa: F401 - fixture
 
 FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
@@ -36,11 +35,11 @@ def script_env(uri: str, experiment: str, **extra: str) -> dict[str, str]:
         MLOPS_TRACKING_ON_UNAVAILABLE="fail",
         MLOPS_PIPELINE_NAME="diabetes-regression",
         MLOPS_SCRIPTS_DIR=str(SCRIPTS_DIR),
-        MLOPS_SKIP_REQUIREMENTS="1",  # the test venv already has them
+        MLOPS_SKIP_REQUIREMENTS="1",  # the job environment already has them
         MLOPS_TRACKING_CONNECT_ATTEMPTS="2",
         MLOPS_TRACKING_CONNECT_DELAY="0.2",
     )
-    env["PATH"] = path_with_venv(env.get("PATH", ""))  # python3 = this venv's
+    env["PATH"] = job_environment().path(env.get("PATH", ""))  # python3 = the job environment's
     env.update(extra)
     return env
 
@@ -56,7 +55,8 @@ def processing(script: str, args: list[str], env: dict[str, str], cwd: Path) -> 
 def training(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """As the SageMaker training toolkit starts it: `python train.py --hp value ...`."""
     return subprocess.run(
-        [sys.executable, str(SCRIPTS_DIR / "train.py"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+        [str(job_environment().python), str(SCRIPTS_DIR / "train.py"), *args], env=env, cwd=cwd, capture_output=True,
+        text=True,
         timeout=300,
     )  # fmt: skip
 
@@ -177,42 +177,68 @@ def test_scripts_record_everything_in_mlflow(tracking_server: TrackingServer, wo
     assert baseline["version"] == 2  # few distinct values (sex: 2) are compared value by value
     assert [a.path for a in client.list_artifacts(model_run_id, "baseline")] == ["baseline/baseline.json"]
     # where it was trained, beside the pickle and on the run (serving refuses another scikit-learn minor)
-    import sklearn
-
+    trained_in = job_environment().version("scikit-learn")
     trained_with = json.loads((model_dir / "training_environment.json").read_text())
-    assert trained_with["scikit-learn"] == sklearn.__version__
-    assert client.get_run(model_run_id).data.tags["mlops.trained_with.scikit-learn"] == sklearn.__version__
+    assert trained_with["scikit-learn"] == trained_in
+    assert client.get_run(model_run_id).data.tags["mlops.trained_with.scikit-learn"] == trained_in
 
     mlflow.set_tracking_uri(tracking_server.uri)
-    test = pd.read_csv(work / "splits" / "test" / "test.csv")
-    loaded = mlflow.pyfunc.load_model(f"runs:/{model_run_id}/model")
-    assert loaded.metadata.signature is not None
-    predictions = loaded.predict(test[FEATURES.split(",")])
-    assert len(predictions) == len(test)
+    assert mlflow.models.get_model_info(f"runs:/{model_run_id}/model").signature is not None
+    # loaded where it was trained, on the test split as pandas reads it
+    answered = in_job_environment(
+        PREDICT, f"runs:/{model_run_id}/model", str(work / "splits" / "test" / "test.csv"),
+        env={"MLFLOW_TRACKING_URI": tracking_server.uri},
+    )  # fmt: skip
+    assert len(answered) == len(pd.read_csv(work / "splits" / "test" / "test.csv"))
+    # the MLflow model's requirements pin the versions it was trained with: the image's
     requirements = Path(mlflow.artifacts.download_artifacts(f"runs:/{model_run_id}/model/requirements.txt"))
-    assert "scikit-learn==" in requirements.read_text()
+    assert f"scikit-learn=={trained_in}" in requirements.read_text().splitlines()
 
 
-def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# Load an MLflow model (argv[1]) and predict the CSV files argv[2:] as pandas reads them.
+PREDICT = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+answers = [v for path in sys.argv[2:] for v in model.predict(pd.read_csv(path))]
+print(json.dumps([a.item() if hasattr(a, "item") else a for a in answers]))
+"""
+
+# The serving container's handlers (inference.py, from argv[1]) on a model folder (argv[2]):
+# three test rows (argv[3], columns argv[4]) as text/csv, then a record of three fields.
+SERVE_THREE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, pandas as pd
+import inference
+model = inference.model_fn(sys.argv[2])
+rows = pd.read_csv(sys.argv[3])[sys.argv[4].split(",")].head(3)
+body = rows.to_csv(header=False, index=False).encode()
+predictions = inference.predict_fn(inference.input_fn(body, "text/csv"), model)
+text, content_type = inference.output_fn(predictions, "text/csv")
+try:
+    inference.predict_fn(inference.input_fn(b"1,2,3\\n", "text/csv"), model)
+    refused = ""
+except ValueError as exc:
+    refused = str(exc)
+print(json.dumps({"content_type": content_type, "lines": len(text.strip().splitlines()),
+                  "same": bool(np.allclose(predictions["predictions"], model.predict(rows))), "refused": refused}))
+"""
+
+
+def test_model_dir_loads_with_the_sagemaker_serving_convention(work: Path) -> None:
     env = script_env("", "unused")
     assert preprocess(work, env).returncode == 0
     trial = trial_env(env, work, 1)
     result = training([*RANDOM_FOREST, "--n_estimators", "20"], trial, work)
     assert result.returncode == 0, result.stderr
 
-    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))  # the container imports the code's neighbours, as the model does
-    spec = importlib.util.spec_from_file_location("inference", SCRIPTS_DIR / "inference.py")
-    inference = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(inference)
-    model = inference.model_fn(trial["SM_MODEL_DIR"])
-    test = pd.read_csv(work / "splits" / "test" / "test.csv")
-    body = test[FEATURES.split(",")].head(3).to_csv(header=False, index=False).encode()
-    predictions = inference.predict_fn(inference.input_fn(body, "text/csv"), model)
-    text, content_type = inference.output_fn(predictions, "text/csv")
-    assert content_type == "text/csv" and len(text.strip().splitlines()) == 3
-    assert np.allclose(predictions["predictions"], model.predict(test[FEATURES.split(",")].head(3)))
-    with pytest.raises(ValueError, match="record 1 has 3 fields, 10 expected"):
-        inference.predict_fn(inference.input_fn(b"1,2,3\n", "text/csv"), model)
+    # in the job environment, as the serving container (the same image) loads it
+    served = in_job_environment(
+        SERVE_THREE, str(SCRIPTS_DIR), trial["SM_MODEL_DIR"], str(work / "splits" / "test" / "test.csv"), FEATURES
+    )
+    assert served["content_type"] == "text/csv" and served["lines"] == 3 and served["same"]
+    assert "record 1 has 3 fields, 10 expected" in served["refused"]
 
 
 @pytest.mark.parametrize("mode", ["fail", "continue"])

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pipeline.atomic_file import write_atomically
 from pipeline.child_process import NotAnswering, executable, free_port, wait_until_answers
+from pipeline.local.file_lock import locked
 from pipeline.tracking_server import TrackingServer, TrackingServerError
 
 __all__ = ["LocalServices", "local_services", "remember_process", "stop_services"]
@@ -103,8 +104,14 @@ def _read_record(root: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_record(root: Path, record: dict[str, Any]) -> None:
-    write_atomically(_record_path(root), json.dumps(record, indent=2))
+def _update_record(root: Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Add `updates` to the record under its file lock (another command of the workspace
+    may be recording its own servers); returns what they replaced."""
+    with locked(_record_path(root)):
+        record = _read_record(root)
+        replaced = {key: record[key] for key in updates if key in record and record[key] != updates[key]}
+        write_atomically(_record_path(root), json.dumps({**record, **updates}, indent=2))
+    return replaced
 
 
 def _kill(pid: int) -> None:
@@ -147,6 +154,7 @@ def local_services(
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     record = _read_record(root)
+    kept: dict[str, Any] = {}  # what this command starts for later commands, with `keep`
     started: list[int] = []
     with contextlib.ExitStack() as cleanup:
         moto = record.get("moto_endpoint")
@@ -155,7 +163,7 @@ def local_services(
                 moto, pid = _start_moto(root / "logs" / "moto.log")
                 started.append(pid)
                 cleanup.callback(_kill, pid)
-                record.update(moto_endpoint=moto, moto_pid=pid)
+                kept.update(moto_endpoint=moto, moto_pid=pid)
             else:
                 moto = None
         external = os.environ.get("MLFLOW_TRACKING_URI")
@@ -189,14 +197,14 @@ def local_services(
             if creates_schema:  # never stop a first boot halfway through creating the database
                 cleanup.callback(_answers, f"{tracking_server.uri}/health", 180)
             tracking = tracking_server.uri
-            record.update(tracking_uri=tracking, tracking_pid=tracking_server.process.pid)
+            kept.update(tracking_uri=tracking, tracking_pid=tracking_server.process.pid)
             if keep:  # what is recorded must answer
                 tracking_server.wait(timeout=180)
             booted = _OnFirstUse(lambda: tracking_server.wait(timeout=180).uri)
         else:
             booted = _OnFirstUse(lambda: tracking)
         if keep:
-            _write_record(root, record)
+            _update_record(root, kept)
             cleanup.pop_all()
 
         def moto_in_process() -> str:
@@ -210,23 +218,27 @@ def local_services(
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
-    """Record another long-running child (the local model server) for `local-down`."""
-    record = _read_record(root)
-    record.update({f"{name}_pid": pid, f"{name}_url": url})
-    _write_record(root, record)
+    """Record another long-running child (a local model server) for `local-down`. A server an
+    earlier command left under the same name (the same stage's endpoint) is stopped: the
+    endpoint is this one now, as an UpdateEndpoint replaces what an endpoint serves, and no
+    server is left that `local-down` cannot reach."""
+    replaced = _update_record(root, {f"{name}_pid": pid, f"{name}_url": url})
+    if f"{name}_pid" in replaced:
+        _kill(int(replaced[f"{name}_pid"]))
 
 
 def stop_services(root: Path) -> list[str]:
     """Stop services a `--keep-services` run left running; returns what was stopped."""
-    if not _record_path(root).exists():
-        return []
-    record = _read_record(root)
-    stopped = []
-    names = ["moto", "tracking", *sorted(k.removesuffix("_pid") for k in record if k.startswith("serving"))]
-    for name in dict.fromkeys(names):  # serving, or serving-<stage> for each stage's model server
-        pid = record.get(f"{name}_pid")
-        if pid:
-            _kill(pid)
-            stopped.append(name)
-    _record_path(root).unlink()
+    with locked(_record_path(root)):
+        if not _record_path(root).exists():
+            return []
+        record = _read_record(root)
+        stopped = []
+        names = ["moto", "tracking", *sorted(k.removesuffix("_pid") for k in record if k.startswith("serving"))]
+        for name in dict.fromkeys(names):  # serving, or serving-<stage> for each stage's model server
+            pid = record.get(f"{name}_pid")
+            if pid:
+                _kill(pid)
+                stopped.append(name)
+        _record_path(root).unlink()
     return stopped
