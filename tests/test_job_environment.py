@@ -127,3 +127,29 @@ def test_the_manifest_lists_what_the_environment_has(write_config) -> None:
     manifest = json.loads((environment.python.parents[1] / "environment.json").read_text())
     assert manifest["packages"]["pandas"] == "2.3.2"
     assert "sagemaker-training" not in manifest["packages"]
+
+
+def vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    command = [
+        str(Path(sys.executable).parent / "vermin"),
+        "-t=3.10-",
+        "--no-tips",
+        "--violations",
+        "--no-parse-comments",
+    ]
+    return subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_job_scripts_are_python_3_10_code_as_the_image_runs() -> None:
+    """Python 3.10 cannot be installed here, so the scripts run under 3.11 locally; vermin
+    checks they use nothing newer than the image's 3.10."""
+    checked = vermin(SCRIPTS_DIR)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_310_check_fails_on_311_code(tmp_path: Path) -> None:
+    (tmp_path / "newer.py").write_text("import tomllib\n\nfrom datetime import UTC\n")
+    checked = vermin(tmp_path / "newer.py")
+    assert checked.returncode != 0 and "tomllib" in checked.stdout
