@@ -24,7 +24,7 @@ from constructs import Construct
 
 from infra.network import Network
 from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
-from infra.stage_endpoints import StageAlarms, stage_endpoint_name, stage_environment
+from infra.stage_endpoints import StageAlarms, stage_environment
 from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
 from pipeline.config import InfraSettings, PromotionStage
 
@@ -57,7 +57,7 @@ class BridgeFunction(Construct):
         super().__init__(scope, construct_id)
         endpoint_name = package_groups[0]
         stages = stages or []
-        staged_endpoints = {s.name: stage_endpoint_name(package_groups[0], s) for s in stages if s.endpoint}
+        staged_endpoints = {s.name: s.endpoint_name(package_groups[0]) for s in stages if s.endpoint}
         at_home = {s.name for s in stages if s.endpoint and s.endpoint.account is None}
         # the stack's alarms watch its own account's endpoints; another account names its own
         stage_alarms = {

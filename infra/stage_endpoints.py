@@ -23,15 +23,10 @@ from constructs import Construct
 from pipeline.config import PromotionStage, StageEndpoint
 from pipeline.promotion import bridge_stages
 
-__all__ = ["MODEL_LATENCY_P99_MICROSECONDS", "StageAlarms", "stage_endpoint_name", "stage_environment"]
+__all__ = ["MODEL_LATENCY_P99_MICROSECONDS", "StageAlarms", "stage_environment"]
 
 MODEL_LATENCY_P99_MICROSECONDS = 1_000_000
 _VARIANT = "AllTraffic"  # the bridge's one production variant (mlflow_bridge.deployment)
-
-
-def stage_endpoint_name(group: str, stage: PromotionStage) -> str:
-    endpoint = stage.endpoint or StageEndpoint()
-    return endpoint.name or f"{group}-{stage.name}"[:63].rstrip("-")
 
 
 class StageAlarms(Construct):
@@ -102,6 +97,6 @@ def stage_environment(stages: list[PromotionStage], group: str, alarms: dict[str
         if stage.endpoint is not None:
             given = stage.endpoint.rollback_alarms
             rollback = given if given is not None else alarms.get(stage.name, [])
-            item["endpoint"] = _endpoint_settings(stage_endpoint_name(group, stage), stage.endpoint, rollback)
+            item["endpoint"] = _endpoint_settings(stage.endpoint_name(group), stage.endpoint, rollback)
         items.append(item)
     return {"BRIDGE_STAGES": json.dumps(items), "BRIDGE_ALIAS": stages[-1].alias}

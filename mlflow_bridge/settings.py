@@ -149,6 +149,8 @@ _PRIVATE_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certifi
 # arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME (SageMaker's ModelPackageGroupArn).
 _GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package-group/(?P<name>.+)$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# ModelLifeCycle.Stage (botocore's EntityName shape, SageMaker API Reference)
+_STAGE_NAME = _GROUP_NAME
 
 
 class _EnvReader:
@@ -190,19 +192,51 @@ class _EnvReader:
         raw = self._raw(name)
         if raw is None:
             return []
+        shape = "must be a JSON list of {lifecycle_stage, alias, legacy_stage, endpoint}"
         try:
             items = json.loads(raw)
-            self.stage_endpoints = [item.pop("endpoint", None) for item in items]
-            stages = [Stage(**item) for item in items]
-            unknown = sorted({k for e in self.stage_endpoints if e for k in e} - set(_ENDPOINT_KEYS))
-            if unknown:
-                raise ValueError(f"unknown endpoint key(s) {', '.join(unknown)}")
-        except (ValueError, TypeError, AttributeError) as exc:
-            self.stage_endpoints = []
-            self.problems.append(
-                (name, f"must be a JSON list of {{lifecycle_stage, alias, legacy_stage, endpoint}}: {exc}")
-            )
+        except ValueError as exc:
+            self.problems.append((name, f"{shape}: {exc}"))
             return []
+        if not isinstance(items, list):
+            self.problems.append((name, f"{shape}, not {type(items).__name__}"))
+            return []
+        stages, endpoints = [], []
+        for index, item in enumerate(items):
+            where = f"{name}[{index}]"
+            if not isinstance(item, dict):
+                self.problems.append((where, f"expected an object, not {json.dumps(item)}"))
+                continue
+            endpoint = item.get("endpoint")
+            if endpoint is not None and not isinstance(endpoint, dict):
+                self.problems.append((f"{where}.endpoint", f"expected an object, not {json.dumps(endpoint)}"))
+                continue
+            unknown = sorted(set(endpoint or {}) - set(_ENDPOINT_KEYS))
+            if unknown:
+                self.problems.append((f"{where}.endpoint", f"unknown key(s) {', '.join(unknown)}"))
+                continue
+            fields = {k: v for k, v in item.items() if k != "endpoint"}
+            wrong = sorted(k for k, v in fields.items() if not isinstance(v, str))
+            if wrong:
+                self.problems.append((f"{where}.{wrong[0]}", f"expected a string, not {json.dumps(fields[wrong[0]])}"))
+                continue
+            try:
+                stage = Stage(**fields)
+            except TypeError as exc:  # a missing or unknown field
+                self.problems.append((where, f"{shape}: {exc}"))
+                continue
+            if not _STAGE_NAME.match(stage.lifecycle_stage):
+                self.problems.append(
+                    (f"{where}.lifecycle_stage", f"{stage.lifecycle_stage!r} is not a SageMaker lifecycle stage name "
+                     f"({_STAGE_NAME.pattern}: letters, digits and hyphens, at most 63)")
+                )  # fmt: skip
+                continue
+            stages.append(stage)
+            endpoints.append(endpoint)
+        if len(stages) != len(items):
+            self.stage_endpoints = []
+            return []
+        self.stage_endpoints = endpoints
         for stage in stages:
             self.alias_value(name, stage.alias)
             if stage.legacy_stage not in {"Staging", "Production", ""}:

@@ -630,6 +630,21 @@ class PromotionStage(_Strict):
             filled["endpoint"] = {**endpoint, "rollout": defaults["rollout"]}
         return filled
 
+    def endpoint_name(self, group: str) -> str:
+        """The SageMaker endpoint this stage deploys to: `endpoint.name`, else
+        `<group>-<stage name>`, with the group cut so that the whole fits SageMaker's 63
+        characters and the stage's name stays as the distinguishing suffix."""
+        endpoint = self.endpoint or StageEndpoint()
+        if endpoint.name:
+            return endpoint.name
+        room = 63 - len(self.name) - 1
+        return f"{group[:room].rstrip('-')}-{self.name}"
+
+    def endpoint_account(self) -> str:
+        """The account of its endpoint: `deploy_role_arn`'s, or "" for the stack's own."""
+        role = self.endpoint.deploy_role_arn if self.endpoint else None
+        return role.split(":")[4] if role else ""
+
     @field_validator("alias")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
@@ -806,6 +821,25 @@ class PipelineConfig(_Strict):
         clash = sorted(set(SCRIPT_HYPERPARAMETERS) & (set(self.training.hyperparameters) | set(self.tuning.ranges)))
         if clash:
             raise ValueError(f"hyperparameter name {clash[0]!r} is reserved (set training.{clash[0]} instead)")
+        return self
+
+    @model_validator(mode="after")
+    def _one_endpoint_per_stage(self) -> PipelineConfig:
+        """Two stages deploying to one endpoint (a repeated `endpoint.name`, or one equal to
+        another stage's default) would each overwrite the other's model."""
+        group = self.registration.model_package_group
+        owners: dict[tuple[str, str], str] = {}
+        for stage in self.deployment.stages:
+            if stage.endpoint is None:
+                continue
+            where = (stage.endpoint_account(), stage.endpoint_name(group))
+            if where in owners:
+                raise ValueError(
+                    f"deployment.stages: {owners[where]} and {stage.name} both deploy to endpoint {where[1]!r}"
+                    + (f" in account {where[0]}" if where[0] else "")
+                    + " (each would replace the other's model): give one its own endpoint.name"
+                )
+            owners[where] = stage.name
         return self
 
     @model_validator(mode="after")

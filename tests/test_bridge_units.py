@@ -706,6 +706,46 @@ def test_stages_from_the_environment_are_checked() -> None:
     assert problem[0] == "BRIDGE_STAGES[0].endpoint: BRIDGE_ENDPOINT_DEPLOY_ROLE_ARN"
 
 
+@pytest.mark.parametrize(
+    ("stages", "where", "said"),
+    [
+        (
+            [{"lifecycle_stage": "Production", "alias": "champion", "endpoint": "prod-endpoint"}],
+            "BRIDGE_STAGES[0].endpoint",
+            'expected an object, not "prod-endpoint"',
+        ),
+        (
+            [{"lifecycle_stage": "Staging", "alias": "staging"}, ["Production", "champion"]],
+            "BRIDGE_STAGES[1]",
+            "expected an object",
+        ),
+        (
+            [{"lifecycle_stage": "Pre Production", "alias": "pre"}],
+            "BRIDGE_STAGES[0].lifecycle_stage",
+            "'Pre Production' is not a SageMaker lifecycle stage name",
+        ),
+        ([{"lifecycle_stage": 3, "alias": "x"}], "BRIDGE_STAGES[0].lifecycle_stage", "expected a string, not 3"),
+        (
+            [{"lifecycle_stage": "QA", "alias": "qa", "endpoint": {"nme": "x"}}],
+            "BRIDGE_STAGES[0].endpoint",
+            "unknown key(s) nme",
+        ),
+        ({"lifecycle_stage": "QA"}, "BRIDGE_STAGES", "must be a JSON list"),
+    ],
+    ids=["endpoint as text", "stage as a list", "stage name with a space", "number", "endpoint typo", "object"],
+)
+def test_a_wrong_type_in_bridge_stages_is_a_settings_error_naming_its_path(
+    stages: object, where: str, said: str
+) -> None:
+    """Refused when read (InvalidSettings: the Lambda rejects the event without retrying),
+    never an AttributeError half-way through reading them."""
+    with pytest.raises(InvalidSettings) as refused:
+        BridgeSettings.from_env({"MLFLOW_TRACKING_URI": "http://m", "BRIDGE_STAGES": json.dumps(stages)})
+    assert [(name, message) for name, message in refused.value.problems if name == where and said in message], (
+        refused.value.problems
+    )
+
+
 def test_an_endpoint_serving_a_package_rejected_in_its_stage_goes_back_to_the_stage_champion() -> None:
     rejected_in_production = Package("arn:p/2", "g", 2, "Approved", "r", lifecycle_stage="Production",
                                      lifecycle_status="Rejected")  # fmt: skip

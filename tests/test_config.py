@@ -95,6 +95,8 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("a canary elsewhere without its alarms", setting("deployment.stages.1.endpoint", {"deploy_role_arn": "arn:aws:iam::222222222222:role/d", "execution_role_arn": "arn:aws:iam::222222222222:role/e"}), "a canary rollout in account 222222222222 needs rollback_alarms there"),
     ("an execution role at home", setting("deployment.stages.0.endpoint.execution_role_arn", "arn:aws:iam::123456789012:role/e"), "execution_role_arn is for an endpoint in another account"),
     ("a stage of no known name without its fields", setting("deployment", {"stages": ["qa"]}), "deployment.stages[0].lifecycle_stage: required key is missing"),
+    ("two stages, one endpoint name", setting("deployment.stages.1.endpoint.name", "diabetes-regression-staging"), "deployment.stages: staging and production both deploy to endpoint 'diabetes-regression-staging'"),
+    ("a name equal to another stage's default", setting("deployment.stages.0.endpoint.name", "diabetes-regression-production"), "staging and production both deploy to endpoint 'diabetes-regression-production'"),
     ("server CA for plain HTTP", setting("mlflow.server_ca_arn", "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/abc-1"), "mlflow: server_ca_arn is for an https:// tracking_uri"),
 ]  # fmt: skip
 
@@ -302,6 +304,22 @@ def test_module_entry_point_exit_codes() -> None:
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert bad.returncode == 2 and "quality_gate.threshold" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_long_group_names_keep_each_stage_as_the_endpoint_names_suffix() -> None:
+    """Cut to SageMaker's 63 characters, `<group>-<stage>` keeps the stage's name, so two
+    stages of a long group never collide (cutting the whole name made both the same)."""
+    group = "g" * 63
+    cfg = load_config(DEFAULT_CONFIG, overrides=(f"registration.model_package_group={group}",))
+    names = [stage.endpoint_name(group) for stage in cfg.deployment.stages]
+    assert names == [f"{'g' * 55}-staging", f"{'g' * 52}-production"] and all(len(n) <= 63 for n in names)
+    tree = default_raw_config()
+    tree["deployment"]["stages"][1]["endpoint"] = {
+        "name": "diabetes-regression-staging", "deploy_role_arn": "arn:aws:iam::222222222222:role/d",
+        "execution_role_arn": "arn:aws:iam::222222222222:role/e", "rollback_alarms": ["a"],
+    }  # fmt: skip
+    other = parse_config(tree, env={})
+    assert [s.endpoint_account() for s in other.deployment.stages] == ["", "222222222222"]  # one name, two accounts
 
 
 def test_staging_and_production_are_the_default_stages_with_their_aliases_and_rollouts() -> None:

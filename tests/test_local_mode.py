@@ -440,3 +440,6 @@ def test_an_approval_against_a_reset_tracking_server_says_what_happened_and_the_
     assert code == 1 and "steps 6 (4 cached)" in err, err  # every job step cached: nothing reran
     assert f"the tracking server {first.uri} has no run" in err and "run --local --no-cache" in err, err
     assert "unexpected" not in err
+    # said once the cached steps are reused, before the approval
+    assert f"which {first.uri} does not have" in err and "rerun with --no-cache" in err, err
+    assert err.index("does not have") < err.index("has no run")

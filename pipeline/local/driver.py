@@ -152,6 +152,32 @@ def _batch_model(
     return model_parameters(cfg, given, describe, lambda: services.tracking_uri)
 
 
+def _run_gone(tracking_uri: str, run_id: str) -> str:
+    """'' unless the tracking server answers that it has no run `run_id` (a reset database,
+    or a new server at the same URI), then a sentence saying so and how to rerun. Cached
+    steps name the runs their jobs logged; SageMaker's cache, keyed on the URI, reuses them
+    too, and the bridge rejects a package whose run is gone. Advisory: any other answer, or
+    none, is '' (the SageMaker side is the bridge's MissingRun)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/runs/get?{urllib.parse.urlencode({'run_id': run_id})}"
+    try:  # unauthenticated: a server that wants credentials answers 401, and this says nothing
+        urllib.request.urlopen(url, timeout=5).close()
+        return ""
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404 or b"RESOURCE_DOES_NOT_EXIST" not in exc.read():
+            return ""
+    except (OSError, ValueError):
+        return ""
+    return (
+        f"cached steps reused MLflow run {run_id}, which {tracking_uri} does not have (its database was reset, "
+        "or another server answers at that URI): the model's run and metrics are gone from MLflow and the bridge "
+        "will reject its package; rerun with --no-cache to train and log them again"
+    )
+
+
 def registry_for(cfg: PipelineConfig, workspace: Workspace, services: LocalServices) -> LocalRegistry:
     return LocalRegistry(
         lambda: sagemaker_client(services.moto_endpoint, cfg.aws.region), workspace.root / JOURNAL_NAME
@@ -260,6 +286,10 @@ def _execute(
     if not services.tracking_unavailable:
         evaluated_run = str((report or {}).get("mlflow", {}).get("run_id", ""))  # Evaluate's: the model's run
         evaluated_run = "" if evaluated_run == UNTRACKED_RUN else evaluated_run
+        if evaluated_run and any(step.status == "Cached" for step in record.steps.values()):
+            gone = _run_gone(services.tracking_uri, evaluated_run)
+            if gone:
+                console.print(f"[yellow]warning:[/yellow] {gone}")
         executions = workspace.root / "executions"
         line = log_execution_graph(
             record, definition, executions, lambda: services.tracking_uri, cfg.mlflow.experiment, evaluated_run
