@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbs = parser.add_subparsers(dest="verb", required=True)
     handle = verbs.add_parser("handle", help="process one EventBridge event from a JSON file ('-' for stdin)")
     handle.add_argument("event")
-    sync = verbs.add_parser("sync", help="repair MLflow to match every package of the groups")
+    sync = verbs.add_parser(
+        "sync", help="repair MLflow to match every package of the groups, and each endpoint to serve its holder"
+    )
     sync.add_argument("--group", action="append", default=[], help="package group (default: the configured ones)")
     sync.add_argument("--dry-run", action="store_true", help="print the repairs without making them")
     args = parser.parse_args(argv)
@@ -71,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the services' errors (a server down, a refusal): one line and the fix, exit 1
+        for change in getattr(exc, "changes", []):  # StagesUnreachable: what the other stages got
+            print(change)
         problem = permanent_failure(exc)
         if problem is not None:
             print(f"error: {problem.reason}\nfix: {problem.fix}", file=sys.stderr)

@@ -23,6 +23,7 @@ __all__ = [
     "Tags",
     "after_plan",
     "choose_champion",
+    "demotion",
     "deployment_target",
     "duplicate_versions",
     "ignore_reason",
@@ -340,3 +341,21 @@ def deployment_target(package: Package, champion: MlflowVersion | None, endpoint
     if endpoint_serves_package and champion is not None:
         return champion.package_arn
     return None
+
+
+def demotion(package: Package, versions: list[MlflowVersion], stages: list[Stage]) -> str:
+    """The last stage (production) this package is leaving, or "": its version holds that
+    stage's alias, and the package is no longer Approved in that stage (moved to an
+    earlier stage, rejected there, or its approval revoked). IAM's
+    `sagemaker:ModelLifeCycle:stage` key names the target stage only, so a policy alone
+    cannot tell a promotion from a demotion: the bridge says which it was."""
+    if not stages:
+        return ""
+    last = stages[-1]
+    holds = any(v.package_arn == package.arn and last.alias in v.aliases for v in versions)
+    still_there = (
+        package.status == "Approved"
+        and package.lifecycle_stage == last.lifecycle_stage
+        and package.lifecycle_status == "Approved"
+    )
+    return last.lifecycle_stage if holds and not still_there else ""

@@ -90,12 +90,22 @@ class EndpointDeployer:
         self.settings = settings
 
     def current_config(self, package: Package) -> str | None:
+        """The endpoint's config name, None when there is no endpoint. Raises
+        DeploymentError (retried) while it is changing, or after deleting it when it is
+        `Failed`: DeleteEndpoint is the only operation SageMaker accepts on a failed endpoint
+        (API Reference, EndpointSummary: EndpointStatus), so it is repaired by deleting it
+        and creating it again, with the holder's config, on a later delivery or `sync`."""
         endpoint = describe_or_none(self.client.describe_endpoint, EndpointName=endpoint_name(package, self.settings))
         if endpoint is None:
             return None
-        if endpoint.get("EndpointStatus") in {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}:
+        status = endpoint.get("EndpointStatus")
+        if status in {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}:
+            raise DeploymentError(f"endpoint {endpoint['EndpointName']} is {status}: retry when it settles")
+        if status == "Failed":
+            self.client.delete_endpoint(EndpointName=endpoint["EndpointName"])
             raise DeploymentError(
-                f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}: retry when it settles"
+                f"endpoint {endpoint['EndpointName']} was Failed ({endpoint.get('FailureReason', 'no reason given')}): "
+                "deleted, and created again with its stage's model when a retry finds it gone"
             )
         return endpoint.get("EndpointConfigName")
 
@@ -157,11 +167,14 @@ class EndpointDeployer:
         raise DeploymentError(f"{what} {next(iter(key.values()))} was just created with other settings: retry")
 
     def serves(self, package: Package) -> bool:
-        """Whether the endpoint currently serves this package (by its config name)."""
-        try:
-            return self.current_config(package) == config_name(package, self.settings)
-        except DeploymentError:
-            return False
+        """Whether the endpoint is in service with this package (by its config name); a
+        changing or Failed endpoint serves nothing. Only reads."""
+        endpoint = describe_or_none(self.client.describe_endpoint, EndpointName=endpoint_name(package, self.settings))
+        return (
+            endpoint is not None
+            and endpoint.get("EndpointStatus") == "InService"
+            and endpoint.get("EndpointConfigName") == config_name(package, self.settings)
+        )
 
 
 def _same(found: Any, wanted: Any) -> bool:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent", "MissingRun"]
+__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent", "MissingRun", "StagesUnreachable"]
 
 
 class BridgeError(Exception):
@@ -37,4 +37,26 @@ class MissingRun(BridgeError):
         super().__init__(
             f"the tracking server {tracking_uri} has no run {run_id}, which the model package names "
             "(mlflow_run_id): was the server reset or restored, or did the jobs log to another one?"
+        )
+
+
+class StagesUnreachable(BridgeError):
+    """Stages in another account whose deploy role the bridge could not assume (AssumeRole
+    AccessDenied: that role's trust policy does not name the bridge's role). Each other
+    stage was deployed; these are rejected until the trust policy changes (a retry cannot
+    help). `stages` is [(stage, role ARN, AWS's message)]; `changes` what was done."""
+
+    def __init__(self, stages: list[tuple[str, str, str]], changes: list[str]) -> None:
+        self.stages, self.changes = stages, changes
+        super().__init__(
+            "; ".join(f"stage {stage}: could not assume {role} ({message})" for stage, role, message in stages)
+        )
+
+    def fix(self) -> str:
+        accounts = sorted({role.split(":")[4] for _, role, _ in self.stages})
+        roles = ", ".join(sorted({role for _, role, _ in self.stages}))
+        return (
+            f"in account {', '.join(accounts)}, let the bridge's role assume {roles}: its trust policy must name "
+            "the bridge's role ARN (the stack's BridgeRoleArn output) as principal with sts:AssumeRole; then "
+            "`python -m mlflow_bridge sync` deploys the stage"
         )

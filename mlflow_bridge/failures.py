@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun
+from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun, StagesUnreachable
 
 __all__ = ["MISSING_RUN_FIX", "Permanent", "permanent_failure", "refused_credentials"]
 
@@ -61,6 +61,8 @@ def permanent_failure(exc: BaseException) -> Permanent | None:
         return Permanent(str(exc), "correct the named variables in the function's configuration")
     if isinstance(exc, MissingRun):
         return Permanent(str(exc), MISSING_RUN_FIX)
+    if isinstance(exc, StagesUnreachable):
+        return Permanent(str(exc), exc.fix())
     module = type(exc).__module__.split(".", 1)[0]
     if module == "mlflow":
         return _mlflow(exc)

@@ -6,7 +6,8 @@ a malformed event is rejected even when a dependency is down. A failure no retry
 request) is logged once with what to fix and answered with a rejection instead of an
 exception, so Lambda does not retry it into the dead-letter queue; anything else raises,
 so Lambda retries it. Every invocation adds one EMF count (Synced, Ignored, Rejected or
-Retried) through Powertools Metrics.
+Retried) through Powertools Metrics, and a package leaving the last stage (production) one
+more, Demoted.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("event rejected", reason=problem.reason, fix=problem.fix)
         return {"status": "rejected", "reason": problem.reason, "fix": problem.fix}
     _count(result["status"].capitalize())  # Synced or Ignored
+    if result.get("demoted_from"):  # out of the last stage: an alarm watches this count
+        _count("Demoted")
     return result
 
 

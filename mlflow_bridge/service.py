@@ -20,6 +20,7 @@ from mlflow_bridge.decisions import (
     Sighting,
     Tags,
     after_plan,
+    demotion,
     deployment_target,
     duplicate_versions,
     ignore_reason,
@@ -30,6 +31,7 @@ from mlflow_bridge.decisions import (
     tag_updates,
     versions_to_create,
 )
+from mlflow_bridge.errors import StagesUnreachable
 from mlflow_bridge.events import parse_event
 from mlflow_bridge.logs import bridge_logger
 from mlflow_bridge.settings import BridgeSettings
@@ -129,12 +131,26 @@ class Bridge:
             self.logger.info("event ignored", reason=reason)
             return {"status": "ignored", "reason": reason, "package_arn": arn}
         self.logger.info("syncing package", current_status=package.status, group=package.group)
+        name = self.model_name(package)
+        demoted = demotion(package, self.mlflow.versions(name), self.settings.stages)
+        if demoted:  # a warning, and the handler's Demoted count, for an alarm to watch
+            self.logger.warning(
+                "package demoted out of the last stage",
+                stage=demoted,
+                now_in=package.lifecycle_stage or "none",
+                stage_status=package.lifecycle_status or "none",
+                approval=package.status,
+                modified_by=package.modified_by or "unknown",
+            )
         # The event dates the status only when it reports the status the package has now.
         seen = Sighting(now=iso_utc(self.clock()), event_time=event_time if event_status == package.status else "")
-        changes = self.sync_packages(self.model_name(package), [package], seen)
+        changes = self.sync_packages(name, [package], seen)
         changes += self._deploy(package)
         self.logger.info("package synced", changes=changes)
-        return {"status": "synced", "package_arn": arn, "changes": changes}
+        result: dict[str, Any] = {"status": "synced", "package_arn": arn, "changes": changes}
+        if demoted:
+            result["demoted_from"] = demoted
+        return result
 
     # ---- MLflow state -----------------------------------------------------------------
 
@@ -233,9 +249,23 @@ class Bridge:
             champion, _ = self._champion_and_plan(versions, manage_stages=False)
             targets = [(self.deployer, champion, "")]
         changes: list[str] = []
+        unreachable: list[tuple[str, str, str]] = []
         for deployer, champion, stage in targets:
-            changes += self._deploy_on(deployer, package, champion, versions, name, stage)
+            try:
+                changes += self._deploy_on(deployer, package, champion, versions, name, stage)
+            except Exception as exc:
+                if not _assume_role_denied(exc):
+                    raise
+                unreachable.append(self._unreachable(stage, exc))
+        if unreachable:  # every other stage is deployed: this one waits for its trust policy
+            raise StagesUnreachable(unreachable, changes)
         return changes
+
+    def _unreachable(self, stage: str, exc: Any) -> tuple[str, str, str]:
+        role = self.settings.stage_deployments[stage].deploy_role_arn
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        self.logger.error("cannot assume the stage's deploy role", stage=stage, role=role, reason=message)
+        return stage, role, message
 
     def _deploy_on(
         self,
@@ -273,7 +303,10 @@ class Bridge:
 
     def sync_groups(self, groups: list[str], *, dry_run: bool) -> list[str]:
         """Walk every package of the groups and repair MLflow to match (missed events,
-        a restored server). Deployment is left to events."""
+        a restored server), then every endpoint that does not serve its stage's holder
+        (a Failed endpoint, a stage whose role could not be assumed before, an update
+        rolled back). Raises StagesUnreachable after the rest is done when a stage's
+        role still cannot be assumed."""
         changes: list[str] = []
         seen = Sighting(now=iso_utc(self.clock()))
         for group in groups:
@@ -285,6 +318,52 @@ class Bridge:
                 self.logger.thread_safe_append_keys(group=group, model=name, dry_run=dry_run)
                 try:
                     changes += self.sync_packages(name, packages, seen, dry_run=dry_run)
+                    changes += self._reconcile_endpoints(name, dry_run=dry_run)
                 finally:
                     self.logger.thread_safe_remove_keys(["group", "model", "dry_run"])
         return changes
+
+    def _reconcile_endpoints(self, name: str, *, dry_run: bool) -> list[str]:
+        """Deploy each holder its endpoint does not serve (only reads with `dry_run`)."""
+        versions = self.mlflow.versions(name)
+        if self.stage_deployers:
+            champions, _ = staged_registry_actions(versions, self.settings.stages, self.settings.champion_order)
+            targets = [(self.stage_deployers[s], champions[s], s) for s in champions if s in self.stage_deployers]
+        elif self.deployer is not None:
+            targets = [(self.deployer, self._champion_and_plan(versions, manage_stages=False)[0], "")]
+        else:
+            targets = []
+        changes: list[str] = []
+        unreachable: list[tuple[str, str, str]] = []
+        for deployer, holder, stage in targets:
+            package = self.sagemaker.describe(holder.package_arn) if holder is not None else None
+            if package is None:
+                continue
+            where = f"stage {stage}" if stage else "the endpoint"
+            try:
+                if deployer.serves(package):
+                    continue
+                if dry_run:
+                    changes.append(f"{where}: deploy {package.arn} (its endpoint serves another package, or none)")
+                    continue
+                endpoint, outcome = deployer.deploy(package)
+            except Exception as exc:
+                if not _assume_role_denied(exc):
+                    raise
+                unreachable.append(self._unreachable(stage, exc))
+                continue
+            self.logger.info("endpoint repaired", endpoint=endpoint, outcome=outcome, served=package.arn, stage=stage)
+            changes.append(f"{where}: endpoint {endpoint} {outcome} with {package.arn}")
+        if unreachable:
+            raise StagesUnreachable(unreachable, changes)
+        return changes
+
+
+def _assume_role_denied(exc: BaseException) -> bool:
+    """botocore's AssumeRole refusal, raised by a stage's client on its first call."""
+    response = getattr(exc, "response", None)
+    return (
+        getattr(exc, "operation_name", "") == "AssumeRole"
+        and isinstance(response, dict)
+        and "AccessDenied" in response.get("Error", {}).get("Code", "")
+    )

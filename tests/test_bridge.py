@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 
 from mlflow_bridge import handler
 from mlflow_bridge.decisions import Action, Package, Tags
-from mlflow_bridge.deployment import EndpointDeployer, config_name, update_request
+from mlflow_bridge.deployment import EndpointDeployer, config_name, production_variant, update_request
 from mlflow_bridge.errors import DeploymentError, MalformedEvent
 from mlflow_bridge.mlflow_registry import MlflowRegistry, versions_filter
 from mlflow_bridge.sagemaker_registry import SageMakerRegistry
@@ -394,6 +394,60 @@ def test_endpoint_busy_is_a_retryable_error() -> None:
             EndpointDeployer(client, DeploymentSettings(role_arn=ROLE)).current_config(package)
 
 
+def _existing(stub: Stubber, package: Package, settings: DeploymentSettings, model: str) -> None:
+    """The package's model and endpoint config exist already (an earlier delivery made them)."""
+    stub.add_response(
+        "describe_model",
+        {"ModelName": model, "ExecutionRoleArn": ROLE, "CreationTime": "2026-11-27",
+         "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{model}"},
+        {"ModelName": model},
+    )  # fmt: skip
+    config = config_name(package, settings)
+    stub.add_response(
+        "describe_endpoint_config",
+        {"EndpointConfigName": config, "CreationTime": "2026-11-27",
+         "ProductionVariants": [production_variant(package, settings)],
+         "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config}"},
+        {"EndpointConfigName": config},
+    )  # fmt: skip
+
+
+def test_a_failed_endpoint_is_deleted_then_created_again_with_its_holders_config() -> None:
+    """DeleteEndpoint is the only operation SageMaker accepts on a Failed endpoint (API
+    Reference, EndpointSummary), so the repair deletes it (retry: DeploymentError) and the
+    retry creates it with the holder's config; before, a Failed endpoint whose config was
+    the holder's counted as "unchanged" and was never repaired."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    settings = DeploymentSettings(role_arn=ROLE, endpoint_name="diabetes-production")
+    package = Package("arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes/2", "diabetes", 2, "Approved")
+    config = config_name(package, settings)
+    endpoint = {"EndpointName": "diabetes-production", "CreationTime": "2026-11-27", "LastModifiedTime": "2026-11-27",
+                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/diabetes-production"}  # fmt: skip
+    with Stubber(client) as stub:
+        _existing(stub, package, settings, "diabetes-v2")
+        stub.add_response(
+            "describe_endpoint",
+            {**endpoint, "EndpointConfigName": config, "EndpointStatus": "Failed",
+             "FailureReason": "The primary container for production variant AllTraffic did not pass the ping "
+                              "health check."},
+            {"EndpointName": "diabetes-production"},
+        )  # fmt: skip
+        stub.add_response("delete_endpoint", {}, {"EndpointName": "diabetes-production"})
+        with pytest.raises(DeploymentError, match=r"was Failed \(The primary container .*\): deleted"):
+            EndpointDeployer(client, settings).deploy(package)
+        stub.assert_no_pending_responses()
+
+        _existing(stub, package, settings, "diabetes-v2")  # the retry: the endpoint is gone
+        stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": endpoint["EndpointArn"]},
+            {"EndpointName": "diabetes-production", "EndpointConfigName": config},
+        )
+        assert EndpointDeployer(client, settings).deploy(package) == ("diabetes-production", "created")
+        stub.assert_no_pending_responses()
+
+
 def test_sync_dry_run_lists_the_repairs_and_sync_applies_them(world: World) -> None:
     first, second = world.package("Approved"), world.package("Approved")
     bridge = world.bridge(deployment=DeploymentSettings(enabled=False))
@@ -616,8 +670,9 @@ class StagedRegistry:
             "describe_model_package", {**described, "ModelLifeCycle": self.lifecycle[arn]}, {"ModelPackageName": arn}
         )
 
-    def sync(self, bridge: Bridge, arns: list[str]) -> list[str]:
-        """`sync --group`: the bridge lists the group's packages and describes each."""
+    def sync(self, bridge: Bridge, arns: list[str], *, then: tuple[str, ...] = (), dry_run: bool = False) -> list[str]:
+        """`sync --group`: the bridge lists the group's packages and describes each (and
+        `then` each stage's holder, to check its endpoint)."""
         summaries = self.world.sm.list_model_packages(ModelPackageGroupName=self.world.group)
         summaries.pop("ResponseMetadata")
         self.stubber.add_response(
@@ -625,9 +680,9 @@ class StagedRegistry:
             summaries,
             {"ModelPackageGroupName": self.world.group, "ModelPackageType": "Versioned"},
         )
-        for arn in arns:
+        for arn in (*arns, *then):
             self._describe_response(arn)
-        changes = bridge.sync_groups([self.world.group], dry_run=False)
+        changes = bridge.sync_groups([self.world.group], dry_run=dry_run)
         self.stubber.assert_no_pending_responses()
         return changes
 
@@ -785,3 +840,86 @@ def test_a_stage_endpoint_in_another_account_is_deployed_as_that_accounts_role(w
     assert model["ExecutionRoleArn"] == execution_role
     assert world.sm.list_endpoints(NameContains=world.group)["Endpoints"] == []  # nothing at home
     assert world.version_of(package).tags[Tags.endpoint_of("Production")] == f"{world.group}-production"
+
+
+class DeniedClient:
+    """A stage client in an account whose deploy role does not trust the bridge's role: its
+    first call fails as botocore's assume-role credential refresh fails there."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(**_: Any) -> Any:
+            from botocore.exceptions import ClientError
+
+            message = (
+                "User: arn:aws:sts::123456789012:assumed-role/mlflow-bridge/x is not authorized to perform: "
+                "sts:AssumeRole on resource: arn:aws:iam::222222222222:role/mlflow-bridge-deploy"
+            )
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, "AssumeRole")
+
+        return call
+
+
+def test_a_stage_whose_role_cannot_be_assumed_is_rejected_alone_and_sync_deploys_it_later(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One event deploys two stages: production's account does not trust the bridge yet.
+    Staging is deployed anyway, the event is rejected (no retry) naming the account and role
+    to fix, and once the trust policy is fixed `sync` deploys production (`--dry-run` lists
+    it first). Then a data scientist moves the champion back to Staging: a demotion, logged
+    and counted (EMF `Demoted`)."""
+    from mlflow_bridge.decisions import Stage
+    from mlflow_bridge.errors import StagesUnreachable
+    from mlflow_bridge.failures import permanent_failure
+
+    sagemaker = StagedRegistry(world)
+    AppliedUpdates(world.sm)
+    stages = [Stage("Staging", "staging", "Staging"), Stage("Production", "champion", "Production")]
+    deploy_role = "arn:aws:iam::222222222222:role/mlflow-bridge-deploy"
+    staging = DeploymentSettings(role_arn=ROLE, endpoint_name=f"{world.group}-staging")
+    production = DeploymentSettings(role_arn=ROLE, endpoint_name=f"{world.group}-production",
+                                    deploy_role_arn=deploy_role)  # fmt: skip
+    settings = world.settings(stages=stages, stage_deployments={"Staging": staging, "Production": production})
+    deployers = {"Staging": EndpointDeployer(world.sm, staging), "Production": EndpointDeployer(world.sm, production)}
+    bridge = Bridge(settings, SageMakerRegistry(sagemaker.client), MlflowRegistry.connect(world.uri), None,
+                    stage_deployers=deployers)  # fmt: skip
+    first, second = world.package("Approved"), world.package("Approved")
+
+    def serving(endpoint: str) -> str:
+        config = world.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+        return next(arn for arn in (first, second) if config.startswith(f"{world.group}-v{arn.rsplit('/', 1)[1]}-"))
+
+    sagemaker.move(first, "Staging")
+    sagemaker.deliver(bridge, first)
+    sagemaker.move(second, "Staging")
+    sagemaker.deliver(bridge, second)
+    assert serving(staging.endpoint_name) == second
+    # production's account is changed, and its role does not trust the bridge's (yet)
+    bridge.stage_deployers["Production"] = EndpointDeployer(DeniedClient(), production)
+    sagemaker.move(second, "Production")  # staging goes back to first; production cannot be reached
+    with pytest.raises(StagesUnreachable) as refused:
+        sagemaker.deliver(bridge, second, then=(first,))
+    assert serving(staging.endpoint_name) == first  # the other stage deployed anyway
+    assert f"endpoint {staging.endpoint_name} updated with {first}" in refused.value.changes
+    problem = permanent_failure(refused.value)  # a rejection: Lambda does not retry it
+    assert problem is not None and "stage Production: could not assume " + deploy_role in problem.reason
+    assert "in account 222222222222" in problem.fix and deploy_role in problem.fix and "BridgeRoleArn" in problem.fix
+    world.assert_serves(second, "champion")  # MLflow is in step: only the endpoint waits
+
+    bridge.stage_deployers["Production"] = EndpointDeployer(world.sm, production)  # the trust policy is fixed
+    planned = sagemaker.sync(bridge, [first, second], then=(first, second), dry_run=True)
+    assert f"stage Production: deploy {second} (its endpoint serves another package, or none)" in planned
+    assert world.sm.list_endpoints(NameContains=f"{world.group}-production")["Endpoints"] == []  # only listed
+    repaired = sagemaker.sync(bridge, [first, second], then=(first, second))
+    assert f"stage Production: endpoint {production.endpoint_name} created with {second}" in repaired
+    assert serving(production.endpoint_name) == second
+    assert sagemaker.sync(bridge, [first, second], then=(first, second)) == []  # in step: nothing to do
+
+    sagemaker.move(second, "Staging")  # a data scientist takes the champion out of production
+    sagemaker._describe_response(second)
+    monkeypatch.setattr(handler, "_bridge", bridge)
+    capsys.readouterr()
+    result = handler.lambda_handler(world.event(second), LambdaContext())
+    assert result["status"] == "synced" and result["demoted_from"] == "Production"
+    printed = capsys.readouterr().out
+    metrics = [json.loads(line) for line in printed.splitlines() if '"_aws"' in line]
+    assert any(m.get("Demoted") == [1.0] or m.get("Demoted") == 1.0 for m in metrics), printed

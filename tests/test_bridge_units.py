@@ -779,3 +779,25 @@ def test_a_lifecycle_change_is_dated_once_and_a_redelivery_keeps_the_date() -> N
     assert tag_updates([promoted], after, Sighting(now="2030-01-01T00:00:00.000+00:00")) == []
     assert new_version_tags(promoted, Sighting(now=SEEN.now))[Tags.LIFECYCLE_STAGE_TIME] == SEEN.now
     assert Tags.LIFECYCLE_STAGE_TIME not in new_version_tags(Package(ARN_1, "g", 1, "Approved", "r"), SEEN)
+
+
+@pytest.mark.parametrize(
+    ("approval", "stage", "stage_status", "demoted"),
+    [
+        ("Approved", "Staging", "Approved", "Production"),  # moved back a stage
+        ("Approved", "Production", "Rejected", "Production"),  # rejected in production
+        ("Rejected", "Production", "Approved", "Production"),  # its approval revoked
+        ("Approved", "Production", "Approved", ""),  # still the champion: a redelivery
+    ],
+)
+def test_a_package_leaving_the_last_stage_is_a_demotion(
+    approval: str, stage: str, stage_status: str, demoted: str
+) -> None:
+    from mlflow_bridge.decisions import demotion
+
+    champion = staged(1, "Production", aliases=["champion"], stage="Production")
+    package = Package("arn:p/1", "g", 1, approval, "r", lifecycle_stage=stage, lifecycle_status=stage_status)
+    assert demotion(package, [champion], STAGES) == demoted
+    other = Package("arn:p/2", "g", 2, "Approved", "r", lifecycle_stage="Staging", lifecycle_status="Approved")
+    assert demotion(other, [champion], STAGES) == ""  # it never held production
+    assert demotion(package, [champion], []) == ""  # without stages there is no last stage to leave
