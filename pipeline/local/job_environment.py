@@ -23,6 +23,7 @@ installed: local mode stands in for it, and its pins still constrain what is ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -62,7 +63,15 @@ class JobEnvironment:
 
     python: Path
     label: str  # for the console and the step cache: "scikit-learn 1.4-2 image", "project"
-    packages: dict[str, str]  # normalised name -> version
+
+    @functools.cached_property
+    def packages(self) -> dict[str, str]:
+        """Normalised name -> version of what is installed (read when first asked: only a
+        model server's version check needs it, and listing costs ~0.3 s)."""
+        manifest = self.python.parents[1] / MANIFEST
+        if manifest.is_file():
+            return dict(json.loads(manifest.read_text())["packages"])
+        return _installed(self.python)
 
     def path(self, inherited: str) -> str:
         """PATH with this environment's scripts first, so `python3` in a processing job's
@@ -104,17 +113,12 @@ class ProjectEnvironment:
     label = "project"
 
     def __init__(self) -> None:
-        self._environment: JobEnvironment | None = None
+        self._environment = JobEnvironment(Path(sys.executable), self.label)
 
     def for_code(self, code_dir: Path) -> JobEnvironment:
         return self.for_bundle({})
 
     def for_bundle(self, files: Mapping[str, bytes]) -> JobEnvironment:
-        if self._environment is None:
-            from importlib.metadata import distributions
-
-            packages = {normalised_name(d.metadata["Name"]): d.version for d in distributions()}
-            self._environment = JobEnvironment(Path(sys.executable), self.label, packages)
         return self._environment
 
 
@@ -175,8 +179,7 @@ class ImageEnvironments:
                 started = time.perf_counter()
                 self._build(target, constraints, requirements)
                 self.built_seconds += time.perf_counter() - started
-        manifest = json.loads((target / MANIFEST).read_text())
-        environment = JobEnvironment(target / "bin" / "python", self.label, manifest["packages"])
+        environment = JobEnvironment(target / "bin" / "python", self.label)
         self._built[key] = environment
         return environment
 
