@@ -14,11 +14,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.errors import LocalModeError
 
-__all__ = ["NotAnswering", "executable", "free_port", "path_with_venv", "stop_group", "wait_until_answers"]
+__all__ = [
+    "NotAnswering",
+    "executable",
+    "free_port",
+    "model_code_environment",
+    "path_with_venv",
+    "stop_group",
+    "wait_until_answers",
+]
+
+# What a model's own code (a local transform job, a local model server) gets from the shell:
+# what a process needs to run, nothing that grants access. On SageMaker the model runs with
+# its own role and no tracking credentials; here the shell may hold AWS keys and the MLflow
+# password, which a team's model code (or a pickle) must not see.
+MODEL_CODE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM")
 
 _VENV_BIN = Path(sys.executable).parent
 
@@ -35,6 +50,12 @@ def executable(name: str) -> str:
 def path_with_venv(path: str) -> str:
     """PATH with this environment's scripts first, for children that start further ones."""
     return f"{_VENV_BIN}{os.pathsep}{path}"
+
+
+def model_code_environment(shell: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed variables of `shell` (default: this process's environment)."""
+    shell = os.environ if shell is None else shell
+    return {name: shell[name] for name in MODEL_CODE_VARIABLES if name in shell}
 
 
 def free_port() -> int:

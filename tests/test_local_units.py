@@ -381,3 +381,58 @@ def test_every_local_mode_error_reaches_the_user_as_its_message(
         assert cli.main(["local-down"]) == 1
         err = capsys.readouterr().err
         assert f"error: {str(error).splitlines()[0]}" in err and "unexpected" not in err, err
+
+
+ENVIRONMENT_PROGRAM = """
+import os
+def model_fn(model_dir):
+    return None
+def input_fn(body, content_type):
+    return body.decode().splitlines()
+def predict_fn(data, model):
+    names = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI", "PATH")
+    return [",".join(n for n in names if os.environ.get(n)) for _ in data]
+def output_fn(prediction, accept):
+    return "\\n".join(prediction) + "\\n", accept
+"""
+
+
+def test_a_transform_job_runs_the_model_code_without_the_shells_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's own code gets an allow-listed environment: on SageMaker it runs with
+    the model's role and no tracking credentials, so locally it sees no AWS keys and no
+    MLflow password either, though the calling shell has both."""
+    import io
+    import tarfile
+
+    from pipeline.child_process import model_code_environment
+    from pipeline.local.jobs import LocalJobRunner
+
+    def tar_gz(files: dict[str, str]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for name, text in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(text.encode())
+                tar.addfile(info, io.BytesIO(text.encode()))
+        return buffer.getvalue()
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "shell-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "shell-password")
+    assert "AWS_SECRET_ACCESS_KEY" not in model_code_environment() and "PATH" in model_code_environment()
+    workspace = Workspace(tmp_path / ".local")
+    workspace.put("s3://b/model.tar.gz", tar_gz({"model.joblib": "x"}))
+    workspace.put("s3://b/code.tar.gz", tar_gz({"serve.py": ENVIRONMENT_PROGRAM}))
+    workspace.put("s3://b/in/rows.csv", b"1\n2\n")
+    runner = LocalJobRunner(workspace, tmp_path / "jobs", services_env=lambda: {"MLFLOW_TRACKING_URI": "http://x"})
+    container = {
+        "ModelDataUrl": "s3://b/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "serve.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/code.tar.gz"},
+    }
+    arguments = {
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "s3://b/in/"}}, "SplitType": "Line"},
+        "TransformOutput": {"S3OutputPath": "s3://b/out/"},
+    }  # fmt: skip
+    runner.transform("t", arguments, container)
+    assert workspace.path("s3://b/out/rows.csv.out").read_text() == "PATH\nPATH\n"

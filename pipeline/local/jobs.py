@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.child_process import model_code_environment
 from pipeline.code_bundle import SCRIPTS_INPUT_NAME
 from pipeline.errors import LocalModeError
 from pipeline.local.job_environment import JobEnvironment, JobEnvironments, ProjectEnvironment
@@ -144,16 +145,26 @@ class LocalJobRunner:
                 process.kill()
                 process.wait()
 
-    def _base_env(self, opt_ml: Path, job_env: Mapping[str, str], python: JobEnvironment) -> dict[str, str]:
+    def _base_env(
+        self, opt_ml: Path, job_env: Mapping[str, str], python: JobEnvironment, *, model_code: bool = False
+    ) -> dict[str, str]:
         # The jobs see what a container would: the definition's environment, not this shell's
         # MLflow/SageMaker settings, except the credentials `mlflow.credentials.source: env` reads.
+        # A model's own code (`model_code`: a transform job) gets none of the shell's access.
         passthrough = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_SERVER_CERT_PATH"}
-        env = {
-            k: v for k, v in os.environ.items() if k in passthrough or not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))
-        }
+        env = (
+            model_code_environment()
+            if model_code
+            else {
+                k: v
+                for k, v in os.environ.items()
+                if k in passthrough or not k.startswith(("MLFLOW_", "MLOPS_", "SM_"))
+            }
+        )
         env.update({k: str(v) for k, v in map_container_paths(dict(job_env), opt_ml).items()})
-        env.update(self.services_env())
-        env.update(self.env_overrides)
+        if not model_code:
+            env.update(self.services_env())
+            env.update(self.env_overrides)
         env["MLOPS_OPT_ML"] = str(opt_ml)
         env["MLOPS_SKIP_REQUIREMENTS"] = "1"  # the job's environment already has them
         env["PATH"] = python.path(env.get("PATH", ""))
@@ -310,7 +321,7 @@ class LocalJobRunner:
         spec_path = job_dir / "transform.json"
         spec_path.write_text(json.dumps(spec, indent=2))
         python = self.environments.for_code(code_dir)
-        env = self._base_env(opt_ml, environment, python)
+        env = self._base_env(opt_ml, environment, python, model_code=True)
         log_path = self.log_path(job_name)
         self._run([str(python.python), str(TRANSFORM_JOB), str(spec_path)], env, job_dir, job_name, log_path)
         self.workspace.add_files(output_dir, arguments["TransformOutput"]["S3OutputPath"])

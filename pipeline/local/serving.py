@@ -15,7 +15,6 @@ workspace) when its stage no longer holds a model: the bridge never tears one do
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from mlflow_bridge.decisions import Package
 from pipeline.atomic_file import write_atomically
-from pipeline.child_process import NotAnswering, free_port, stop_group, wait_until_answers
+from pipeline.child_process import NotAnswering, free_port, model_code_environment, stop_group, wait_until_answers
 from pipeline.errors import LocalModeError
 from pipeline.job_scripts import script_module
 from pipeline.local.file_lock import locked
@@ -103,19 +102,25 @@ class LocalModelServer:
 
     def deploy(self, package: Package) -> tuple[str, str]:
         """(Re)start the scoring server on the package's version. Raises ServingError."""
+        import mlflow.artifacts
+
         outcome = "updated" if self.process is not None else "created"
         model_uri = self._model_uri(package)
+        # fetched here, with this command's access: the server (the model's own code) gets the
+        # model's files and no tracking URI, credentials or AWS keys, as an endpoint has none
+        model_dir = self.workspace_root / "serving" / (self.endpoint or "endpoint") / model_uri.rsplit("/", 1)[-1]
+        local_model = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(model_dir), tracking_uri=self.tracking_uri,
+            registry_uri=self.tracking_uri,
+        )  # fmt: skip
         self.stop()
         self.port = free_port()
-        env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": self.tracking_uri,
-            "PATH": self.environment.path(os.environ.get("PATH", "")),
-        }
+        env = model_code_environment()
+        env["PATH"] = self.environment.path(env.get("PATH", ""))
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(self.environment.python), "-m", "mlflow", "models", "serve", "-m", model_uri,
+                [str(self.environment.python), "-m", "mlflow", "models", "serve", "-m", local_model,
                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
