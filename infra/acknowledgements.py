@@ -8,6 +8,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from infra.artifact_store import key_in_bucket
 from pipeline.config import InfraSettings, PipelineConfig
 
 __all__ = ["acknowledge", "acknowledgements"]
@@ -23,6 +24,7 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
     """Construct path below the stack -> {rule (with what it applies to): reason}."""
     region, account = settings.region or cfg.aws.region, settings.account
     group, prefix = cfg.registration.model_package_group, cfg.aws.prefix.strip("/")
+    batch_output = key_in_bucket(cfg.batch_output_uri, cfg.aws.default_bucket)
     sagemaker = f"arn:<AWS::Partition>:sagemaker:{region}:{account}"
     logs = f"arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/sagemaker"
     artifacts = "<ArtifactStoreArtifacts856EDEA9.Arn>"
@@ -64,6 +66,21 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
             f"{prefix}/ of the artifact bucket, nothing else in it.",
             _IAM5.format(f"{logs}/Endpoints/*"): "Endpoints log to /aws/sagemaker/Endpoints/<endpoint name>, a "
             "group per endpoint that SageMaker names at creation.",
+        },
+        "Roles/BatchModelRole/DefaultPolicy": {
+            _IAM5.format("*"): "ecr:GetAuthorizationToken, which AWS authorizes on * only.",
+            _IAM5.format(f"{artifacts}/{prefix}/*"): "The batch pipeline's model reads the model, its code and "
+            f"the batch under the pipeline's prefix {prefix}/ of the artifact bucket, nothing else in it.",
+            **(
+                {
+                    _IAM5.format(f"{artifacts}/{batch_output}/*"): "The batch pipeline's model writes its scores "
+                    f"under the configured batch output prefix {batch_output}/ only."
+                }
+                if batch_output is not None
+                else {}
+            ),
+            _IAM5.format(f"{logs}/TransformJobs*"): "Transform jobs log to /aws/sagemaker/TransformJobs, "
+            "a group SageMaker names.",
         },
         "Roles/PipelineRole/DefaultPolicy": {
             _IAM5.format("*"): "Three statements on *, each the narrowest AWS allows: ecr:GetAuthorizationToken "

@@ -25,7 +25,13 @@ from constructs import Construct
 from infra.network import Network
 from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
 from infra.stage_endpoints import StageAlarms, stage_environment
-from mlflow_bridge.contract import EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE
+from mlflow_bridge.contract import (
+    DEMOTED_METRIC,
+    EVENT_SOURCE,
+    METRICS_NAMESPACE,
+    METRICS_SERVICE,
+    STATE_CHANGE_DETAIL_TYPE,
+)
 from pipeline.config import InfraSettings, PromotionStage
 
 __all__ = ["BridgeFunction"]
@@ -167,3 +173,22 @@ class BridgeFunction(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dead_letter_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms))
+        if stages:  # a package leaving production is news, whoever did it (mlflow_bridge's Demoted count)
+            demoted = cloudwatch.Alarm(
+                self,
+                "DemotedAlarm",
+                alarm_description=f"A model package left {stages[-1].lifecycle_stage}: the bridge moved its alias "
+                "and endpoint back (its log names who changed the package)",
+                metric=cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=DEMOTED_METRIC,
+                    dimensions_map={"service": METRICS_SERVICE},
+                    statistic="Sum",
+                    period=Duration.minutes(5),
+                ),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            demoted.add_alarm_action(cloudwatch_actions.SnsAction(alarms))

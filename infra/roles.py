@@ -17,6 +17,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.artifact_store import grant_prefix
+from mlflow_bridge.contract import PACKAGE_STAGE_TAG
 
 __all__ = [
     "Roles",
@@ -104,11 +105,34 @@ class Roles(Construct):
         pipeline_user_secret: secretsmanager.ISecret,
         vpc: ec2.IVpc,
         server_ca_arn: str | None = None,
+        batch_output_key: str | None = None,
     ) -> None:
         """`vpc`: where the jobs run (their network interfaces); `server_ca_arn`: the private
-        CA of the tracking server's certificate, whose certificate the jobs fetch."""
+        CA of the tracking server's certificate, whose certificate the jobs fetch;
+        `batch_output_key`: the key prefix in `bucket` batch scores are written to (None when
+        they go to another bucket, whose policy must let the batch model role write)."""
         super().__init__(scope, construct_id)
         prefix = pipeline_prefix.strip("/")
+        # The batch pipeline's model (CreateModel's execution role, which its transform job
+        # reads and writes S3 as): a team's model code runs with it, so it can read the
+        # prefix (model, code, batch input) and write the scores, and nothing else: no MLflow
+        # secret, no writes elsewhere, none of the pipeline role's SageMaker actions.
+        self.batch_model_role = iam.Role(
+            self, "BatchModelRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="The batch pipeline's model and its transform jobs",
+        )  # fmt: skip
+        grant_prefix(bucket, self.batch_model_role, prefix, write=False)
+        if batch_output_key is not None:
+            self.batch_model_role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="WriteTheScores",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[bucket.arn_for_objects(f"{batch_output_key}/*")],
+                )
+            )
+        self.batch_model_role.add_to_policy(_pull_sklearn_image(self))
+        self.batch_model_role.add_to_policy(_ECR_AUTH)
+        self._logs(self.batch_model_role, "/aws/sagemaker/TransformJobs*")
         self.endpoint_role = iam.Role(
             self, "EndpointRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker endpoints serving approved models",
@@ -160,7 +184,8 @@ class Roles(Construct):
             iam.PolicyStatement(
                 sid="PassOnlyItselfToItsJobs",
                 actions=["iam:PassRole"],
-                resources=[self.pipeline_role.role_arn],
+                # and the batch model role to the batch pipeline's CreateModel
+                resources=[self.pipeline_role.role_arn, self.batch_model_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
@@ -206,9 +231,10 @@ def trust_ca_statement(ca_arn: str) -> iam.PolicyStatement:
 def bridge_statements(
     scope: Construct, *, package_groups: list[str], endpoint_names: list[str], endpoint_role: iam.IRole
 ) -> list[iam.PolicyStatement]:
-    """What the bridge Lambda may do: read packages of its groups, create the models and
-    configs it names after them, create/update its endpoints (one, or one per stage) and
-    nothing else, pass only the endpoint role."""
+    """What the bridge Lambda may do: read packages of its groups and tag them with their
+    stage, create the models and configs it names after them, create/update (and delete
+    when Failed) its endpoints (one, or one per stage) and nothing else, pass only the
+    endpoint role."""
     models = [_arn(scope, f"model/{g}-v*") for g in package_groups]
     configs = [_arn(scope, f"endpoint-config/{g}-v*") for g in package_groups]
     return [
@@ -229,8 +255,17 @@ def bridge_statements(
             resources=[*models, *configs],
         ),
         iam.PolicyStatement(
+            sid="TagPackagesWithTheirStage",
+            actions=["sagemaker:AddTags"],
+            resources=[_arn(scope, f"model-package/{g}/*") for g in package_groups],
+            # that one key only: the tag a data scientist's policy reads (mlflow_bridge.contract)
+            conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_STAGE_TAG]}},
+        ),
+        iam.PolicyStatement(
             sid="Endpoint",
-            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"],
+            # DeleteEndpoint: all SageMaker accepts on a Failed endpoint, which the bridge recreates
+            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint",
+                     "sagemaker:DeleteEndpoint"],
             resources=[*[_arn(scope, f"endpoint/{name}") for name in endpoint_names], *configs],
         ),
         iam.PolicyStatement(

@@ -8,7 +8,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from infra.alarms import AlarmTopic
-from infra.artifact_store import ArtifactStore
+from infra.artifact_store import ArtifactStore, grant_other_accounts_model_reads, key_in_bucket
 from infra.bridge import BridgeFunction
 from infra.database import Database
 from infra.network import Network
@@ -57,6 +57,7 @@ class MlopsStack(Stack):
             pipeline_user_secret=pipeline_user,
             vpc=network.vpc,
             server_ca_arn=ca_arn,
+            batch_output_key=key_in_bucket(cfg.batch_output_uri, cfg.aws.default_bucket),
         )
         jobs_security_group = ec2.SecurityGroup(
             self, "JobsSecurityGroup", vpc=network.vpc, description="SageMaker jobs"
@@ -75,6 +76,9 @@ class MlopsStack(Stack):
             server_ca_arn=ca_arn,
             stages=cfg.deployment.stages,
         )
+        other_accounts = [s.endpoint.account for s in cfg.deployment.stages if s.endpoint and s.endpoint.account]
+        if other_accounts:
+            grant_other_accounts_model_reads(store.bucket, cfg.aws.prefix, other_accounts)
         if settings.promotion_roles:
             promotion = PromotionRoles(self, "Promotion", group=groups[0], stages=cfg.deployment.stages)
             outputs_extra = {
@@ -92,6 +96,9 @@ class MlopsStack(Stack):
             "ArtifactBucket": (store.bucket.bucket_name, "aws.default_bucket"),
             "PipelineRoleArn": (roles.pipeline_role.role_arn, "aws.role_arn"),
             "EndpointRoleArn": (roles.endpoint_role.role_arn, "bridge endpoint role"),
+            "BatchModelRoleArn": (roles.batch_model_role.role_arn, "batch.model_role_arn"),
+            # what a stage's deploy role in another account must trust (sts:AssumeRole)
+            "BridgeRoleArn": (bridge.role.role_arn, "the bridge's role, for other accounts' trust policies"),
             "PrivateSubnets": (
                 Fn.join(",", network.vpc.select_subnets(subnet_group_name="app").subnet_ids),
                 "network.subnets",

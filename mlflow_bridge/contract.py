@@ -9,13 +9,37 @@ only (never `pipeline/`), and it imports nothing, so the builder pays nothing fo
 
 from __future__ import annotations
 
-__all__ = ["EVENT_SOURCE", "STATE_CHANGE_DETAIL_TYPE", "UNTRACKED_RUN", "CustomerMetadata", "Tags"]
+__all__ = [
+    "DEMOTED_METRIC",
+    "EVENT_SOURCE",
+    "METRICS_NAMESPACE",
+    "METRICS_SERVICE",
+    "PACKAGE_STAGE_TAG",
+    "STATE_CHANGE_DETAIL_TYPE",
+    "UNTRACKED_RUN",
+    "CustomerMetadata",
+    "Tags",
+]
 
 # EventBridge's source and detail-type for model package changes (approval status and
 # lifecycle stage alike). Source: SageMaker Developer Guide, "Automating SageMaker with
 # Amazon EventBridge", Model package state change.
 EVENT_SOURCE = "aws.sagemaker"
 STATE_CHANGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+
+
+# The bridge's EMF counts (handler.py): CloudWatch namespace, and the `service` dimension
+# Powertools Metrics adds; infra's alarms read them. DEMOTED counts a package leaving the
+# last stage (production).
+METRICS_NAMESPACE = "MLflowBridge"
+METRICS_SERVICE = "mlflow-bridge"
+DEMOTED_METRIC = "Demoted"
+
+# The resource tag the bridge keeps on each SageMaker model package: its lifecycle stage, as
+# the bridge last saw it. IAM's `sagemaker:ModelLifeCycle:stage` key names the stage a call
+# moves a package *to*; this tag names where it *is*, so a policy can deny changing a package
+# that is in production (`aws:ResourceTag/mlops:lifecycle-stage`; infra/promotion_roles.py).
+PACKAGE_STAGE_TAG = "mlops:lifecycle-stage"
 
 
 class CustomerMetadata:

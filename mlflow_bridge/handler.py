@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from mlflow_bridge.contract import DEMOTED_METRIC, METRICS_NAMESPACE
 from mlflow_bridge.events import ModelPackageStateChange, parse_event
 from mlflow_bridge.failures import permanent_failure, refused_credentials
 from mlflow_bridge.logs import SERVICE, bridge_logger
@@ -27,9 +28,8 @@ from mlflow_bridge.logs import SERVICE, bridge_logger
 if TYPE_CHECKING:
     from mlflow_bridge.service import Bridge
 
-__all__ = ["METRICS_NAMESPACE", "lambda_handler"]
+__all__ = ["lambda_handler"]
 
-METRICS_NAMESPACE = "MLflowBridge"  # CloudWatch namespace of the counts (infra's alarms read it)
 
 logger = bridge_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
@@ -118,7 +118,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"status": "rejected", "reason": problem.reason, "fix": problem.fix}
     _count(result["status"].capitalize())  # Synced or Ignored
     if result.get("demoted_from"):  # out of the last stage: an alarm watches this count
-        _count("Demoted")
+        _count(DEMOTED_METRIC)
     return result
 
 

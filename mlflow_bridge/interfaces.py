@@ -16,7 +16,7 @@ __all__ = ["ModelDeployer", "ModelRegistry", "PackageRegistry"]
 
 
 class PackageRegistry(Protocol):
-    """SageMaker Model Registry, read only."""
+    """SageMaker Model Registry: read, and the package's stage tag written."""
 
     def describe(self, arn: str) -> Package | None:
         """The package's current state; None when it does not exist."""
@@ -24,6 +24,10 @@ class PackageRegistry(Protocol):
 
     def packages(self, group: str) -> list[Package]:
         """Every versioned package of the group, described."""
+        ...
+
+    def tag_stage(self, package: Package) -> None:
+        """Tag the package with its lifecycle stage (`contract.PACKAGE_STAGE_TAG`)."""
         ...
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from mlflow_bridge.contract import METRICS_SERVICE
+
 __all__ = ["MAX_FIELD_CHARACTERS", "SERVICE", "bridge_logger", "shortened"]
 
-SERVICE = "mlflow-bridge"  # the `service` of every log line and the Metrics dimension
+SERVICE = METRICS_SERVICE  # the `service` of every log line and the Metrics dimension
 MAX_FIELD_CHARACTERS = 2048  # a value longer than this (a 5 MB "ARN") is cut, saying so
 
 

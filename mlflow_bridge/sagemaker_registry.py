@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlflow_bridge.contract import UNTRACKED_RUN, CustomerMetadata
+from mlflow_bridge.contract import PACKAGE_STAGE_TAG, UNTRACKED_RUN, CustomerMetadata
 from mlflow_bridge.decisions import Package, iso_utc
 
 __all__ = ["SageMakerRegistry", "already_exists", "describe_or_none", "is_not_found"]
@@ -66,6 +66,13 @@ class SageMakerRegistry:
             lifecycle_stage=lifecycle.get("Stage", ""),
             lifecycle_status=lifecycle.get("StageStatus", ""),
         )
+
+    def tag_stage(self, package: Package) -> None:
+        """AddTags with the package's lifecycle stage (none: nothing to protect, no call)."""
+        if package.lifecycle_stage:
+            self.client.add_tags(
+                ResourceArn=package.arn, Tags=[{"Key": PACKAGE_STAGE_TAG, "Value": package.lifecycle_stage}]
+            )
 
     def packages(self, group: str) -> list[Package]:
         arns: list[str] = []

@@ -145,6 +145,7 @@ class Bridge:
         # The event dates the status only when it reports the status the package has now.
         seen = Sighting(now=iso_utc(self.clock()), event_time=event_time if event_status == package.status else "")
         changes = self.sync_packages(name, [package], seen)
+        self.sagemaker.tag_stage(package)  # where it is now, for the policy that protects production
         changes += self._deploy(package)
         self.logger.info("package synced", changes=changes)
         result: dict[str, Any] = {"status": "synced", "package_arn": arn, "changes": changes}

@@ -640,11 +640,6 @@ class PromotionStage(_Strict):
         room = 63 - len(self.name) - 1
         return f"{group[:room].rstrip('-')}-{self.name}"
 
-    def endpoint_account(self) -> str:
-        """The account of its endpoint: `deploy_role_arn`'s, or "" for the stack's own."""
-        role = self.endpoint.deploy_role_arn if self.endpoint else None
-        return role.split(":")[4] if role else ""
-
     @field_validator("alias")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
@@ -715,6 +710,11 @@ class BatchSettings(_Strict):
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     max_payload_mb: int = Field(default=6, ge=1, le=100)  # CreateTransformJob MaxPayloadInMB
+    model_role_arn: RoleArn | None = Field(
+        default=None,
+        description="the scored model's execution role (the stack's BatchModelRoleArn): it reads the model and "
+        "input and writes the scores, and the model's code runs with it; default: aws.role_arn, the pipeline's",
+    )
     join_input: bool = Field(default=False, description="each output line: the input row, then its prediction")
     content_type: Literal["text/csv"] = "text/csv"
     accept: Literal["text/csv", "application/jsonlines", "application/json"] = Field(
@@ -832,7 +832,7 @@ class PipelineConfig(_Strict):
         for stage in self.deployment.stages:
             if stage.endpoint is None:
                 continue
-            where = (stage.endpoint_account(), stage.endpoint_name(group))
+            where = (stage.endpoint.account or "", stage.endpoint_name(group))
             if where in owners:
                 raise ValueError(
                     f"deployment.stages: {owners[where]} and {stage.name} both deploy to endpoint {where[1]!r}"
@@ -866,6 +866,16 @@ class PipelineConfig(_Strict):
     @property
     def s3_base(self) -> str:
         return f"s3://{self.aws.default_bucket}/{self.aws.prefix.strip('/')}"
+
+    @property
+    def batch_input_uri(self) -> str:
+        """Where batches are read from: `batch.input_uri`, else `<s3 base>/batch/input/`."""
+        return self.batch.input_uri or f"{self.s3_base}/batch/input/"
+
+    @property
+    def batch_output_uri(self) -> str:
+        """Where scores are written: `batch.output_uri`, else `<s3 base>/batch/output/`."""
+        return self.batch.output_uri or f"{self.s3_base}/batch/output/"
 
     @property
     def batch_pipeline_name(self) -> str:

@@ -17,6 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from mlflow_bridge import handler
+from mlflow_bridge.contract import PACKAGE_STAGE_TAG
 from mlflow_bridge.decisions import Action, Package, Tags
 from mlflow_bridge.deployment import EndpointDeployer, config_name, production_variant, update_request
 from mlflow_bridge.errors import DeploymentError, MalformedEvent
@@ -656,7 +657,11 @@ class StagedRegistry:
     def deliver(self, bridge: Bridge, arn: str, *, then: tuple[str, ...] = ()) -> dict[str, Any]:
         """One state-change event for the package: the bridge describes it (and `then` the
         packages it deploys instead), then syncs."""
-        for described_arn in (arn, *then):
+        self._describe_response(arn)
+        # the bridge tags the package with where it is (the production-protecting policy reads it)
+        tag = {"Key": PACKAGE_STAGE_TAG, "Value": self.lifecycle[arn]["Stage"]}
+        self.stubber.add_response("add_tags", {"Tags": [tag]}, {"ResourceArn": arn, "Tags": [tag]})
+        for described_arn in then:
             self._describe_response(described_arn)
         result = bridge.handle(self.world.event(arn))
         self.stubber.assert_no_pending_responses()
@@ -916,6 +921,8 @@ def test_a_stage_whose_role_cannot_be_assumed_is_rejected_alone_and_sync_deploys
 
     sagemaker.move(second, "Staging")  # a data scientist takes the champion out of production
     sagemaker._describe_response(second)
+    tag = {"Key": PACKAGE_STAGE_TAG, "Value": "Staging"}
+    sagemaker.stubber.add_response("add_tags", {"Tags": [tag]}, {"ResourceArn": second, "Tags": [tag]})
     monkeypatch.setattr(handler, "_bridge", bridge)
     capsys.readouterr()
     result = handler.lambda_handler(world.event(second), LambdaContext())

@@ -319,7 +319,7 @@ def test_long_group_names_keep_each_stage_as_the_endpoint_names_suffix() -> None
         "execution_role_arn": "arn:aws:iam::222222222222:role/e", "rollback_alarms": ["a"],
     }  # fmt: skip
     other = parse_config(tree, env={})
-    assert [s.endpoint_account() for s in other.deployment.stages] == ["", "222222222222"]  # one name, two accounts
+    assert [s.endpoint.account for s in other.deployment.stages] == [None, "222222222222"]  # one name, two accounts
 
 
 def test_staging_and_production_are_the_default_stages_with_their_aliases_and_rollouts() -> None:

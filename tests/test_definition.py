@@ -332,6 +332,19 @@ def test_the_drift_gate_always_sees_the_batch_that_is_scored() -> None:
     assert all(s.get("CacheConfig", {}).get("Enabled") for s in job_steps(training) if s["Type"] != "RegisterModel")
 
 
+def test_the_batch_model_runs_as_its_own_role_not_the_pipelines() -> None:
+    """A team's model code runs with the model's execution role (its transform job reads
+    and writes S3 as it): the stack's batch model role, which cannot read the MLflow secret
+    the pipeline role reads."""
+    from pipeline.definition.batch import BatchStepNames
+
+    cfg = load_config(DEFAULT_CONFIG)
+    definition = json.loads(render_definition(cfg, which="batch"))
+    create = next(s for s in definition["Steps"] if s["Name"].startswith(BatchStepNames.CREATE_MODEL))
+    assert create["Arguments"]["ExecutionRoleArn"] == cfg.batch.model_role_arn != cfg.aws.role_arn
+    assert cfg.batch.model_role_arn.endswith(":role/mlops-batch-model")
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -163,7 +163,7 @@ def test_s3_access_names_the_prefix_and_ecr_names_aws_account(synthesized) -> No
     text = json.dumps(_statements(template))
     assert "s3:List*" not in text and "s3:GetBucket*" not in text and '"s3:*"' not in text
     lists = [s for s in _statements(template) if "s3:ListBucket" in _listed(s["Action"])]
-    assert len(lists) == 3  # the jobs, the endpoints, the MLflow server: each its own prefix
+    assert len(lists) == 4  # the jobs, the endpoints, the batch model, the MLflow server: each its own prefix
     assert {p for s in lists for p in s["Condition"]["StringLike"]["s3:prefix"]} == {
         "diabetes-regression", "diabetes-regression/*", "mlflow", "mlflow/*",
     }  # fmt: skip
@@ -202,7 +202,9 @@ def test_secrets_are_retained_like_the_database_and_dead_letters_raise_an_alarm(
     ((topic_name, topic),) = resources(template, "AWS::SNS::Topic").items()
     assert props["AlarmActions"] == [{"Ref": topic_name}] and "KmsMasterKeyId" in topic["Properties"]
     assert "AlarmTopicArn" in template["Outputs"]
-    assert len(alarms) == 5 and all(a["AlarmActions"] == [{"Ref": topic_name}] for a in alarms)  # stage alarms too
+    assert len(alarms) == 6 and all(
+        a["AlarmActions"] == [{"Ref": topic_name}] for a in alarms
+    )  # stage alarms and Demoted too
 
 
 def test_tls_by_default_with_a_private_ca_the_clients_trust(synthesized) -> None:
@@ -465,6 +467,15 @@ def test_a_stage_endpoint_in_another_account_gets_its_role_and_alarms_not_ours(t
     assert (assume["Action"], assume["Resource"]) == ("sts:AssumeRole", deploy)
     (endpoint_statement,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
     assert not any("-production" in json.dumps(r) for r in endpoint_statement["Resource"])
+    # the other account's endpoint reads the model and its code from our bucket
+    policies = resources(template, "AWS::S3::BucketPolicy").values()
+    reads = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]
+             if s.get("Sid") == "ModelArtifactsFor222222222222"]  # fmt: skip
+    assert len(reads) == 1 and reads[0]["Action"] == "s3:GetObject" and reads[0]["Effect"] == "Allow"
+    assert reads[0]["Principal"] == {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                                             ":iam::222222222222:root"]]}}  # fmt: skip
+    objects = json.dumps(reads[0]["Resource"])
+    assert "/diabetes-regression/models/*" in objects and "/diabetes-regression/code/*" in objects
 
 
 def test_the_optional_promotion_roles_scope_stages_by_condition_key(synthesized, tmp_path: Path) -> None:
@@ -472,8 +483,64 @@ def test_the_optional_promotion_roles_scope_stages_by_condition_key(synthesized,
 
     app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=("infra.promotion_roles=true",))
     template = app.synth().get_stack_by_name(stack.stack_name).template  # nag-clean, acknowledgements included
-    updates = [s for s in _statements(template) if "sagemaker:UpdateModelPackage" in _listed(s["Action"])]
+    updates = [s for s in _statements(template)
+               if "sagemaker:UpdateModelPackage" in _listed(s["Action"]) and s["Effect"] == "Allow"]  # fmt: skip
     stages = sorted(tuple(s["Condition"]["StringEquals"]["sagemaker:ModelLifeCycle:stage"]) for s in updates)
     assert stages == [("Staging",), ("Staging", "Production")]
     assert {"DataScientistRoleArn", "ReleaseRoleArn"} <= set(template["Outputs"])
     assert "ReleaseRoleArn" not in synthesized[0]["Outputs"]  # off by default
+
+    # Production protected by more than the target stage: IAM's sagemaker:ModelLifeCycle:stage
+    # names where a package goes, so the data scientist is denied any change to a package the
+    # bridge has tagged as being in Production, and any change to that tag (no IAM simulator
+    # here: the statements are asserted exactly)
+    (scientist,) = [r for r in resources(template, "AWS::IAM::Role") if "DataScientist" in r]
+    (policy,) = [p for p in resources(template, "AWS::IAM::Policy").values()
+                 if p["Properties"]["Roles"] == [{"Ref": scientist}]]  # fmt: skip
+    denied = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    group = ":sagemaker:us-east-1:123456789012:model-package/diabetes-regression/*"
+    packages = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, group]]}
+    assert denied == [
+        {"Sid": "NothingProductionIsChanged", "Effect": "Deny",
+         "Action": ["sagemaker:UpdateModelPackage", "sagemaker:DeleteModelPackage"], "Resource": packages,
+         "Condition": {"StringEquals": {"aws:ResourceTag/mlops:lifecycle-stage": "Production"}}},
+        {"Sid": "NotTheStageTag", "Effect": "Deny", "Action": ["sagemaker:AddTags", "sagemaker:DeleteTags"],
+         "Resource": packages, "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["mlops:lifecycle-stage"]}}},
+    ]  # fmt: skip
+    (release,) = [r for r in resources(template, "AWS::IAM::Role") if "Release" in r]
+    (release_policy,) = [p for p in resources(template, "AWS::IAM::Policy").values()
+                         if p["Properties"]["Roles"] == [{"Ref": release}]]  # fmt: skip
+    assert all(s["Effect"] == "Allow" for s in release_policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_the_batch_model_role_reads_the_prefix_writes_the_scores_and_holds_no_secret(synthesized) -> None:
+    template, _ = synthesized
+    roles = resources(template, "AWS::IAM::Role")
+    (batch_role,) = [name for name in roles if "BatchModelRole" in name]
+    (policy,) = [p for p in resources(template, "AWS::IAM::Policy").values()
+                 if p["Properties"]["Roles"] == [{"Ref": batch_role}]]  # fmt: skip
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in _listed(s["Action"])}
+    assert not {a for a in actions if a.startswith(("secretsmanager:", "sagemaker:", "iam:"))}
+    (scores,) = [s for s in statements if s.get("Sid") == "WriteTheScores"]
+    assert "/diabetes-regression/batch/output/*" in json.dumps(scores["Resource"])
+    assert template["Outputs"]["BatchModelRoleArn"]["Description"] == "batch.model_role_arn"
+    (passing,) = [s for s in _statements(template) if s.get("Sid") == "PassOnlyItselfToItsJobs"]
+    assert {"Fn::GetAtt": [batch_role, "Arn"]} in passing["Resource"]
+
+
+def test_the_bridge_tags_packages_with_their_stage_and_a_demotion_raises_an_alarm(synthesized) -> None:
+    template, _ = synthesized
+    (tagging,) = [s for s in _statements(template) if s.get("Sid") == "TagPackagesWithTheirStage"]
+    assert tagging["Action"] == "sagemaker:AddTags"
+    assert tagging["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": ["mlops:lifecycle-stage"]}}
+    assert "model-package/diabetes-regression/*" in json.dumps(tagging["Resource"])
+    (endpoint,) = [s for s in _statements(template) if s.get("Sid") == "Endpoint"]
+    assert "sagemaker:DeleteEndpoint" in endpoint["Action"]  # a Failed endpoint is deleted, then created
+    (demoted,) = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                  if a["Properties"].get("MetricName") == "Demoted"]  # fmt: skip
+    assert (demoted["Namespace"], demoted["Dimensions"], demoted["Threshold"]) == (
+        "MLflowBridge", [{"Name": "service", "Value": "mlflow-bridge"}], 1,
+    )  # fmt: skip
+    assert demoted["AlarmActions"]  # to the stack's alarm topic
+    assert "BridgeRoleArn" in template["Outputs"]  # what another account's trust policy names

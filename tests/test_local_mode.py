@@ -175,20 +175,29 @@ def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_run_approve_serves_the_model_and_a_later_reject_reaches_mlflow(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracking_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without stages (`deployment.stages: []`), as before them: one approval makes the
-    champion, served on the one local endpoint."""
+    champion, served on the one local endpoint, whose process (the model's own code) has
+    none of the shell's AWS keys or MLflow credentials."""
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "shell-secret-key")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "shell-mlflow-password")
     workspace = tmp_path / ".local"
     model = f"local-approve-{tmp_path.name}"[-60:]
     own = ["--set", f"mlflow.registered_model={model}", "--set", "deployment.stages=[]"]
-    code, record, err = run_local(capsys, workspace, "--approve", *own)
+    code, record, err = run_local(capsys, workspace, "--approve", "--keep-services", *own)
     assert code == 0, err
     assert "point alias 'champion' at version 1" in err
     predictions = [line for line in err.splitlines() if line.startswith("served model http://127.0.0.1:")]
     assert len(predictions) == 3 and all("predicted" in line and "actual" in line for line in predictions)
+    server_pid = json.loads((workspace / "services.json").read_text())["serving_pid"]
+    environ = Path(f"/proc/{server_pid}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+    assert "PATH" in names and not names & {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"}
+    assert main(["local-down", "--workspace", str(workspace)]) == 0
+    assert "serving" in capsys.readouterr().err
     client = MlflowClient(tracking_env)
     version = client.get_model_version(model, "1")
     arn = record.steps["Register-RegisterModel"].properties["ModelPackageArn"]

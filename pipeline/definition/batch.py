@@ -57,10 +57,9 @@ class BatchParameters:
 def _parameters(cfg: PipelineConfig) -> BatchParameters:
     from sagemaker.workflow.parameters import ParameterString
 
-    base = cfg.s3_base
     return BatchParameters(
-        input_uri=ParameterString("BatchInputUri", default_value=cfg.batch.input_uri or f"{base}/batch/input/"),
-        output_uri=ParameterString("BatchOutputUri", default_value=cfg.batch.output_uri or f"{base}/batch/output/"),
+        input_uri=ParameterString("BatchInputUri", default_value=cfg.batch_input_uri),
+        output_uri=ParameterString("BatchOutputUri", default_value=cfg.batch_output_uri),
         model_package_arn=ParameterString("ModelPackageArn", default_value="resolved-at-start"),
         model_data_uri=ParameterString("ModelDataUri", default_value="s3://resolved-at-start/model.tar.gz"),
     )
@@ -107,7 +106,9 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
     params = _parameters(cfg)
     if overlap := output_overlap(cfg, params.input_uri.default_value, params.output_uri.default_value):
         raise ConfigError([("batch.output_uri", overlap)])
-    package = _package_model_class()(params.model_package_arn, role=cfg.aws.role_arn, sagemaker_session=ctx.session)
+    # the model's code runs as this role: the batch model role, not the pipeline's (which reads the MLflow secret)
+    role = batch.model_role_arn or cfg.aws.role_arn
+    package = _package_model_class()(params.model_package_arn, role=role, sagemaker_session=ctx.session)
     create_model = ModelStep(
         name=BatchStepNames.CREATE_MODEL,
         step_args=package.create(instance_type=batch.instance_type),

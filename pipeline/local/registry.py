@@ -178,3 +178,6 @@ class JournaledPackages:
 
     def packages(self, group: str) -> list[Package]:
         return [p for p in (self._with_lifecycle(p) for p in self.described.packages(group)) if p is not None]
+
+    def tag_stage(self, package: Package) -> None:
+        """Nothing: the tag serves IAM policies, and local mode has none."""
