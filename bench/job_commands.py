@@ -31,19 +31,20 @@ def write_spec(cfg: PipelineConfig, folder: Path) -> Path:
     return path
 
 
-def preprocess_command(raw: Path, out: Path, spec: Path) -> list[str]:
+def preprocess_command(raw: Path, out: Path, spec: Path, python: str = sys.executable) -> list[str]:
+    """`python`: the interpreter of the environment the job runs in (this one by default)."""
     return [
-        sys.executable, str(SCRIPTS_DIR / "preprocess.py"),
+        python, str(SCRIPTS_DIR / "preprocess.py"),
         "--input", str(raw), "--output-dir", str(out), "--spec", str(spec),
     ]  # fmt: skip
 
 
-def train_command(cfg: PipelineConfig, hyperparameters: dict[str, Any]) -> list[str]:
+def train_command(cfg: PipelineConfig, hyperparameters: dict[str, Any], python: str = sys.executable) -> list[str]:
     """As the training toolkit starts train.py: the script's own arguments, then the
     hyperparameters (the channels and model folder come from SM_* environment variables)."""
     training = cfg.training
     command = [
-        sys.executable, str(SCRIPTS_DIR / "train.py"),
+        python, str(SCRIPTS_DIR / "train.py"),
         "--estimator", training.estimator_path,
         "--objective_metric", training.resolved_objective.metric,
         "--categorical_encoding", training.categorical_encoding,
@@ -53,9 +54,9 @@ def train_command(cfg: PipelineConfig, hyperparameters: dict[str, Any]) -> list[
     return command
 
 
-def evaluate_command(model: Path, test: Path, out: Path) -> list[str]:
+def evaluate_command(model: Path, test: Path, out: Path, python: str = sys.executable) -> list[str]:
     return [
-        sys.executable, str(SCRIPTS_DIR / "evaluate.py"),
+        python, str(SCRIPTS_DIR / "evaluate.py"),
         "--model", str(model), "--test", str(test), "--output-dir", str(out),
     ]  # fmt: skip
 

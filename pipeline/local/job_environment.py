@@ -100,7 +100,10 @@ class JobEnvironments(Protocol):
 
 def _installed(python: Path) -> dict[str, str]:
     """name -> version of every distribution `python` sees, by normalised name."""
-    script = "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"  # noqa: E501
+    script = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
     found = json.loads(
         subprocess.run([str(python), "-I", "-c", script], capture_output=True, text=True, check=True).stdout
     )
@@ -108,7 +111,7 @@ def _installed(python: Path) -> dict[str, str]:
 
 
 class ProjectEnvironment:
-    """This project's own environment (faster to start nothing, but not the image's libraries)."""
+    """This project's own environment: nothing to build, but not the image's libraries."""
 
     label = "project"
 

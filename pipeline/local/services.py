@@ -49,6 +49,7 @@ class LocalServices:
     _tracking: Callable[[], str]
     _moto: Callable[[], str]
     tracking_unavailable: bool = False  # an external server that did not answer (on_unavailable: continue)
+    tracking_started_here: bool = False  # this command boots the server: asking it anything waits ~6 s
 
     @property
     def tracking_uri(self) -> str:
@@ -155,6 +156,7 @@ def local_services(
     (root / "logs").mkdir(exist_ok=True)
     record = _read_record(root)
     kept: dict[str, Any] = {}  # what this command starts for later commands, with `keep`
+    started_tracking = False
     started: list[int] = []
     with contextlib.ExitStack() as cleanup:
         moto = record.get("moto_endpoint")
@@ -191,6 +193,7 @@ def local_services(
             (root / "mlflow").mkdir(exist_ok=True)
             creates_schema = not (root / "mlflow" / "mlflow.db").exists()
             tracking_server.launch()
+            started_tracking = True
             assert tracking_server.process is not None
             started.append(tracking_server.process.pid)
             cleanup.callback(_kill, tracking_server.process.pid)
@@ -213,8 +216,9 @@ def local_services(
             return endpoint
 
         yield LocalServices(
-            tracking, started, booted, _OnFirstUse(lambda: moto or moto_in_process()), tracking_unavailable=unavailable
-        )
+            tracking, started, booted, _OnFirstUse(lambda: moto or moto_in_process()),
+            tracking_unavailable=unavailable, tracking_started_here="tracking_pid" in kept or started_tracking,
+        )  # fmt: skip
 
 
 def remember_process(root: Path, name: str, pid: int, url: str) -> None:
