@@ -918,6 +918,13 @@ def test_a_stage_whose_role_cannot_be_assumed_is_rejected_alone_and_sync_deploys
     assert f"stage Production: endpoint {production.endpoint_name} created with {second}" in repaired
     assert serving(production.endpoint_name) == second
     assert sagemaker.sync(bridge, [first, second], then=(first, second)) == []  # in step: nothing to do
+    # someone points the staging endpoint at another package by hand: sync puts its holder back
+    stray = Package(second, world.group, int(second.rsplit("/", 1)[1]), "Approved")
+    world.sm.update_endpoint(EndpointName=staging.endpoint_name, EndpointConfigName=config_name(stray, staging))
+    assert serving(staging.endpoint_name) == second
+    repaired = sagemaker.sync(bridge, [first, second], then=(first, second))
+    assert f"stage Staging: endpoint {staging.endpoint_name} updated with {first}" in repaired
+    assert serving(staging.endpoint_name) == first
 
     sagemaker.move(second, "Staging")  # a data scientist takes the champion out of production
     sagemaker._describe_response(second)

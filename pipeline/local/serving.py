@@ -102,17 +102,12 @@ class LocalModelServer:
 
     def deploy(self, package: Package) -> tuple[str, str]:
         """(Re)start the scoring server on the package's version. Raises ServingError."""
-        import mlflow.artifacts
-
         outcome = "updated" if self.process is not None else "created"
         model_uri = self._model_uri(package)
         # fetched here, with this command's access: the server (the model's own code) gets the
         # model's files and no tracking URI, credentials or AWS keys, as an endpoint has none
         model_dir = self.workspace_root / "serving" / (self.endpoint or "endpoint") / model_uri.rsplit("/", 1)[-1]
-        local_model = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=str(model_dir), tracking_uri=self.tracking_uri,
-            registry_uri=self.tracking_uri,
-        )  # fmt: skip
+        local_model = self._download(model_uri, model_dir)
         self.stop()
         self.port = free_port()
         env = model_code_environment()
@@ -132,6 +127,26 @@ class LocalModelServer:
         self.served_arn = package.arn
         _record_served(self.workspace_root, self.endpoint, package.arn)
         return self.url, outcome
+
+    def _download(self, model_uri: str, into: Path) -> str:
+        """The model's files in `into`. Its source is resolved to where the files are
+        (`runs:/` to the run's artifact location, `models:/m-<id>` to the logged model's)
+        with a client of this server: MLflow would resolve those through its global
+        tracking URI, which is not always this server's."""
+        import mlflow.artifacts
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
+        name, version = model_uri.removeprefix("models:/").rsplit("/", 1)
+        source = client.get_model_version_download_uri(name, version)
+        if source.startswith("runs:/"):
+            run_id, _, path = source.removeprefix("runs:/").partition("/")
+            source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+        elif source.startswith("models:/m-"):
+            source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+        return mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(into), tracking_uri=self.tracking_uri
+        )
 
     def serves(self, package: Package) -> bool:
         return self.process is not None and self.served_arn == package.arn
