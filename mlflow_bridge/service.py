@@ -237,21 +237,24 @@ class Bridge:
 
     # ---- deployment ------------------------------------------------------------------
 
+    def _endpoints(self, versions: list[MlflowVersion]) -> list[tuple[ModelDeployer, MlflowVersion | None, str]]:
+        """(endpoint, the version it should serve, lifecycle stage): one per stage with an
+        endpoint, else the one endpoint of the holder of `alias` ("" for its stage)."""
+        if self.stage_deployers:
+            champions, _ = staged_registry_actions(versions, self.settings.stages, self.settings.champion_order)
+            return [(self.stage_deployers[s], champions[s], s) for s in champions if s in self.stage_deployers]
+        if self.deployer is not None:
+            return [(self.deployer, self._champion_and_plan(versions, manage_stages=False)[0], "")]
+        return []
+
     def _deploy(self, package: Package) -> list[str]:
         """Serve each champion on its endpoint: one endpoint for the holder of `alias`, or
         one per stage. Never tears an endpoint down."""
-        targets: list[tuple[ModelDeployer, MlflowVersion | None, str]] = []
         name = self.model_name(package)
         versions = self.mlflow.versions(name)
-        if self.stage_deployers:
-            champions, _ = staged_registry_actions(versions, self.settings.stages, self.settings.champion_order)
-            targets = [(self.stage_deployers[s], champions[s], s) for s in champions if s in self.stage_deployers]
-        elif self.deployer is not None:
-            champion, _ = self._champion_and_plan(versions, manage_stages=False)
-            targets = [(self.deployer, champion, "")]
         changes: list[str] = []
         unreachable: list[tuple[str, str, str]] = []
-        for deployer, champion, stage in targets:
+        for deployer, champion, stage in self._endpoints(versions):
             try:
                 changes += self._deploy_on(deployer, package, champion, versions, name, stage)
             except Exception as exc:
@@ -263,7 +266,7 @@ class Bridge:
         return changes
 
     def _unreachable(self, stage: str, exc: Any) -> tuple[str, str, str]:
-        role = self.settings.stage_deployments[stage].deploy_role_arn
+        role = self.settings.stage_deployments.get(stage, self.settings.deployment).deploy_role_arn
         message = exc.response.get("Error", {}).get("Message", str(exc))
         self.logger.error("cannot assume the stage's deploy role", stage=stage, role=role, reason=message)
         return stage, role, message
@@ -326,17 +329,9 @@ class Bridge:
 
     def _reconcile_endpoints(self, name: str, *, dry_run: bool) -> list[str]:
         """Deploy each holder its endpoint does not serve (only reads with `dry_run`)."""
-        versions = self.mlflow.versions(name)
-        if self.stage_deployers:
-            champions, _ = staged_registry_actions(versions, self.settings.stages, self.settings.champion_order)
-            targets = [(self.stage_deployers[s], champions[s], s) for s in champions if s in self.stage_deployers]
-        elif self.deployer is not None:
-            targets = [(self.deployer, self._champion_and_plan(versions, manage_stages=False)[0], "")]
-        else:
-            targets = []
         changes: list[str] = []
         unreachable: list[tuple[str, str, str]] = []
-        for deployer, holder, stage in targets:
+        for deployer, holder, stage in self._endpoints(self.mlflow.versions(name)):
             package = self.sagemaker.describe(holder.package_arn) if holder is not None else None
             if package is None:
                 continue

@@ -14,9 +14,12 @@ workspace) when its stage no longer holds a model: the bridge never tears one do
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,22 @@ def _record_served(workspace_root: Path, endpoint: str, arn: str) -> None:
     with locked(path):  # another command of the workspace may record its endpoint meanwhile
         served = json.loads(path.read_text()) if path.exists() else {}
         write_atomically(path, json.dumps({**served, endpoint: arn}, indent=2))
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """MLflow draws a progress bar per download unless MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR is
+    false (mlflow.environment_variables); off for the call, as it was after."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 class LocalModelServer:
@@ -144,9 +163,10 @@ class LocalModelServer:
             source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
         elif source.startswith("models:/m-"):
             source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
-        return mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=str(into), tracking_uri=self.tracking_uri
-        )
+        with _no_progress_bars():  # the command's own lines say what it does
+            return mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(into), tracking_uri=self.tracking_uri
+            )
 
     def serves(self, package: Package) -> bool:
         return self.process is not None and self.served_arn == package.arn
