@@ -15,6 +15,8 @@ Both roles are assumable by principals of this account whose own policies allow 
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -25,11 +27,16 @@ from pipeline.config import PromotionStage
 __all__ = ["PromotionRoles", "protect_stage_statements"]
 
 
+def _sid(text: str) -> str:
+    """IAM statement ids are letters and digits only; stage names may hold hyphens."""
+    return re.sub(r"[^A-Za-z0-9]", "", text)
+
+
 def protect_stage_statements(packages: str, stage: str) -> list[iam.PolicyStatement]:
     """Deny changing a package the bridge has tagged as being in `stage`, or the tag."""
     return [
         iam.PolicyStatement(
-            sid=f"Nothing{stage}IsChanged",
+            sid=f"Nothing{_sid(stage)}IsChanged",
             effect=iam.Effect.DENY,
             actions=["sagemaker:UpdateModelPackage", "sagemaker:DeleteModelPackage"],
             resources=[packages],
@@ -61,7 +68,7 @@ class PromotionRoles(Construct):
         role = iam.Role(self, f"{name}Role", assumed_by=principal, description=f"May {what}")
         role.add_to_policy(
             iam.PolicyStatement(
-                sid=f"LifecycleStages{''.join(stages)}",
+                sid=f"LifecycleStages{_sid(''.join(stages))}",
                 actions=["sagemaker:UpdateModelPackage"],
                 resources=[packages],
                 conditions={"StringEquals": {"sagemaker:ModelLifeCycle:stage": stages}},

@@ -102,7 +102,12 @@ class EndpointDeployer:
         if status in {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}:
             raise DeploymentError(f"endpoint {endpoint['EndpointName']} is {status}: retry when it settles")
         if status == "Failed":
-            self.client.delete_endpoint(EndpointName=endpoint["EndpointName"])
+            from botocore.exceptions import ClientError
+
+            try:
+                self.client.delete_endpoint(EndpointName=endpoint["EndpointName"])
+            except ClientError as exc:  # another delivery deleting it already: a retry finds it gone
+                raise DeploymentError(f"endpoint {endpoint['EndpointName']} was Failed; deleting it: {exc}") from exc
             raise DeploymentError(
                 f"endpoint {endpoint['EndpointName']} was Failed ({endpoint.get('FailureReason', 'no reason given')}): "
                 "deleted, and created again with its stage's model when a retry finds it gone"

@@ -86,6 +86,7 @@ def _handle(parsed: ModelPackageStateChange) -> dict[str, Any]:
     global _bridge
     reused = _bridge is not None
     bridge = _get_bridge()
+    bridge.on_demotion = _count_demotion
     try:
         return bridge.handle(parsed)
     except Exception as exc:
@@ -93,11 +94,19 @@ def _handle(parsed: ModelPackageStateChange) -> dict[str, Any]:
             raise
         logger.warning("MLflow refused the cached credentials; reading the secret again (rotated?)")
         _bridge = None
-        return _get_bridge().handle(parsed)
+        again = _get_bridge()
+        again.on_demotion = _count_demotion
+        return again.handle(parsed)
 
 
 def _count(outcome: str) -> None:
     metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
+
+
+def _count_demotion(stage: str) -> None:
+    """A package left the last stage: counted when the bridge sees it, so it is counted
+    even when the event then fails (Powertools flushes the metrics either way)."""
+    _count(DEMOTED_METRIC)
 
 
 @metrics.log_metrics
@@ -117,8 +126,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("event rejected", reason=problem.reason, fix=problem.fix)
         return {"status": "rejected", "reason": problem.reason, "fix": problem.fix}
     _count(result["status"].capitalize())  # Synced or Ignored
-    if result.get("demoted_from"):  # out of the last stage: an alarm watches this count
-        _count(DEMOTED_METRIC)
     return result
 
 

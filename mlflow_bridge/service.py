@@ -31,7 +31,7 @@ from mlflow_bridge.decisions import (
     tag_updates,
     versions_to_create,
 )
-from mlflow_bridge.errors import StagesUnreachable
+from mlflow_bridge.errors import DeploymentError, StagesUnreachable
 from mlflow_bridge.events import parse_event
 from mlflow_bridge.logs import bridge_logger
 from mlflow_bridge.settings import BridgeSettings
@@ -65,9 +65,13 @@ class Bridge:
         logger: Logger | None = None,
         clock: Callable[[], datetime] = _utc_now,
         stage_deployers: dict[str, ModelDeployer] | None = None,
+        on_demotion: Callable[[str], None] = lambda stage: None,
     ) -> None:
         """`stage_deployers`: lifecycle stage -> the endpoint that stage's champion is served
-        on (each stage its own); without them `deployer` serves the holder of `alias`."""
+        on (each stage its own); without them `deployer` serves the holder of `alias`.
+        `on_demotion(stage)`: called when a package is seen leaving the last stage, before
+        anything is written (a retry after a failed deployment would no longer see it)."""
+        self.on_demotion = on_demotion
         self.settings = settings
         self.sagemaker = sagemaker
         self.mlflow = mlflow
@@ -142,6 +146,7 @@ class Bridge:
                 approval=package.status,
                 modified_by=package.modified_by or "unknown",
             )
+            self.on_demotion(demoted)
         # The event dates the status only when it reports the status the package has now.
         seen = Sighting(now=iso_utc(self.clock()), event_time=event_time if event_status == package.status else "")
         changes = self.sync_packages(name, [package], seen)
@@ -249,7 +254,8 @@ class Bridge:
 
     def _deploy(self, package: Package) -> list[str]:
         """Serve each champion on its endpoint: one endpoint for the holder of `alias`, or
-        one per stage. Never tears an endpoint down."""
+        one per stage. Never tears a working endpoint down (a Failed one is deleted and made
+        again: deployment.py)."""
         name = self.model_name(package)
         versions = self.mlflow.versions(name)
         changes: list[str] = []
@@ -309,8 +315,9 @@ class Bridge:
         """Walk every package of the groups and repair MLflow to match (missed events,
         a restored server), then every endpoint that does not serve its stage's holder
         (a Failed endpoint, a stage whose role could not be assumed before, an update
-        rolled back). Raises StagesUnreachable after the rest is done when a stage's
-        role still cannot be assumed."""
+        rolled back). An endpoint that is busy is listed and left for the next sync; a
+        model whose stage role cannot be assumed raises StagesUnreachable once its other
+        stages are done."""
         changes: list[str] = []
         seen = Sighting(now=iso_utc(self.clock()))
         for group in groups:
@@ -322,6 +329,9 @@ class Bridge:
                 self.logger.thread_safe_append_keys(group=group, model=name, dry_run=dry_run)
                 try:
                     changes += self.sync_packages(name, packages, seen, dry_run=dry_run)
+                    if not dry_run:  # packages promoted before the stack tagged them get their tag too
+                        for package in packages:
+                            self.sagemaker.tag_stage(package)
                     changes += self._reconcile_endpoints(name, dry_run=dry_run)
                 finally:
                     self.logger.thread_safe_remove_keys(["group", "model", "dry_run"])
@@ -343,6 +353,10 @@ class Bridge:
                     changes.append(f"{where}: deploy {package.arn} (its endpoint serves another package, or none)")
                     continue
                 endpoint, outcome = deployer.deploy(package)
+            except DeploymentError as exc:  # busy, or a Failed one just deleted: the next sync goes on
+                self.logger.warning("endpoint not repaired now", stage=stage, reason=str(exc))
+                changes.append(f"{where}: not deployed now ({exc}); sync again")
+                continue
             except Exception as exc:
                 if not _assume_role_denied(exc):
                     raise

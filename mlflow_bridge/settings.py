@@ -132,6 +132,14 @@ _ENDPOINT_KEYS = {
 }  # fmt: skip
 
 
+def _endpoint_value(key: str, value: Any) -> bool:
+    """Whether a stage endpoint's value has the type its variable reads: a list of alarm
+    names, else text or a number (never null, an object or a boolean)."""
+    if key == "rollback_alarms":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def _endpoint_variables(endpoint: dict[str, Any]) -> dict[str, str]:
     """A stage's endpoint as the variables of one endpoint; what it leaves out is reset
     (a stage does not inherit the top-level endpoint's name, alarms or rollout)."""
@@ -214,6 +222,12 @@ class _EnvReader:
             unknown = sorted(set(endpoint or {}) - set(_ENDPOINT_KEYS))
             if unknown:
                 self.problems.append((f"{where}.endpoint", f"unknown key(s) {', '.join(unknown)}"))
+                continue
+            mistyped = [(key, value) for key, value in (endpoint or {}).items() if not _endpoint_value(key, value)]
+            if mistyped:
+                key, value = mistyped[0]
+                expected = "a list of text" if key == "rollback_alarms" else "text or a number"
+                self.problems.append((f"{where}.endpoint.{key}", f"expected {expected}, not {json.dumps(value)}"))
                 continue
             fields = {k: v for k, v in item.items() if k != "endpoint"}
             wrong = sorted(k for k, v in fields.items() if not isinstance(v, str))

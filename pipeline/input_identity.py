@@ -53,20 +53,15 @@ def listing_identity(objects: Iterable[dict[str, Any]]) -> str:
 
 
 def content_identity(s3_client: Any, uri: str, *, parameter: str = "InputDataUri") -> str:
-    """The identity of what `uri` (an object, or a key prefix as SageMaker's S3Prefix input
-    reads it) holds now. Raises UsageError naming `parameter` when it holds nothing, before
-    any job is paid for; botocore's ClientError for S3's other refusals (AccessDenied)."""
-    from botocore.exceptions import ClientError
-
+    """The identity of what `uri` holds now, read as SageMaker's S3Prefix input reads it:
+    every key starting with the URI's. Raises UsageError naming `parameter` when it holds
+    nothing, before any job is paid for; botocore's ClientError for S3's other refusals
+    (AccessDenied)."""
     if not uri.startswith("s3://"):
         raise UsageError(f"{parameter} must be an s3:// URI on SageMaker, not {uri!r}")
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if key and not key.endswith("/"):
-        try:
-            return object_identity(s3_client.head_object(Bucket=bucket, Key=key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
-                raise
+    # SageMaker's S3Prefix input reads every key that starts with the URI's: the listing is
+    # the identity, unless the URI's object is the only one (then its VersionId or ETag)
     objects = [
         item
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
@@ -75,4 +70,6 @@ def content_identity(s3_client: Any, uri: str, *, parameter: str = "InputDataUri
     ]
     if not objects:
         raise UsageError(f"{parameter} {uri} holds no object: upload the data first (nothing was started)")
+    if [item["Key"] for item in objects] == [key]:
+        return object_identity(s3_client.head_object(Bucket=bucket, Key=key))
     return listing_identity(objects)

@@ -685,7 +685,12 @@ class StagedRegistry:
             summaries,
             {"ModelPackageGroupName": self.world.group, "ModelPackageType": "Versioned"},
         )
-        for arn in (*arns, *then):
+        for arn in arns:
+            self._describe_response(arn)
+        for arn in arns if not dry_run else ():  # each package tagged with where it is
+            tag = {"Key": PACKAGE_STAGE_TAG, "Value": self.lifecycle[arn]["Stage"]}
+            self.stubber.add_response("add_tags", {"Tags": [tag]}, {"ResourceArn": arn, "Tags": [tag]})
+        for arn in then:
             self._describe_response(arn)
         changes = bridge.sync_groups([self.world.group], dry_run=dry_run)
         self.stubber.assert_no_pending_responses()

@@ -731,8 +731,27 @@ def test_stages_from_the_environment_are_checked() -> None:
             "unknown key(s) nme",
         ),
         ({"lifecycle_stage": "QA"}, "BRIDGE_STAGES", "must be a JSON list"),
+        (
+            [{"lifecycle_stage": "QA", "alias": "qa", "endpoint": {"rollback_alarms": [1]}}],
+            "BRIDGE_STAGES[0].endpoint.rollback_alarms",
+            "expected a list of text, not [1]",
+        ),
+        (
+            [{"lifecycle_stage": "QA", "alias": "qa", "endpoint": {"name": None}}],
+            "BRIDGE_STAGES[0].endpoint.name",
+            "expected text or a number, not null",
+        ),
     ],
-    ids=["endpoint as text", "stage as a list", "stage name with a space", "number", "endpoint typo", "object"],
+    ids=[
+        "endpoint as text",
+        "stage as a list",
+        "stage name with a space",
+        "number",
+        "endpoint typo",
+        "object",
+        "alarm as a number",
+        "null name",
+    ],
 )
 def test_a_wrong_type_in_bridge_stages_is_a_settings_error_naming_its_path(
     stages: object, where: str, said: str

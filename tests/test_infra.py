@@ -529,6 +529,14 @@ def test_the_batch_model_role_reads_the_prefix_writes_the_scores_and_holds_no_se
     assert {"Fn::GetAtt": [batch_role, "Arn"]} in passing["Resource"]
 
 
+def test_a_stage_name_with_a_hyphen_makes_a_valid_statement_id() -> None:
+    """IAM statement ids are letters and digits; a lifecycle stage may hold hyphens."""
+    from infra.promotion_roles import protect_stage_statements
+
+    (deny, _) = protect_stage_statements("arn:aws:sagemaker:us-east-1:123456789012:model-package/g/*", "Pre-Prod")
+    assert deny.sid == "NothingPreProdIsChanged"
+
+
 def test_the_bridge_tags_packages_with_their_stage_and_a_demotion_raises_an_alarm(synthesized) -> None:
     template, _ = synthesized
     (tagging,) = [s for s in _statements(template) if s.get("Sid") == "TagPackagesWithTheirStage"]

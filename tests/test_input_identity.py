@@ -49,3 +49,15 @@ def test_an_input_that_holds_nothing_is_refused_naming_it(aws: str, uri: str) ->
     s3.create_bucket(Bucket="data")
     with pytest.raises(UsageError, match=f"InputDataUri {uri} holds no object"):
         content_identity(s3, uri)
+
+
+def test_an_object_key_is_read_as_a_prefix_as_sagemaker_reads_it(aws: str) -> None:
+    """`s3://b/data` names every key starting with `data` for SageMaker's S3Prefix input: a
+    new `data/part-2.csv` beside the `data` object is new data."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="daily", Body=b"x\n1\n")
+    alone = content_identity(s3, "s3://data/daily")
+    assert alone.startswith("etag:")  # the only object: its own identity
+    s3.put_object(Bucket="data", Key="daily/part-2.csv", Body=b"x\n2\n")
+    assert content_identity(s3, "s3://data/daily").startswith("listing:")

@@ -72,22 +72,37 @@ def test_a_kept_model_server_replaced_by_a_later_command_is_stopped_and_local_do
     import subprocess
     import sys
 
+    from pipeline.child_process import free_port, wait_until_answers
     from pipeline.local.services import remember_process, stop_services
 
-    def server() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "ping").write_text("ok")  # answers GET /ping with 200, as a model server does
 
-    first, second, staging = server(), server(), server()
+    def server() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        site = str(tmp_path / "site")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", site],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until_answers(f"http://127.0.0.1:{port}/ping", 30, process)
+        return process, f"http://127.0.0.1:{port}"
+
+    (first, first_url), (second, second_url), (staging, staging_url) = server(), server(), server()
     try:
-        remember_process(tmp_path, "serving-production", first.pid, "http://127.0.0.1:1")
-        remember_process(tmp_path, "serving-staging", staging.pid, "http://127.0.0.1:2")
-        remember_process(tmp_path, "serving-production", second.pid, "http://127.0.0.1:3")
+        remember_process(tmp_path, "serving-production", first.pid, first_url)
+        remember_process(tmp_path, "serving-staging", staging.pid, staging_url)
+        remember_process(tmp_path, "serving-production", second.pid, second_url)
         assert first.wait(timeout=10) != 0  # stopped by the second command's record
         assert second.poll() is None and staging.poll() is None
         record = json.loads((tmp_path / "services.json").read_text())
-        assert record["serving-production_pid"] == second.pid and record["serving-production_url"].endswith(":3")
+        assert record["serving-production_pid"] == second.pid and record["serving-production_url"] == second_url
+        # a recorded server that no longer answers (a reboot: its pid may be anyone's) is not signalled
+        remember_process(tmp_path, "serving-qa", 2**22 - 1, "http://127.0.0.1:1")
+        remember_process(tmp_path, "serving-qa", staging.pid, staging_url)
+        assert staging.poll() is None
 
-        assert stop_services(tmp_path) == ["serving-production", "serving-staging"]
+        assert stop_services(tmp_path) == ["serving-production", "serving-qa", "serving-staging"]
         assert second.wait(timeout=10) != 0 and staging.wait(timeout=10) != 0
         assert not (tmp_path / "services.json").exists()
     finally:

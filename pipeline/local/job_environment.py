@@ -172,13 +172,14 @@ class ImageEnvironments:
     def for_files(self, constraints: str, requirements: str) -> JobEnvironment:
         """The environment for these file contents, built if this machine has none yet.
         Raises LocalModeError naming uv's reason when it cannot be built."""
-        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        # the base interpreter the venv links to, exactly: an upgraded or moved one is another key
+        python = f"{sys.version.split()[0]} {sys.base_prefix}"
         key = environment_key(constraints, requirements, python)
         if key in self._built:
             return self._built[key]
         target = self.cache_root / key
         with locked(target):
-            if not (target / MANIFEST).is_file():
+            if not ((target / MANIFEST).is_file() and (target / "bin" / "python").exists()):
                 started = time.perf_counter()
                 self._build(target, constraints, requirements)
                 self.built_seconds += time.perf_counter() - started

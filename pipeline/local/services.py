@@ -227,7 +227,8 @@ def remember_process(root: Path, name: str, pid: int, url: str) -> None:
     endpoint is this one now, as an UpdateEndpoint replaces what an endpoint serves, and no
     server is left that `local-down` cannot reach."""
     replaced = _update_record(root, {f"{name}_pid": pid, f"{name}_url": url})
-    if f"{name}_pid" in replaced:
+    # only a server that still answers at its URL: after a reboot the pid may be anyone's
+    if f"{name}_pid" in replaced and _answers(f"{replaced.get(f'{name}_url', '')}/ping"):
         _kill(int(replaced[f"{name}_pid"]))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -163,6 +164,7 @@ class LocalModelServer:
             source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
         elif source.startswith("models:/m-"):
             source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+        shutil.rmtree(into, ignore_errors=True)  # a reset server reuses version numbers: no stale files
         with _no_progress_bars():  # the command's own lines say what it does
             return mlflow.artifacts.download_artifacts(
                 artifact_uri=source, dst_path=str(into), tracking_uri=self.tracking_uri
