@@ -16,10 +16,9 @@ import os
 import subprocess
 from typing import Any
 
-from pipeline.code_bundle import code_bundle
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import load_config
-from pipeline.local.job_environment import JobEnvironment, job_environments
+from pipeline.local.job_environment import JobEnvironment, serving_environment
 from tests.conftest import DEFAULT_CONFIG
 
 __all__ = ["in_job_environment", "job_environment", "job_environment_of", "predictions"]
@@ -27,8 +26,7 @@ __all__ = ["in_job_environment", "job_environment", "job_environment_of", "predi
 
 def job_environment_of(cfg: PipelineConfig) -> JobEnvironment:
     """The environment a config's jobs run in locally (built once per machine, then reused)."""
-    environments, _ = job_environments(cfg, os.environ.get("MLOPS_TEST_JOB_ENV", "image"))
-    return environments.for_bundle(code_bundle(cfg).files)
+    return serving_environment(cfg, os.environ.get("MLOPS_TEST_JOB_ENV", "image"))
 
 
 @functools.cache

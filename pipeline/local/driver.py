@@ -21,7 +21,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.local.execution_graph import log_execution_graph
 from pipeline.local.inputs import UnsupportedInput
-from pipeline.local.job_environment import JobEnvironment, JobEnvironments, job_environments
+from pipeline.local.job_environment import JobEnvironment, JobEnvironments, bundle_environment, job_environments
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import JOURNAL_NAME, LocalRegistry
 from pipeline.local.runner import ExecutionRecord, LocalExecution, StepRecord
@@ -111,7 +111,8 @@ def run_local(
     console.print(where)
     with ThreadPoolExecutor(max_workers=2) as pool:
         rendering = pool.submit(render)
-        preparing = pool.submit(_job_environment, cfg, environments)  # built once per machine
+        # built now (once per machine), while the services start, rather than by the first job
+        preparing = pool.submit(bundle_environment, cfg, environments)
         on_unavailable = cfg.mlflow.on_unavailable
         with local_services(workspace.root, keep=options.keep_services, on_unavailable=on_unavailable) as services:
             if services.tracking_unavailable:
@@ -133,14 +134,6 @@ def run_local(
                     environment=environment,
                 )  # fmt: skip
             return record
-
-
-def _job_environment(cfg: PipelineConfig, environments: JobEnvironments) -> JobEnvironment:
-    """The environment of this config's code bundle (the one every job runs), built now
-    rather than by the first job, while the services start."""
-    from pipeline.code_bundle import code_bundle
-
-    return environments.for_bundle(code_bundle(cfg).files)
 
 
 def _batch_model(

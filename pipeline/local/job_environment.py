@@ -49,6 +49,7 @@ __all__ = [
     "JobEnvironment",
     "JobEnvironments",
     "ProjectEnvironment",
+    "bundle_environment",
     "job_environments",
     "serving_environment",
 ]
@@ -249,10 +250,14 @@ def job_environments(cfg: PipelineConfig, choice: str | None) -> tuple[JobEnviro
     return ImageEnvironments(constraints, image), f"jobs run with the {image} image's libraries (--job-env image)"
 
 
-def serving_environment(cfg: PipelineConfig, choice: str | None) -> JobEnvironment:
-    """The environment local model servers run in: the jobs' (`--job-env`), for the
-    config's code bundle, built if this machine has none yet."""
+def bundle_environment(cfg: PipelineConfig, environments: JobEnvironments) -> JobEnvironment:
+    """The environment of the config's code bundle (the one every job of it runs), built if
+    this machine has none yet."""
     from pipeline.code_bundle import code_bundle
 
-    environments, _ = job_environments(cfg, choice)
     return environments.for_bundle(code_bundle(cfg).files)
+
+
+def serving_environment(cfg: PipelineConfig, choice: str | None) -> JobEnvironment:
+    """The environment local model servers run in: the jobs' (`--job-env`)."""
+    return bundle_environment(cfg, job_environments(cfg, choice)[0])
