@@ -12,10 +12,10 @@ render, naming both versions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from pipeline.config import PipelineConfig
 
@@ -39,7 +39,7 @@ def constraints_file(cfg: PipelineConfig) -> str | None:
 
 def normalised_name(name: str) -> str:
     """A distribution name as PEP 503 compares them (`Scikit_Learn` -> `scikit-learn`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+    return canonicalize_name(name)
 
 
 def pinned_versions(text: str) -> dict[str, str]:
