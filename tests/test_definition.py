@@ -220,18 +220,47 @@ def test_code_is_referenced_by_content_address(rendered: dict[str, str]) -> None
 def test_the_sdk_config_that_renders_skip_validating_is_valid() -> None:
     """Renders skip the SDK's validation of `SDK_CONFIG` (it is a constant): the SDK's
     own validator must accept it, and must still reject any other, invalid, config."""
-    import sagemaker.config
+    from pipeline.sdk_session import SDK_CONFIG, offline_build
 
-    from pipeline.sdk_session import SDK_CONFIG, pipeline_session
+    with offline_build("us-east-1"):
+        from sagemaker.core.config.config import validate_sagemaker_config
+        from sagemaker.core.config.config_manager import SageMakerConfig
+        from sagemaker.core.helper import session_helper
 
-    sagemaker.config.validate_sagemaker_config(SDK_CONFIG)
-    pipeline_session(load_config(DEFAULT_CONFIG))  # installs the skip
-    import sagemaker.utils
+        validate_sagemaker_config(SDK_CONFIG)  # the SDK's own, not replaced
+        invalid = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "maybe"}}}}
+        for validate in (SageMakerConfig.validate_sagemaker_config, session_helper.validate_sagemaker_config):
+            validate(SDK_CONFIG)
+            with pytest.raises(Exception, match="TelemetryOptOut"):
+                validate(invalid)
 
-    with pytest.raises(Exception, match="TelemetryOptOut"):
-        sagemaker.utils.validate_sagemaker_config(
-            {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "maybe"}}}}
-        )
+
+def test_a_build_leaves_the_sdk_and_the_process_as_it_found_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`offline_build` patches the SDK and boto3 while it lasts (pipeline/sdk_session.py) and
+    restores them: a team's own SDK use in the same process sees the SDK unchanged."""
+    import os
+
+    import boto3
+
+    from pipeline.sdk_session import offline_build
+
+    monkeypatch.delenv("SAGEMAKER_VALIDATE_ROLE", raising=False)
+    with offline_build("eu-west-1") as session:
+        import sagemaker.core.config.config_manager as config_manager
+        import sagemaker.core.helper.session_helper as session_helper
+        import sagemaker.mlops.workflow.steps as steps_module
+
+        assert boto3.DEFAULT_SESSION is session and session.region_name == "eu-west-1"
+        assert os.environ["SAGEMAKER_VALIDATE_ROLE"] == "false"
+        patched = (steps_module.LocalSagemakerClient, session_helper.validate_sagemaker_config,
+                   config_manager.SageMakerConfig.__dict__["validate_sagemaker_config"])  # fmt: skip
+    assert "SAGEMAKER_VALIDATE_ROLE" not in os.environ and boto3.DEFAULT_SESSION is not session
+    from sagemaker.core.local.local_session import LocalSagemakerClient
+
+    restored = (steps_module.LocalSagemakerClient, session_helper.validate_sagemaker_config,
+                config_manager.SageMakerConfig.__dict__["validate_sagemaker_config"])  # fmt: skip
+    assert restored[0] is LocalSagemakerClient
+    assert all(before is not after for before, after in zip(patched, restored, strict=True))
 
 
 def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
@@ -286,8 +315,8 @@ def test_the_batch_pipeline_passes_the_same_two_checks(variant: str) -> None:
     steps = steps_by_name(definition)
     transform = steps[BatchStepNames.TRANSFORM]["Arguments"]
     assert transform["BatchStrategy"] == "MultiRecord" and transform["TransformInput"]["SplitType"] == "Line"
-    assert transform["ModelName"] == {"Get": f"Steps.{BatchStepNames.CREATE_MODEL_STEP}.ModelName"}
-    model = steps[BatchStepNames.CREATE_MODEL_STEP]["Arguments"]
+    assert transform["ModelName"] == {"Get": f"Steps.{BatchStepNames.CREATE_MODEL}.ModelName"}
+    model = steps[BatchStepNames.CREATE_MODEL]["Arguments"]
     assert model["Containers"] == [{"ModelPackageName": {"Get": "Parameters.ModelPackageArn"}}]
     gate = steps[BatchStepNames.DRIFT_GATE]["Arguments"]
     if variant == "fail":  # the transform waits for the gate; drift fails the execution instead

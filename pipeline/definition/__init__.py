@@ -20,7 +20,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.estimators import estimator_problems
 from pipeline.input_identity import IDENTITY_PARAMETER, NOT_RESOLVED
-from pipeline.sdk_session import clients_on_first_use, pipeline_session
+from pipeline.sdk_session import SDK_DISTRIBUTIONS, finished_definition, offline_build, pipeline_session
 from pipeline.steps.context import BuildContext, Parameters, StepNames
 
 PipelineKind = Literal["training", "batch"]  # `--pipeline`: the two pipelines one config describes
@@ -37,7 +37,7 @@ def check_estimator(cfg: PipelineConfig) -> None:
 
 
 def _parameters(cfg: PipelineConfig) -> Parameters:
-    from sagemaker.workflow.parameters import ParameterFloat, ParameterString
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
 
     steps = cfg.steps
     return Parameters(
@@ -60,11 +60,11 @@ def _parameters(cfg: PipelineConfig) -> Parameters:
 
 
 def _image_uri(cfg: PipelineConfig) -> str:
-    """The scikit-learn framework image (training scope; SDK 2.257 lists 1.4-2 only there,
-    and the same image serves inference)."""
+    """The scikit-learn framework image (training scope: the SDK lists 1.4-2 only there, and
+    the same image serves inference)."""
     if cfg.runtime.image_uri:
         return cfg.runtime.image_uri
-    from sagemaker import image_uris
+    from sagemaker.core import image_uris
 
     return image_uris.retrieve(
         "sklearn",
@@ -80,22 +80,23 @@ def _context(cfg: PipelineConfig, session: Any) -> BuildContext:
     check_estimator(cfg)
     return BuildContext(
         cfg=cfg,
-        session=session or pipeline_session(cfg),
+        session=session,
         params=_parameters(cfg),
         code=code_bundle(cfg),
         image_uri=_image_uri(cfg),
     )
 
 
-def build_pipeline(cfg: PipelineConfig, session: Any = None, which: PipelineKind = "training") -> Any:
+def build_pipeline(cfg: PipelineConfig, session: Any, which: PipelineKind = "training") -> Any:
     """The SageMaker Pipeline for a config: the training one, or the batch inference one
     (`pipeline/definition/batch.py`). Makes no AWS call and uploads nothing: code is
-    referenced by content address (see `code_bundle`)."""
+    referenced by content address (see `code_bundle`). Call it inside
+    `pipeline.sdk_session.offline_build`, with its `pipeline_session`."""
     if which == "batch":
         from pipeline.definition.batch import build_batch_pipeline
 
         return build_batch_pipeline(cfg, _context(cfg, session))
-    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.pipeline import Pipeline
 
     from pipeline.steps.evaluation import evaluation_step
     from pipeline.steps.preprocess import preprocess_step
@@ -123,19 +124,6 @@ def build_pipeline(cfg: PipelineConfig, session: Any = None, which: PipelineKind
     )
 
 
-def _strip_build_noise(definition: dict[str, Any]) -> dict[str, Any]:
-    """Remove what the SDK makes different on every build.
-
-    The tuner stamps a timestamped `sagemaker_job_name` into the static hyperparameters
-    (the SDK already drops it for TrainingStep; SageMaker names trial jobs itself).
-    """
-    for step in definition.get("Steps", []):
-        if step.get("Type") == "Tuning":
-            static = step["Arguments"].get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
-            static.pop("sagemaker_job_name", None)
-    return definition
-
-
 def render_definition(cfg: PipelineConfig, session: Any = None, which: PipelineKind = "training") -> str:
     """The definition JSON, canonical: equal configs give byte-identical text.
 
@@ -145,10 +133,10 @@ def render_definition(cfg: PipelineConfig, session: Any = None, which: PipelineK
     """
     import warnings
 
-    with warnings.catch_warnings(), clients_on_first_use(cfg.aws.region) as boto_session:
+    with warnings.catch_warnings(), offline_build(cfg.aws.region) as boto_session:
         warnings.filterwarnings("ignore", message="Running within a PipelineSession")
         pipeline = build_pipeline(cfg, session or pipeline_session(cfg, boto_session), which)
-        definition = _strip_build_noise(json.loads(pipeline.definition()))
+        definition = finished_definition(json.loads(pipeline.definition()), cfg)
     check_definition(definition)
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
 
@@ -163,8 +151,8 @@ def _builder_digest() -> str:
 
 def render_definition_cached(cfg: PipelineConfig, cache_dir: Path, which: PipelineKind = "training") -> str:
     """`render_definition`, memoised on disk by everything the output depends on: the
-    validated config, the scripts' content address, this builder's own source and the SDK
-    version, and botocore's version (its service model sets the limits checked, and the
+    validated config, the scripts' content address, this builder's own source and the SDK's
+    versions, and botocore's version (its service model sets the limits checked, and the
     approval statuses). A hit skips importing the SDK (seconds), which is what makes a local
     run fast; `run --local` keeps it in the machine's cache (pipeline/machine_cache.py), so
     a new workspace hits it too. Only checked definitions are ever written."""
@@ -176,7 +164,7 @@ def render_definition_cached(cfg: PipelineConfig, cache_dir: Path, which: Pipeli
             "pipeline": which,
             "code": code_bundle(cfg).digest,
             "builder": _builder_digest(),
-            "sdk": version("sagemaker"),
+            "sdk": {name: version(name) for name in SDK_DISTRIBUTIONS},
             "botocore": version("botocore"),
         },
         sort_keys=True,

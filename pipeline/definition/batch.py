@@ -35,8 +35,7 @@ RECORDS_OUTPUT = "records"  # the batch's records as Transform scores them
 
 
 class BatchStepNames:
-    CREATE_MODEL = "CreateModel"
-    CREATE_MODEL_STEP = "CreateModel-CreateModel"  # the SDK appends "-CreateModel" to a ModelStep's name
+    CREATE_MODEL = "CreateModel-CreateModel"  # as SDK v2 named it (it appended "-CreateModel"), kept for v3
     DRIFT_CHECK = "DriftCheck"
     DRIFT_GATE = "DriftGate"
     DRIFT_FAILED = "DriftDetected"
@@ -55,7 +54,7 @@ class BatchParameters:
 
 
 def _parameters(cfg: PipelineConfig) -> BatchParameters:
-    from sagemaker.workflow.parameters import ParameterString
+    from sagemaker.core.workflow.parameters import ParameterString
 
     return BatchParameters(
         input_uri=ParameterString("BatchInputUri", default_value=cfg.batch_input_uri),
@@ -65,42 +64,23 @@ def _parameters(cfg: PipelineConfig) -> BatchParameters:
     )
 
 
-def _package_model_class() -> Any:
-    from sagemaker.model import Model
-
-    class PackageModel(Model):  # type: ignore[misc]
-        """CreateModel of `{"ModelPackageName": <parameter>}`. The SDK's own ModelPackage
-        needs a literal ARN and, building, describes the package and approves it (an AWS
-        call, and a change): a build must make neither."""
-
-        def __init__(self, package_arn: Any, **kwargs: Any) -> None:
-            super().__init__(image_uri="", **kwargs)
-            self.package_arn = package_arn
-
-        def _create_sagemaker_model(self, *args: Any, **kwargs: Any) -> None:
-            self._set_model_name_if_needed()
-            self.sagemaker_session.create_model(self.name, self.role, {"ModelPackageName": self.package_arn})
-
-    return PackageModel
-
-
 def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
     """The batch Pipeline. `ctx` is the training build's `BuildContext` (session, image,
     code bundle, job environment); its parameters are the training pipeline's and unused."""
-    from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.transformer import Transformer
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import ConditionLessThanOrEqualTo
-    from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import Join, JsonGet
-    from sagemaker.workflow.model_step import ModelStep
-    from sagemaker.workflow.pipeline import Pipeline
-    from sagemaker.workflow.properties import PropertyFile
-    from sagemaker.workflow.steps import TransformStep
+    from sagemaker.core.transformer import Transformer
+    from sagemaker.core.workflow.conditions import ConditionLessThanOrEqualTo
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import TransformStep
 
     from pipeline.batch_output import output_overlap
     from pipeline.errors import ConfigError
-    from pipeline.steps.processing import processing_step
+    from pipeline.sdk_session import package_model_step_args
+    from pipeline.steps.processing import processing_input, processing_output, processing_step
 
     batch = cfg.batch
     params = _parameters(cfg)
@@ -108,10 +88,9 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
         raise ConfigError([("batch.output_uri", overlap)])
     # the model's code runs as this role: the batch model role, not the pipeline's (which reads the MLflow secret)
     role = batch.model_role_arn or cfg.aws.role_arn
-    package = _package_model_class()(params.model_package_arn, role=role, sagemaker_session=ctx.session)
     create_model = ModelStep(
         name=BatchStepNames.CREATE_MODEL,
-        step_args=package.create(instance_type=batch.instance_type),
+        step_args=package_model_step_args(ctx.session, package_arn=params.model_package_arn, role=role),
         display_name="Create-Model",
         description="The model of the package being scored (CreateModel from the model package).",
     )
@@ -128,16 +107,12 @@ def build_batch_pipeline(cfg: PipelineConfig, ctx: Any) -> Any:
         settings_key="evaluate",
         instance_type=cfg.steps.evaluate.instance_type,
         inputs=[
-            ProcessingInput(
-                source=params.model_data_uri, destination="/opt/ml/processing/input/model", input_name="model"
-            ),
-            ProcessingInput(source=params.input_uri, destination="/opt/ml/processing/input/data", input_name="data"),
+            processing_input("model", params.model_data_uri, "/opt/ml/processing/input/model"),
+            processing_input("data", params.input_uri, "/opt/ml/processing/input/data"),
         ],
         outputs=[
-            ProcessingOutput(
-                output_name=name,
-                source=f"/opt/ml/processing/output/{name}",
-                destination=ctx.output_uri(BatchStepNames.DRIFT_CHECK, name),
+            processing_output(
+                name, f"/opt/ml/processing/output/{name}", ctx.output_uri(BatchStepNames.DRIFT_CHECK, name)
             )
             for name in (DRIFT_OUTPUT, RECORDS_OUTPUT)
         ],

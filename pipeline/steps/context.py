@@ -24,8 +24,7 @@ class StepNames:
     TUNE = "Tune"
     EVALUATE = "Evaluate"
     QUALITY_GATE = "QualityGate"
-    REGISTER_COLLECTION = "Register"
-    REGISTER = "Register-RegisterModel"  # the SDK appends "-RegisterModel" to a ModelStep's name
+    REGISTER = "Register-RegisterModel"  # as SDK v2 named it (it appended "-RegisterModel"), kept for v3
     GATE_FAILED = "QualityGateFailed"
 
 
@@ -56,7 +55,7 @@ class Parameters:
 @dataclass(frozen=True)
 class BuildContext:
     cfg: PipelineConfig
-    session: Any  # sagemaker.workflow.pipeline_context.PipelineSession
+    session: Any  # sagemaker.core.workflow.pipeline_context.PipelineSession
     params: Parameters
     code: CodeBundle
     image_uri: str
@@ -90,8 +89,8 @@ class BuildContext:
         Outputs are not part of SageMaker's cache key, so the execution id here does not
         stop a step from being cached.
         """
-        from sagemaker.workflow.execution_variables import ExecutionVariables
-        from sagemaker.workflow.functions import Join
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.functions import Join
 
         return Join(
             on="/", values=[self.cfg.s3_base, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, step, name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.steps.context import BuildContext, StepNames
-from pipeline.steps.processing import processing_step
+from pipeline.steps.processing import processing_input, processing_output, processing_step
 
 __all__ = ["REPORT_FILE", "REPORT_NAME", "evaluation_step", "report_uri"]
 
@@ -16,8 +16,7 @@ OUTPUT_NAME = "evaluation"
 
 def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple[Any, Any]:
     """Returns the step and its PropertyFile (the gate and the register step read it)."""
-    from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.core.workflow.properties import PropertyFile
 
     report = PropertyFile(name=REPORT_NAME, output_name=OUTPUT_NAME, path=REPORT_FILE)
     test_uri = preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri
@@ -27,14 +26,12 @@ def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple
         settings_key="evaluate",
         instance_type=ctx.params.evaluate_instance_type,
         inputs=[
-            ProcessingInput(source=model_uri, destination="/opt/ml/processing/input/model", input_name="model"),
-            ProcessingInput(source=test_uri, destination="/opt/ml/processing/input/test", input_name="test"),
+            processing_input("model", model_uri, "/opt/ml/processing/input/model"),
+            processing_input("test", test_uri, "/opt/ml/processing/input/test"),
         ],
         outputs=[
-            ProcessingOutput(
-                output_name=OUTPUT_NAME,
-                source="/opt/ml/processing/output/evaluation",
-                destination=ctx.output_uri(StepNames.EVALUATE, OUTPUT_NAME),
+            processing_output(
+                OUTPUT_NAME, "/opt/ml/processing/output/evaluation", ctx.output_uri(StepNames.EVALUATE, OUTPUT_NAME)
             )
         ],
         arguments=[],  # the columns come from the schema.json beside the test split
@@ -49,7 +46,7 @@ def evaluation_step(ctx: BuildContext, preprocess: Any, model_uri: Any) -> tuple
 
 
 def report_uri(step: Any) -> Any:
-    from sagemaker.workflow.functions import Join
+    from sagemaker.core.workflow.functions import Join
 
     output = step.properties.ProcessingOutputConfig.Outputs[OUTPUT_NAME].S3Output.S3Uri
     return Join(on="/", values=[output, REPORT_FILE])

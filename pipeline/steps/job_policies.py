@@ -10,7 +10,7 @@ __all__ = ["cache_config", "network_config", "retry_policies"]
 
 
 def cache_config(cfg: PipelineConfig) -> Any:
-    from sagemaker.workflow.steps import CacheConfig
+    from sagemaker.mlops.workflow.steps import CacheConfig
 
     return CacheConfig(enable_caching=cfg.caching.enabled, expire_after=cfg.caching.expire_after)
 
@@ -18,7 +18,7 @@ def cache_config(cfg: PipelineConfig) -> Any:
 def retry_policies(cfg: PipelineConfig) -> list[Any]:
     """Step-level faults (throttling, service faults) and job-level faults are separate
     policy types in SageMaker; split the configured list accordingly."""
-    from sagemaker.workflow.retry import (
+    from sagemaker.mlops.workflow.retry import (
         SageMakerJobExceptionTypeEnum,
         SageMakerJobStepRetryPolicy,
         StepExceptionTypeEnum,
@@ -45,7 +45,7 @@ def retry_policies(cfg: PipelineConfig) -> list[Any]:
 
 
 def network_config(cfg: PipelineConfig) -> Any:
-    from sagemaker.network import NetworkConfig
+    from sagemaker.core.network import NetworkConfig
 
     net = cfg.network
     return NetworkConfig(

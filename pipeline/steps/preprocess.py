@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.input_identity import INPUT_IDENTITY_ENV
 from pipeline.steps.context import BuildContext, StepNames
-from pipeline.steps.processing import processing_step
+from pipeline.steps.processing import processing_input, processing_output, processing_step
 
 __all__ = ["SPLITS", "preprocess_step"]
 
@@ -16,15 +16,9 @@ OUTPUT_MOUNT = "/opt/ml/processing/output"
 
 
 def preprocess_step(ctx: BuildContext) -> Any:
-    from sagemaker.processing import ProcessingInput, ProcessingOutput
-
     data = ctx.cfg.data
     outputs = [
-        ProcessingOutput(
-            output_name=split,
-            source=f"{OUTPUT_MOUNT}/{split}",
-            destination=ctx.output_uri(StepNames.PREPROCESS, split),
-        )
+        processing_output(split, f"{OUTPUT_MOUNT}/{split}", ctx.output_uri(StepNames.PREPROCESS, split))
         for split in SPLITS
     ]
     return processing_step(
@@ -32,7 +26,7 @@ def preprocess_step(ctx: BuildContext) -> Any:
         name=StepNames.PREPROCESS,
         settings_key="preprocess",
         instance_type=ctx.params.preprocess_instance_type,
-        inputs=[ProcessingInput(source=ctx.params.input_data_uri, destination=INPUT_MOUNT, input_name="raw")],
+        inputs=[processing_input("raw", ctx.params.input_data_uri, INPUT_MOUNT)],
         outputs=outputs,
         arguments=[],  # the columns and reading options are in dataset_spec.json (see pipeline/dataset_spec.py)
         # a cache key attribute that changes with the data behind InputDataUri (pipeline/input_identity.py)

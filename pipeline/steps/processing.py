@@ -9,13 +9,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.code_bundle import SCRIPTS_INPUT_NAME
+from pipeline.code_bundle import ENTRYPOINT, SCRIPTS_INPUT_NAME
 from pipeline.steps.context import BuildContext
 from pipeline.steps.job_policies import cache_config, network_config, retry_policies
 
-__all__ = ["SCRIPTS_MOUNT", "processing_step", "script_arguments"]
+__all__ = ["SCRIPTS_MOUNT", "processing_input", "processing_output", "processing_step", "script_arguments"]
 
 SCRIPTS_MOUNT = "/opt/ml/processing/input/scripts"
+CODE_INPUT_NAME = "code"  # entrypoint.sh alone, where SDK v2's ScriptProcessor put its `code`
+CODE_MOUNT = "/opt/ml/processing/input/code"
+
+
+def processing_input(name: str, source: Any, destination: str) -> Any:
+    """An S3 prefix copied in before the job starts (`source`: a URI or a pipeline variable)."""
+    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
+
+    return ProcessingInput(
+        input_name=name,
+        app_managed=False,
+        s3_input=ProcessingS3Input(
+            s3_uri=source,
+            local_path=destination,
+            s3_data_type="S3Prefix",
+            s3_input_mode="File",
+            s3_data_distribution_type="FullyReplicated",
+        ),
+    )
+
+
+def processing_output(name: str, source: str, destination: Any) -> Any:
+    """A folder uploaded to `destination` when the job ends."""
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+    return ProcessingOutput(
+        output_name=name,
+        app_managed=False,
+        s3_output=ProcessingS3Output(s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"),
+    )
 
 
 def script_arguments(extra: dict[str, Any]) -> list[str]:
@@ -47,13 +77,13 @@ def processing_step(
     are then not passed: they are that script's). `cached=False`: no CacheConfig, for a
     step whose input may change under the same URI (SageMaker's cache keys on the URI).
     `environment`: added to the job's (values may be pipeline parameters)."""
-    from sagemaker.processing import ProcessingInput, ScriptProcessor
-    from sagemaker.workflow.steps import ProcessingStep
+    from sagemaker.core.processing import Processor
+    from sagemaker.mlops.workflow.steps import ProcessingStep
 
     settings = ctx.step_settings(settings_key)
-    processor = ScriptProcessor(
+    processor = Processor(
         image_uri=ctx.image_uri,
-        command=["bash"],
+        entrypoint=["bash", f"{CODE_MOUNT}/{ENTRYPOINT}"],
         role=ctx.cfg.aws.role_arn,
         instance_type=instance_type,
         instance_count=settings.instance_count,
@@ -64,10 +94,10 @@ def processing_step(
         network_config=network_config(ctx.cfg),
         sagemaker_session=ctx.session,
     )
-    scripts = ProcessingInput(source=ctx.code.scripts_uri, destination=SCRIPTS_MOUNT, input_name=SCRIPTS_INPUT_NAME)
+    scripts = processing_input(SCRIPTS_INPUT_NAME, ctx.code.scripts_uri, SCRIPTS_MOUNT)
+    entrypoint = processing_input(CODE_INPUT_NAME, ctx.code.entrypoint_uri, CODE_MOUNT)
     step_args = processor.run(
-        code=ctx.code.entrypoint_uri,
-        inputs=[*inputs, scripts],
+        inputs=[*inputs, scripts, entrypoint],
         outputs=outputs,
         arguments=[script, *arguments]
         if script

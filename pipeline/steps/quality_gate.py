@@ -19,10 +19,10 @@ OPERATOR_SYMBOLS = {
 
 
 def quality_gate_step(ctx: BuildContext, evaluate: Any, report: Any, if_steps: list[Any]) -> Any:
-    from sagemaker.workflow import conditions
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow import conditions
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
 
     gate = ctx.cfg.quality_gate
     condition_class = {

@@ -16,26 +16,27 @@ INFERENCE_SCRIPT = "inference.py"
 
 
 def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any) -> Any:
-    from sagemaker.model import Model
-    from sagemaker.model_metrics import MetricsSource, ModelMetrics
-    from sagemaker.workflow.functions import JsonGet
-    from sagemaker.workflow.model_step import ModelStep
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.workflow.functions import JsonGet
+    from sagemaker.mlops.workflow.model_step import ModelStep
+
+    from pipeline.sdk_session import model_builder
 
     cfg = ctx.cfg
     reg = cfg.registration
-    # No entry_point: the serving code is named through the environment and points at
-    # the same content-addressed tarball, so the step is identical across builds.
-    model = Model(
+    # No source code: the serving code is named through the environment and points at the
+    # same content-addressed tarball, so the step is identical across builds.
+    model = model_builder(
+        ctx.session,
         image_uri=ctx.image_uri,
-        model_data=model_uri,
+        model_data_uri=model_uri,
         role=cfg.aws.role_arn,
-        env={
+        environment={
             "SAGEMAKER_PROGRAM": INFERENCE_SCRIPT,
             "SAGEMAKER_SUBMIT_DIRECTORY": ctx.code.sourcedir_uri,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             "SAGEMAKER_REGION": cfg.aws.region,
         },
-        sagemaker_session=ctx.session,
     )
     metrics = ModelMetrics(model_statistics=MetricsSource(s3_uri=report_uri(evaluate), content_type="application/json"))
     step_args = model.register(
@@ -58,7 +59,7 @@ def register_step(ctx: BuildContext, evaluate: Any, report: Any, model_uri: Any)
         task="REGRESSION" if cfg.training.task == "regression" else "CLASSIFICATION",
     )
     return ModelStep(
-        name=StepNames.REGISTER_COLLECTION,
+        name=StepNames.REGISTER,
         step_args=step_args,
         display_name="Register-Model",
         description=(

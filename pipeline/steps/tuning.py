@@ -1,22 +1,26 @@
-"""Tune: a hyperparameter tuning job over the training estimator."""
+"""Tune: a hyperparameter tuning job whose trials are the Train step's training job."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline.config import ParameterRange
 from pipeline.steps.context import BuildContext, StepNames
 from pipeline.steps.job_policies import cache_config, retry_policies
-from pipeline.steps.training import estimator, training_inputs
+from pipeline.steps.training import model_trainer, training_inputs
 
 __all__ = ["best_model_uri", "sdk_range", "tuning_step"]
 
 
 def sdk_range(spec: ParameterRange) -> Any:
-    from sagemaker.tuner import CategoricalParameter, ContinuousParameter, IntegerParameter
+    from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
 
     if spec.type == "categorical":
-        return CategoricalParameter([str(v).lower() if isinstance(v, bool) else v for v in spec.values or []])
+        # JSON text, as the framework image reads every hyperparameter (and as the static
+        # ones are written, pipeline/steps/training.py): "1" is the string '"1"'
+        values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.values or []]
+        return CategoricalParameter([json.dumps(value) for value in values])
     assert spec.min is not None and spec.max is not None  # guaranteed by the schema
     if spec.type == "integer":
         return IntegerParameter(int(spec.min), int(spec.max), scaling_type=spec.scaling)
@@ -24,14 +28,14 @@ def sdk_range(spec: ParameterRange) -> Any:
 
 
 def tuning_step(ctx: BuildContext, preprocess: Any) -> Any:
-    from sagemaker.tuner import HyperparameterTuner
-    from sagemaker.workflow.steps import TuningStep
+    from sagemaker.mlops.workflow.steps import TuningStep
+    from sagemaker.train.tuner import HyperparameterTuner
 
     cfg = ctx.cfg
     tuning, objective = cfg.tuning, cfg.training.resolved_objective
     fixed = {k: v for k, v in cfg.training.hyperparameters.items() if k not in tuning.ranges}
     tuner = HyperparameterTuner(
-        estimator=estimator(ctx, fixed),
+        model_trainer=model_trainer(ctx, fixed),
         objective_metric_name=objective.metric,
         objective_type=objective.type,
         metric_definitions=[{"Name": objective.metric, "Regex": objective.metric_regex}],
@@ -44,7 +48,7 @@ def tuning_step(ctx: BuildContext, preprocess: Any) -> Any:
     )
     return TuningStep(
         name=StepNames.TUNE,
-        step_args=tuner.fit(inputs=training_inputs(ctx, preprocess)),
+        step_args=tuner.tune(inputs=training_inputs(preprocess)),
         display_name="Tune-Hyperparameters",
         description=(
             f"{tuning.strategy} search over {', '.join(sorted(tuning.ranges))}: up to {tuning.max_jobs} trials, "
@@ -57,7 +61,7 @@ def tuning_step(ctx: BuildContext, preprocess: Any) -> Any:
 
 
 def best_model_uri(ctx: BuildContext, tune: Any) -> Any:
-    """S3 URI of the best trial's model.tar.gz (the estimator's output_path layout)."""
+    """S3 URI of the best trial's model.tar.gz (the training job's S3OutputPath layout)."""
     return tune.get_top_model_s3_uri(
         top_k=0, s3_bucket=ctx.cfg.aws.default_bucket, prefix=f"{ctx.cfg.aws.prefix.strip('/')}/models"
     )
