@@ -627,7 +627,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     from rich.markup import escape
 

@@ -9,6 +9,7 @@ classes only, importing them inside `offline_build`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -67,7 +68,7 @@ def _session_with_clients_on_first_use(region: str) -> Any:
 @contextmanager
 def offline_build(region: str) -> Iterator[Any]:
     """Where the SDK is imported and a definition built: yields a boto3 session whose
-    clients are built on first use (none is, offline). Restores all it changes. Five
+    clients are built on first use (none is, offline). Restores all it changes. Six
     workarounds:
 
     - importing `sagemaker.mlops` (through `sagemaker.serve.model_builder`) runs
@@ -97,9 +98,17 @@ def offline_build(region: str) -> Iterator[Any]:
       is not validated again; any other still is, and a passing validation has no other
       effect. Goes when the SDK validates a config once.
 
+    - importing the SDK configures the root logger (`logging.basicConfig` at import time in
+      sagemaker/core/experiments/_metrics.py and sagemaker/train/aws_batch/training_queued_job.py),
+      which would print every library's INFO records in this command's output: the root
+      logger's handlers and level are put back. Goes when the SDK leaves logging to the
+      application.
+
     `region`: the config's `aws.region`."""
     import boto3
 
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
     session, previous = _session_with_clients_on_first_use(region), boto3.DEFAULT_SESSION
     previous_validate = os.environ.get(_VALIDATE_ROLE)
     boto3.DEFAULT_SESSION, os.environ[_VALIDATE_ROLE] = session, "false"
@@ -117,6 +126,7 @@ def offline_build(region: str) -> Iterator[Any]:
             patches.enter_context(_replaced(config_manager.SageMakerConfig, "validate_sagemaker_config", trusting))
             yield session
     finally:
+        root.handlers[:], root.level = root_handlers, root_level
         boto3.DEFAULT_SESSION = previous
         if previous_validate is None:
             os.environ.pop(_VALIDATE_ROLE, None)
@@ -199,7 +209,11 @@ def model_builder(session: Any, *, image_uri: str, model_data_uri: Any, role: st
     upload code (`_upload_code`: S3 HeadBucket, then CreateBucket when the bucket is not
     found) even with no source code (sagemaker/serve/model_builder.py). The serving code is
     named by SAGEMAKER_SUBMIT_DIRECTORY instead. Goes when ModelBuilder uploads only code it
-    was given."""
+    was given.
+
+    `log_level=None`: the default, DEBUG, is set on the SDK's shared logger
+    (`logger.setLevel(self.log_level)` in `ModelBuilder.__post_init__`; the logger is
+    sagemaker/core/utils/utils.py's) for the rest of the process."""
     from sagemaker.serve.model_builder import ModelBuilder
 
     return ModelBuilder(
@@ -208,6 +222,7 @@ def model_builder(session: Any, *, image_uri: str, model_data_uri: Any, role: st
         role_arn=role,
         env_vars=environment,
         dependencies={},
+        log_level=None,
         sagemaker_session=session,
     )
 

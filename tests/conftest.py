@@ -16,7 +16,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "pipeline.yaml"
 
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 
 def _is_loopback(address: Any) -> bool:
