@@ -388,3 +388,34 @@ def test_a_batch_whose_answers_cannot_line_up_or_would_overwrite_is_refused(over
         render_definition(load_config(DEFAULT_CONFIG, overrides=[override]), which="batch")
     with pytest.raises(ConfigError, match="with accept application/jsonlines SageMaker cannot join"):
         load_config(DEFAULT_CONFIG, overrides=["batch.join_input=true", "batch.accept=application/jsonlines"])
+
+
+def test_the_environment_builds_with_the_pinned_sdk_v3_and_no_v2(caplog: pytest.LogCaptureFixture) -> None:
+    """pyproject.toml pins the v3 packages the builder imports (`SDK_DISTRIBUTIONS`), and
+    they are what is installed; SDK v2 (`sagemaker` 2.x) is not, since v2 and v3 cannot share
+    an environment and v2's support ends 2027-07-06. The MLflow plugin sagemaker-train brings
+    is the one that leaves requests to this project's server alone (pyproject.toml)."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    from pipeline.sdk_session import SDK_DISTRIBUTIONS
+    from tests.conftest import REPO
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["sagemaker"]
+    pins = {Requirement(line).name: Requirement(line).specifier for line in extra}
+    assert set(SDK_DISTRIBUTIONS) <= set(pins)
+    for name, specifier in pins.items():
+        assert str(specifier).startswith("=="), f"{name} is not pinned"
+        assert metadata.version(name) in specifier
+    try:
+        installed = metadata.version("sagemaker")
+    except metadata.PackageNotFoundError:
+        installed = None
+    assert installed is None or not installed.startswith("2."), f"sagemaker {installed} (SDK v2) is installed"
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    with caplog.at_level("WARNING"):
+        resolve_request_headers()
+    assert caplog.records == []
