@@ -69,12 +69,13 @@ _ECR_AUTH = iam.PolicyStatement(
 
 def sklearn_image_account(region: str, framework_version: str = "1.4-2") -> str:
     """The AWS account that publishes SageMaker's scikit-learn image in `region`: read from
-    the SageMaker SDK's own image registry table (sagemaker/image_uri_config/sklearn.json),
+    the SageMaker SDK's own image registry table (v3: sagemaker/core/image_uri_config/sklearn.json),
     without importing the SDK. Raises ValueError for a region the table does not list."""
     location = importlib.util.find_spec("sagemaker")
     if location is None or not location.submodule_search_locations:
         raise ValueError("the SageMaker SDK is not installed: it lists the image accounts")
-    table = json.loads((Path(location.submodule_search_locations[0]) / "image_uri_config" / "sklearn.json").read_text())
+    table_file = Path(location.submodule_search_locations[0]) / "core" / "image_uri_config" / "sklearn.json"
+    table = json.loads(table_file.read_text())
     registries = table["training"]["versions"][framework_version]["registries"]
     if region not in registries:
         raise ValueError(f"SageMaker publishes no scikit-learn image in {region}")

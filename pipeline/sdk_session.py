@@ -237,9 +237,6 @@ def finished_definition(definition: dict[str, Any], cfg: PipelineConfig) -> dict
       its `Networking.enable_inter_container_traffic_encryption`
       (`HyperparameterTuner._build_training_job_definition`, sagemaker/train/tuner.py), so
       trials would run unencrypted where the Train step does not. Goes when the tuner copies it;
-    - a Tuning step's static hyperparameters lose `sagemaker_job_name`, if the tuner stamps
-      a timestamped one (SDK v2 did, aws/sagemaker-python-sdk#3651): SageMaker names trial
-      jobs itself, and the definition must not change from build to build;
     - a Training step gets `ProfilerConfig: {"DisableProfiler": true}`: ModelTrainer has no
       profiler setting and sends none (sagemaker/train/model_trainer.py,
       `_create_training_job_args`), while this project has always turned SageMaker Debugger's
@@ -257,5 +254,4 @@ def finished_definition(definition: dict[str, Any], cfg: PipelineConfig) -> dict
         if step.get("Type") == "Tuning":
             job = step["Arguments"]["TrainingJobDefinition"]
             job["EnableInterContainerTrafficEncryption"] = cfg.network.encrypt_inter_container_traffic
-            job.get("StaticHyperParameters", {}).pop("sagemaker_job_name", None)
     return definition
