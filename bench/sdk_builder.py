@@ -79,9 +79,13 @@ def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # render needs no region of the shell
+def timed(command: list[str], cwd: Path, region: str | None = None) -> float:
+    """Wall seconds of a fresh process. No AWS settings from the shell: a render needs none;
+    a bare import of v3's pipeline classes needs a region (`region`) or raises NoRegionError."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONDONTWRITEBYTECODE"] = "0"
+    if region:
+        env["AWS_DEFAULT_REGION"] = region
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
@@ -109,7 +113,7 @@ def main() -> None:
         for _ in range(rounds):
             for name, env in envs.items():
                 python = str(env / "bin" / "python")
-                samples[name]["import"].append(timed([python, "-c", IMPORTS[name]], trees[name]))
+                samples[name]["import"].append(timed([python, "-c", IMPORTS[name]], trees[name], "us-east-1"))
                 samples[name]["render"].append(timed([python, "-m", "pipeline.definition", "render"], trees[name]))
                 warm = subprocess.run([python, "-c", WARM_RENDER], cwd=trees[name], capture_output=True, text=True)
                 samples[name]["warm"].append(float(warm.stdout.strip().splitlines()[-1]))
