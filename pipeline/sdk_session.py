@@ -20,6 +20,7 @@ from pipeline.config import PipelineConfig
 __all__ = [
     "SDK_CONFIG",
     "SDK_DISTRIBUTIONS",
+    "finished_definition",
     "model_builder",
     "offline_build",
     "package_model_step_args",

@@ -17,7 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "pipeline.yaml"
 
 
-
 def _is_loopback(address: Any) -> bool:
     host = address[0] if isinstance(address, tuple) else address
     if isinstance(host, str) and host in {"localhost"}:
