@@ -5,10 +5,6 @@ calls, metrics by namespace, network interfaces by VPC condition)."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -18,6 +14,7 @@ from constructs import Construct
 
 from infra.artifact_store import grant_prefix
 from mlflow_bridge.contract import PACKAGE_STAGE_TAG
+from pipeline.sdk_session import image_registry_table
 
 __all__ = [
     "Roles",
@@ -69,13 +66,9 @@ _ECR_AUTH = iam.PolicyStatement(
 
 def sklearn_image_account(region: str, framework_version: str = "1.4-2") -> str:
     """The AWS account that publishes SageMaker's scikit-learn image in `region`: read from
-    the SageMaker SDK's own image registry table (v3: sagemaker/core/image_uri_config/sklearn.json),
+    the SageMaker SDK's own image registry table (`pipeline.sdk_session.image_registry_table`),
     without importing the SDK. Raises ValueError for a region the table does not list."""
-    location = importlib.util.find_spec("sagemaker")
-    if location is None or not location.submodule_search_locations:
-        raise ValueError("the SageMaker SDK is not installed: it lists the image accounts")
-    table_file = Path(location.submodule_search_locations[0]) / "core" / "image_uri_config" / "sklearn.json"
-    table = json.loads(table_file.read_text())
+    table = image_registry_table("sklearn")
     registries = table["training"]["versions"][framework_version]["registries"]
     if region not in registries:
         raise ValueError(f"SageMaker publishes no scikit-learn image in {region}")

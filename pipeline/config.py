@@ -262,6 +262,15 @@ class StepsSettings(_Strict):
     train: StepSettings
     evaluate: StepSettings
 
+    @model_validator(mode="after")
+    def _one_training_instance(self) -> StepsSettings:
+        """Every instance of a training job runs the whole script: scikit-learn does not
+        distribute, so N instances would train N copies and log N MLflow runs (SDK v2's
+        SKLearn estimator refused it too)."""
+        if self.train.instance_count != 1:
+            raise ValueError("train.instance_count must be 1: a scikit-learn training job does not distribute")
+        return self
+
 
 class ObjectiveSettings(_Strict):
     """The metric the train script prints; tuning optimises it and training jobs record it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "SDK_CONFIG",
     "SDK_DISTRIBUTIONS",
     "finished_definition",
+    "image_registry_table",
     "model_builder",
     "offline_build",
     "package_model_step_args",
@@ -53,7 +55,8 @@ class _BuiltOnFirstUse:
 
 def _session_with_clients_on_first_use(region: str) -> Any:
     """A boto3 Session whose clients are built when first used. The SDK's Session builds
-    six (0.4 s of service-model parsing) and an offline build uses none."""
+    six (0.4 s of service-model parsing) and an offline build uses none. Speed, not a defect:
+    kept while the SDK builds clients it may not use."""
     import boto3
 
     class Session(boto3.Session):
@@ -69,7 +72,9 @@ def _session_with_clients_on_first_use(region: str) -> Any:
 @contextmanager
 def offline_build(region: str) -> Iterator[Any]:
     """Where the SDK is imported and a definition built: yields a boto3 session whose
-    clients are built on first use (none is, offline). Restores all it changes. Six
+    clients are built on first use (none is, offline). Restores all it changes (but the two clients of
+    `AIRHub` below, which keep this session: built only if used, and no render uses them);
+    one build at a time in a process (`run --local` renders in a worker thread). Five
     workarounds:
 
     - importing `sagemaker.mlops` (through `sagemaker.serve.model_builder`) runs
@@ -108,31 +113,36 @@ def offline_build(region: str) -> Iterator[Any]:
     `region`: the config's `aws.region`."""
     import boto3
 
-    root = logging.getLogger()
-    root_handlers, root_level = root.handlers[:], root.level
-    session, previous = _session_with_clients_on_first_use(region), boto3.DEFAULT_SESSION
-    previous_validate = os.environ.get(_VALIDATE_ROLE)
-    boto3.DEFAULT_SESSION, os.environ[_VALIDATE_ROLE] = session, "false"
-    try:
-        import sagemaker.core.config.config_manager as config_manager
-        import sagemaker.core.helper.session_helper as session_helper
-        import sagemaker.mlops.workflow.steps as steps_module
+    with _ONE_BUILD_AT_A_TIME:
+        root = logging.getLogger()
+        root_handlers, root_level = root.handlers[:], root.level
+        session, previous = _session_with_clients_on_first_use(region), boto3.DEFAULT_SESSION
+        previous_validate = os.environ.get(_VALIDATE_ROLE)
+        boto3.DEFAULT_SESSION, os.environ[_VALIDATE_ROLE] = session, "false"
+        try:
+            import sagemaker.core.config.config_manager as config_manager
+            import sagemaker.core.helper.session_helper as session_helper
+            import sagemaker.mlops.workflow.steps as steps_module
 
-        with ExitStack() as patches:
-            patches.enter_context(_replaced(steps_module, "LocalSagemakerClient", _MethodNames))
-            validate = session_helper.validate_sagemaker_config
-            patches.enter_context(_replaced(session_helper, "validate_sagemaker_config", _trusting(validate)))
-            validate = config_manager.SageMakerConfig.validate_sagemaker_config
-            trusting = staticmethod(_trusting(validate))
-            patches.enter_context(_replaced(config_manager.SageMakerConfig, "validate_sagemaker_config", trusting))
-            yield session
-    finally:
-        root.handlers[:], root.level = root_handlers, root_level
-        boto3.DEFAULT_SESSION = previous
-        if previous_validate is None:
-            os.environ.pop(_VALIDATE_ROLE, None)
-        else:
-            os.environ[_VALIDATE_ROLE] = previous_validate
+            root.handlers[:], root.level = root_handlers, root_level  # the build logs nothing either
+            with ExitStack() as patches:
+                patches.enter_context(_replaced(steps_module, "LocalSagemakerClient", _MethodNames))
+                validate = session_helper.validate_sagemaker_config
+                patches.enter_context(_replaced(session_helper, "validate_sagemaker_config", _trusting(validate)))
+                validate = config_manager.SageMakerConfig.validate_sagemaker_config
+                trusting = staticmethod(_trusting(validate))
+                patches.enter_context(_replaced(config_manager.SageMakerConfig, "validate_sagemaker_config", trusting))
+                yield session
+        finally:
+            root.handlers[:], root.level = root_handlers, root_level
+            boto3.DEFAULT_SESSION = previous
+            if previous_validate is None:
+                os.environ.pop(_VALIDATE_ROLE, None)
+            else:
+                os.environ[_VALIDATE_ROLE] = previous_validate
+
+
+_ONE_BUILD_AT_A_TIME = threading.RLock()  # the patches are process-wide
 
 
 @contextmanager
@@ -214,7 +224,8 @@ def model_builder(session: Any, *, image_uri: str, model_data_uri: Any, role: st
 
     `log_level=None`: the default, DEBUG, is set on the SDK's shared logger
     (`logger.setLevel(self.log_level)` in `ModelBuilder.__post_init__`; the logger is
-    sagemaker/core/utils/utils.py's) for the rest of the process."""
+    sagemaker/core/utils/utils.py's) for the rest of the process. Goes when the default
+    leaves the level alone."""
     from sagemaker.serve.model_builder import ModelBuilder
 
     return ModelBuilder(
@@ -245,7 +256,8 @@ def finished_definition(definition: dict[str, Any], cfg: PipelineConfig) -> dict
       output, and the job's arguments stay what they were. Goes when ModelTrainer takes it;
     - a top-level `"MlflowConfig": null` (v3's Pipeline writes the key when no MLflow app is
       attached, sagemaker/mlops/workflow/pipeline.py) is dropped: null is not a value the
-      definition language lists for it, and this project tracks to its own server.
+      definition language lists for it, and this project tracks to its own server. Goes
+      when the Pipeline leaves the key out unless it is set.
     """
     if definition.get("MlflowConfig", ...) is None:
         del definition["MlflowConfig"]
@@ -254,5 +266,23 @@ def finished_definition(definition: dict[str, Any], cfg: PipelineConfig) -> dict
             step["Arguments"].setdefault("ProfilerConfig", {"DisableProfiler": True})
         if step.get("Type") == "Tuning":
             job = step["Arguments"]["TrainingJobDefinition"]
-            job["EnableInterContainerTrafficEncryption"] = cfg.network.encrypt_inter_container_traffic
+            if cfg.network.encrypt_inter_container_traffic:  # else left out, SageMaker's default (off)
+                job["EnableInterContainerTrafficEncryption"] = True
     return definition
+
+
+def image_registry_table(framework: str) -> dict[str, Any]:
+    """The SDK's table of a framework's image accounts per region and version
+    (`sagemaker/core/image_uri_config/<framework>.json`, what `image_uris.retrieve` reads),
+    read without importing the SDK (seconds) for the CDK app's ECR grants. The file's place
+    is the SDK's layout (v2 kept it at `sagemaker/image_uri_config/`). Raises ValueError when
+    the SDK is not installed."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    location = importlib.util.find_spec("sagemaker")
+    if location is None or not location.submodule_search_locations:
+        raise ValueError("the SageMaker SDK is not installed: it lists the image accounts")
+    table = Path(location.submodule_search_locations[0]) / "core" / "image_uri_config" / f"{framework}.json"
+    return dict(json.loads(table.read_text()))

@@ -103,6 +103,14 @@ CASES = (
             "retry.on=[Step.SERVICE_FAULT, SageMaker.JOB_INTERNAL_ERROR]",
         ),
     ),
+    # added after the port, rendered by the v2 builder (commit 1bdee9c) in an SDK v2 environment
+    Case("encryption-off", DEFAULT_CONFIG, ("network.encrypt_inter_container_traffic=false",), ("training",)),
+    Case(
+        "encryption-off-tuning-off",
+        DEFAULT_CONFIG,
+        ("network.encrypt_inter_container_traffic=false", "tuning.enabled=false"),
+        ("training",),
+    ),
     Case(
         "batch-flag-jsonlines",
         DEFAULT_CONFIG,

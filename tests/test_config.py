@@ -41,6 +41,7 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown top-level key", setting("bogus", 1), "bogus: unknown key"),
     ("unknown nested key (typo)", setting("pipeline.nmae", "x"), "pipeline.nmae: unknown key"),
     ("wrong type", setting("steps.train.instance_count", "many"), "steps.train.instance_count"),
+    ("distributed scikit-learn training", setting("steps.train.instance_count", 2), "steps: train.instance_count must be 1"),
     ("missing required section", deleting("quality_gate"), "quality_gate: required key is missing"),
     ("missing required key", deleting("registration.model_package_group"), "registration.model_package_group"),
     ("range min > max", setting("tuning.ranges.n_estimators.min", 500), "tuning.ranges.n_estimators: min must be <= max"),

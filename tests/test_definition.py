@@ -262,6 +262,20 @@ def test_a_build_leaves_the_sdk_and_the_process_as_it_found_them(monkeypatch: py
     assert restored[0] is LocalSagemakerClient
     assert all(before is not after for before, after in zip(patched, restored, strict=True))
 
+    # and when the build fails: a config whose estimator lacks a configured hyperparameter
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    from pipeline.errors import ConfigError
+
+    broken = load_config(DEFAULT_CONFIG, overrides=["training.hyperparameters.bogus=1", "tuning.enabled=false"])
+    with pytest.raises(ConfigError, match="bogus"):
+        render_definition(broken)
+    assert "SAGEMAKER_VALIDATE_ROLE" not in os.environ and boto3.DEFAULT_SESSION is not session
+    assert steps_module.LocalSagemakerClient is LocalSagemakerClient
+    assert root.handlers == handlers and root.level == level
+
 
 def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
@@ -281,6 +295,14 @@ def test_render_cache_hits_only_for_the_same_config_builder_and_sdk(
     assert len(renders) == 3
     definition.render_definition_cached(cfg, tmp_path, "batch")  # the other pipeline of the same config
     assert renders[-1] == "batch" and len(renders) == 4
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "1.28.0" if name == "sagemaker-mlops" else real_version(name)
+    )
+    definition.render_definition_cached(cfg, tmp_path)  # another SDK release
+    assert len(renders) == 5
 
 
 def test_building_a_definition_never_imports_the_cli_nor_local_mode_the_builder() -> None:

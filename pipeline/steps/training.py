@@ -14,14 +14,16 @@ __all__ = ["model_trainer", "training_inputs", "training_step"]
 
 # What SageMaker's scikit-learn container reads to find and run the training script
 # (sagemaker-training-toolkit's `sagemaker_program`, `sagemaker_submit_directory`, ...),
-# set here rather than by the SDK's `SourceCode`, which uploads driver files to a
-# timestamped key on every build (see pipeline/sdk_session.py)
+# set here rather than by the SDK's `SourceCode`, which uploads the SDK's driver files to a
+# timestamped S3 key on every build (`ModelTrainer._create_training_job_args`,
+# sagemaker/train/model_trainer.py) and would change the step's cache key each time
 CONTAINER_LOG_LEVEL = 20  # logging.INFO
 
 
 def _job_hyperparameters(ctx: BuildContext, hyperparameters: dict[str, Any]) -> dict[str, str]:
-    """Every value JSON text, as the training toolkit parses it and as CreateTrainingJob takes
-    it (a map of strings: the SDK v3 would pass an integer through, which the API refuses)."""
+    """Every value JSON text, as the training toolkit decodes it (`"\\"auto\\""` -> auto) and as
+    SDK v2 sent it: v3's `safe_serialize` passes strings unquoted, so a string that reads as
+    JSON (`"200"`, `"true"`) would reach the script as another type."""
     cfg = ctx.cfg
     values = {
         **hyperparameters,
@@ -62,7 +64,8 @@ def model_trainer(ctx: BuildContext, hyperparameters: dict[str, Any]) -> Any:
         networking=Networking(
             subnets=network.subnets or None,
             security_group_ids=network.security_group_ids or None,
-            enable_inter_container_traffic_encryption=network.encrypt_inter_container_traffic,
+            # True or left out (SageMaker's default is off), as SDK v2 sent it
+            enable_inter_container_traffic_encryption=network.encrypt_inter_container_traffic or None,
         ),
         sagemaker_session=ctx.session,
     )
