@@ -166,6 +166,15 @@ class Roles(Construct):
         )  # fmt: skip
         self.pipeline_role.add_to_policy(
             iam.PolicyStatement(
+                # a job reads SageMaker's sagemaker:pipeline-execution-arn tag on itself to find its
+                # execution's MLflow parent run (pipeline/steps/scripts/execution_run.py)
+                sid="JobsReadTheirOwnTags",
+                actions=["sagemaker:ListTags"],
+                resources=[_arn(self, "processing-job/pipelines-*"), _arn(self, "training-job/pipelines-*")],
+            )
+        )
+        self.pipeline_role.add_to_policy(
+            iam.PolicyStatement(
                 sid="RegisterModels",
                 actions=[
                     "sagemaker:CreateModelPackage", "sagemaker:CreateModelPackageGroup",

@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 (Path(figures) / REPORT_FILE).write_text(json.dumps(report, indent=2))
                 tracking.log(run["run_id"], metrics={f"test_{k}": v for k, v in scalars.items()})
                 tracking.log_artifacts(run["run_id"], figures, "evaluation")
+            if run.get("tuning_run_id"):  # the tuning step is over: its run ends, naming the trial chosen
+                tuning_run = run["tuning_run_id"]
+                tracking.log(tuning_run, tags={"mlops.best_trial_run_id": run["run_id"]})
+                tracking.call("end the tuning run", lambda: tracking.client.set_terminated(tuning_run, "FINISHED"))
         elif not run.get("run_id"):
             warn("the model carries no MLflow run id: evaluation metrics are not tracked")
     except TrackingUnavailable as exc:

@@ -12,6 +12,10 @@ from the environment the definition sets (never from hyperparameters):
 
 Credentials fetched from Secrets Manager are put into this process's environment for the
 MLflow client only; they are never printed or passed to a child process.
+
+Every run a job creates is nested under its pipeline execution's parent run, a tuning
+trial's under the tuning step's own run (`execution_run.py`), so a team's own training
+script gets the tree too by calling `Tracking.run` as the bundled ones do.
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from execution_run import (
+    EXECUTION_TAG,
+    LOCAL_EXECUTION_ENV,
+    PARENT_RUN_TAG,
+    PARENT_TAG,
+    TUNING_RUN_TAG,
+    execution_arn,
+    execution_link,
+    find_or_create,
+    oldest_run,
+    parent_run_name,
+)
 
 __all__ = ["Tracking", "TrackingUnavailable", "connect", "job_tags", "warn"]
 
@@ -113,6 +130,8 @@ class Tracking:
     """
 
     def __init__(self, client: Any, on_unavailable: str, experiment_id: str | None = None) -> None:
+        self._execution: tuple[str | None, str | None] | None = None  # (ARN, parent run id), once read
+        self.parent_of: dict[str, str] = {}  # run id -> the run it is nested under, for runs made here
         self.client = client
         self.enabled = client is not None
         self.on_unavailable = on_unavailable
@@ -165,18 +184,69 @@ class Tracking:
         self.artifact_uris[info.run_id] = info.artifact_uri
         return info.run_id
 
+    def execution(self, env: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+        """(this job's execution ARN, its parent run id), read once; (None, None) for a job
+        run by hand. A job whose execution cannot be read (a role without
+        sagemaker:ListTags) logs a top-level run, as before parent runs, and says why."""
+        if self._execution is None:
+            self._execution = self._find_execution(dict(os.environ) if env is None else env)
+        return self._execution
+
+    def _find_execution(self, env: dict[str, str]) -> tuple[str | None, str | None]:
+        try:
+            arn = execution_arn(env)
+        except Exception as exc:  # botocore's ClientError and connection errors
+            warn(f"the pipeline execution of this job is unknown ({exc}): its MLflow run is not nested")
+            return None, None
+        if arn is None or not self.enabled:
+            return arn, None
+        tags = {EXECUTION_TAG: arn, "mlops.pipeline": env.get("MLOPS_PIPELINE_NAME", ""),
+                "mlops.execution_link": execution_link(arn, local=bool(env.get(LOCAL_EXECUTION_ENV)))}  # fmt: skip
+        parent = self.call("find the execution's parent run", lambda: find_or_create(
+            self.client, self.experiment_id or "0", key=PARENT_TAG, value=arn, run_name=parent_run_name(arn),
+            tags={k: v for k, v in tags.items() if v}))  # fmt: skip
+        return arn, parent
+
+    def _nesting(self, tags: dict[str, str]) -> dict[str, str]:
+        """The tags that put a new run in its execution's tree: under the tuning step's run
+        for a trial (found first: once it exists, a trial needs one request), else under the
+        execution's parent."""
+        tuning_job = tags.get("sagemaker.tuning_job_name")
+        if tuning_job:
+            experiment = self.experiment_id or "0"
+            found = self.call(
+                "find the tuning step's run", lambda: oldest_run(self.client, experiment, TUNING_RUN_TAG, tuning_job)
+            )
+            if found is not None:
+                return {PARENT_RUN_TAG: str(found.info.run_id), EXECUTION_TAG: found.data.tags.get(EXECUTION_TAG, "")}
+        arn, parent = self.execution()
+        nesting = {EXECUTION_TAG: arn or "", PARENT_RUN_TAG: parent or ""}
+        if tuning_job and self.enabled:
+            tuning_tags = {**nesting, "mlops.step": "tune", "sagemaker.tuning_job_name": tuning_job,
+                           "mlops.pipeline": tags.get("mlops.pipeline", "")}  # fmt: skip
+            tuning_run = self.call("create the tuning step's run", lambda: find_or_create(
+                self.client, self.experiment_id or "0", key=TUNING_RUN_TAG, value=tuning_job,
+                run_name=f"tune {tuning_job}", tags={k: v for k, v in tuning_tags.items() if v}))  # fmt: skip
+            nesting[PARENT_RUN_TAG] = tuning_run or nesting[PARENT_RUN_TAG]
+        return nesting
+
     @contextmanager
     def run(self, *, run_name: str, tags: dict[str, str], resume_key: str | None = None) -> Iterator[str | None]:
-        """Create a run, or resume the one already tagged `resume_key` with this job's
-        value, so a job run twice leaves one MLflow run. Yields the run id (None when
-        tracking is off) and marks the run FINISHED or FAILED at the end."""
+        """Create a run, nested in its execution's tree (`_nesting`), or resume the one
+        already tagged `resume_key` with this job's value, so a job run twice leaves one
+        MLflow run. Yields the run id (None when tracking is off) and marks the run FINISHED
+        or FAILED at the end."""
         run_id = self.existing_run(resume_key, tags[resume_key]) if resume_key and tags.get(resume_key) else None
+        if run_id is None and self.enabled:
+            tags = {**tags, **{k: v for k, v in self._nesting(tags).items() if v}}
         if run_id is None:
             created = self.call(
                 "create_run",
                 lambda: self.client.create_run(self.experiment_id or "0", run_name=run_name, tags=tags),
             )
             run_id = self._known(created.info) if created is not None else None
+            if run_id and tags.get(PARENT_RUN_TAG):
+                self.parent_of[run_id] = tags[PARENT_RUN_TAG]
         try:
             yield run_id
         except BaseException:
@@ -269,6 +339,6 @@ def job_tags(env: dict[str, str] | None = None) -> dict[str, Any]:
     """Tags that link an MLflow run to the SageMaker job and pipeline that made it."""
     env = dict(os.environ) if env is None else env
     tags = {"mlops.pipeline": env.get("MLOPS_PIPELINE_NAME", "")}
-    if env.get("MLOPS_PIPELINE_EXECUTION_ARN"):
-        tags["sagemaker.pipeline_execution_arn"] = env["MLOPS_PIPELINE_EXECUTION_ARN"]
+    if env.get(LOCAL_EXECUTION_ENV):  # on SageMaker, `Tracking.run` adds it from the job's own tags
+        tags[EXECUTION_TAG] = env[LOCAL_EXECUTION_ENV]
     return {k: v for k, v in tags.items() if v}

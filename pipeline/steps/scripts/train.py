@@ -148,6 +148,8 @@ def log_to_mlflow(
             "tracking_uri": tracking.client.tracking_uri,
             "experiment": tracking.experiment_name,
         }
+        if tags.get("sagemaker.tuning_job_name") and tracking.parent_of.get(run_id):
+            record["tuning_run_id"] = tracking.parent_of[run_id]  # Evaluate ends it, naming the best trial
         (model_dir / RUN_FILE).write_text(json.dumps(record))
         return run_id
 

@@ -1,0 +1,128 @@
+"""The MLflow parent run of one pipeline execution, which every job's run is nested under.
+
+Runs inside the SageMaker scikit-learn image (Python 3.10), on a laptop, and in local mode's
+command (`pipeline/local/`, through `pipeline.job_scripts.script_module`), so the tags and
+the rule that picks the parent are written once, here.
+
+A job finds its execution itself, so an execution started from Studio, the console or an
+EventBridge schedule gets its tree too, and nothing that changes per execution enters a
+cached step's arguments (SageMaker's cache key holds each job's `Environment` and
+`HyperParameters`, "Default cache key attributes by pipeline step type"):
+  - locally, from `MLOPS_PIPELINE_EXECUTION_ARN`, which the local runner sets per job;
+  - on SageMaker, from the tag SageMaker puts on every job a pipeline launches,
+    `sagemaker:pipeline-execution-arn`, read with ListTags on the job's own ARN (the
+    SageMaker Python SDK's lineage code reads it the same way); the job role may call
+    `sagemaker:ListTags` on jobs for exactly this (infra/roles.py).
+
+The first job to start creates the parent; jobs that start together (parallel tuning
+trials) must not leave two. `find_or_create` searches by tag, creates when none is found,
+searches again and keeps the oldest (start time, then run id), deleting its own if it lost:
+two creators each see at least the one created first, since a creator's second search
+follows its own creation. It assumes the jobs' clocks agree to within the time between two
+requests (SageMaker instances use the Amazon Time Sync Service; locally one clock).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EXECUTION_TAG",
+    "PARENT_RUN_TAG",
+    "PARENT_TAG",
+    "TUNING_RUN_TAG",
+    "execution_arn",
+    "execution_link",
+    "find_or_create",
+    "oldest_run",
+    "parent_run_name",
+]
+
+EXECUTION_TAG = "sagemaker.pipeline_execution_arn"  # on every run of an execution, the parent too
+PARENT_TAG = "mlops.execution_parent"  # on the parent only: the execution ARN
+TUNING_RUN_TAG = "mlops.tuning_run"  # on a tuning step's own run: the tuning job's name
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: how its UI nests runs
+SAGEMAKER_EXECUTION_TAG = "sagemaker:pipeline-execution-arn"  # SageMaker's tag on a pipeline's jobs
+LOCAL_EXECUTION_ENV = "MLOPS_PIPELINE_EXECUTION_ARN"
+PROCESSING_JOB_CONFIG = Path("/opt/ml/config/processingjobconfig.json")  # holds ProcessingJobArn
+
+
+def own_job_arn(env: dict[str, str], processing_config: Path = PROCESSING_JOB_CONFIG) -> str | None:
+    """This SageMaker job's ARN: a training job's `TRAINING_JOB_ARN` environment variable, a
+    processing job's `ProcessingJobArn` in /opt/ml/config/processingjobconfig.json; None
+    elsewhere."""
+    if env.get("TRAINING_JOB_ARN"):
+        return env["TRAINING_JOB_ARN"]
+    try:
+        return str(json.loads(processing_config.read_text())["ProcessingJobArn"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def execution_arn(env: dict[str, str] | None = None, sagemaker: Any = None) -> str | None:
+    """The pipeline execution this job belongs to, or None (a job run by hand). `sagemaker`:
+    a boto3 SageMaker client (made from the job's region when None)."""
+    env = dict(os.environ) if env is None else env
+    if env.get(LOCAL_EXECUTION_ENV):
+        return env[LOCAL_EXECUTION_ENV]
+    job_arn = own_job_arn(env)
+    if job_arn is None:
+        return None
+    if sagemaker is None:
+        import boto3
+
+        sagemaker = boto3.client("sagemaker", region_name=job_arn.split(":")[3])
+    token: str | None = None
+    while True:
+        page = sagemaker.list_tags(ResourceArn=job_arn, **({"NextToken": token} if token else {}))
+        for tag in page.get("Tags", []):
+            if tag["Key"] == SAGEMAKER_EXECUTION_TAG:
+                return str(tag["Value"])
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
+def execution_link(arn: str, local: bool) -> str:
+    """Where to see the execution: the local command that draws it, or the SageMaker console
+    page of the pipeline's executions (arn:aws:sagemaker:REGION:ACCOUNT:pipeline/NAME/execution/ID)."""
+    parts = arn.split(":")
+    region, resource = parts[3], parts[5]
+    pipeline, execution_id = resource.split("/")[1], resource.split("/")[-1]
+    if local:
+        return f"python -m pipeline.definition graph --execution {execution_id}"
+    return (
+        f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
+        f"#/pipelines/{pipeline}/executions/{execution_id}"
+    )
+
+
+def parent_run_name(arn: str) -> str:
+    """`<pipeline>-<execution id>`, from the ARN."""
+    resource = arn.split(":")[5].split("/")
+    return f"{resource[1]}-{resource[-1]}"
+
+
+def oldest_run(client: Any, experiment_id: str, key: str, value: str) -> Any:
+    """The oldest live run tagged `key=value` (start time, then run id), or None."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=100)
+    return min(runs, key=lambda run: (run.info.start_time, run.info.run_id)) if runs else None
+
+
+def find_or_create(
+    client: Any, experiment_id: str, *, key: str, value: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """The id of the oldest live run tagged `key=value` in the experiment, created (with
+    `tags`) when there is none; race-free as the module docstring says."""
+    found = oldest_run(client, experiment_id, key, value)
+    if found is not None:
+        return str(found.info.run_id)
+    created = client.create_run(experiment_id, run_name=run_name, tags={key: value, **tags}).info.run_id
+    kept = oldest_run(client, experiment_id, key, value)
+    kept_id = str(kept.info.run_id) if kept is not None else created
+    if kept_id != created:
+        client.delete_run(created)  # another job created the parent first
+    return kept_id
