@@ -73,15 +73,3 @@ def test_the_picture_colours_states_labels_outcomes_and_bolds_the_branch_taken()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     svg = picture(step_graph(DEFINITION), "svg").decode()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and ">Gate<" in svg
-
-
-def test_the_execution_tag_the_picture_looks_for_is_the_one_jobs_write() -> None:
-    import importlib.util
-
-    from pipeline.code_bundle import SCRIPTS_DIR
-    from pipeline.local.execution_graph import PIPELINE_EXECUTION_TAG
-
-    spec = importlib.util.spec_from_file_location("job_tracking", SCRIPTS_DIR / "tracking.py")
-    tracking = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tracking)
-    assert tracking.job_tags({"MLOPS_PIPELINE_EXECUTION_ARN": "arn:x"}) == {PIPELINE_EXECUTION_TAG: "arn:x"}

@@ -244,6 +244,18 @@ def test_pass_role_is_scoped(synthesized) -> None:
                 assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
 
 
+def test_jobs_may_read_the_tags_of_pipeline_jobs_only(synthesized) -> None:
+    """Issue #23: a job reads its own sagemaker:pipeline-execution-arn tag to find its
+    execution's MLflow parent run; the grant names the pipelines' job ARNs, nothing else."""
+    template, _ = synthesized
+    policies = resources(template, "AWS::IAM::Policy").values()
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    (statement,) = [s for s in statements if s.get("Sid") == "JobsReadTheirOwnTags"]
+    assert statement["Action"] == "sagemaker:ListTags"
+    arns = json.dumps(statement["Resource"])
+    assert "processing-job/pipelines-*" in arns and "training-job/pipelines-*" in arns and '"*"' not in arns
+
+
 def test_bridge_rule_lambda_and_dead_letters(synthesized) -> None:
     template, _ = synthesized
     (rule,) = resources(template, "AWS::Events::Rule").values()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.local.execution_graph import PIPELINE_EXECUTION_TAG
 from pipeline.local.runner import ExecutionRecord, load_execution
 from pipeline.tracking_server import TrackingServer
 from tests.conftest import DEFAULT_CONFIG, REPO, graphviz_available
@@ -86,14 +87,42 @@ def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
         assert {a.path for a in client.list_artifacts(run_id, "model")} >= {"model/MLmodel", "model/model.pkl"}
         assert "test_rmse" in run.data.metrics
         experiment = client.get_experiment_by_name("diabetes-regression")
-        steps = [r.data.tags.get("mlops.step") for r in client.search_runs([experiment.experiment_id])]
-        assert sorted(steps) == ["preprocess", "train", "train"]
+        runs = client.search_runs([experiment.experiment_id])
+        assert sorted(str(r.data.tags.get("mlops.step")) for r in runs) == [
+            "None",
+            "preprocess",
+            "train",
+            "train",
+            "tune",
+        ]
         assert "quality gate" in err and "passed" in err and arn in err
-        # the execution's picture, beside its record and in the run of its last step (Evaluate's)
+        # issue #23: one tree per execution, trials under the tuning step's run, the result on the parent
+        by_step = {r.data.tags.get("mlops.step"): r for r in runs}
+        parent = by_step[None]
+        assert parent.data.tags["mlops.execution_parent"] == record.arn == parent.data.tags[PIPELINE_EXECUTION_TAG]
+        assert parent.info.run_name == f"diabetes-regression-{record.id}" and parent.info.status == "FINISHED"
+        assert parent.data.tags["mlops.execution_link"].endswith(f"graph --execution {record.id}")
+        tune = by_step["tune"]
+        assert (
+            by_step["preprocess"].data.tags["mlflow.parentRunId"]
+            == tune.data.tags["mlflow.parentRunId"]
+            == (parent.info.run_id)
+        )
+        trials = [r for r in runs if r.data.tags.get("mlops.step") == "train"]
+        assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {tune.info.run_id}
+        assert tune.info.status == "FINISHED" and tune.data.tags["mlops.best_trial_run_id"] == run_id
+        assert {k: parent.data.tags[k] for k in ("mlops.execution_status", "mlops.outcome.QualityGate",
+                "mlops.parameter.QualityGateThreshold", "mlops.model_package_arn")} == {
+            "mlops.execution_status": "Succeeded", "mlops.outcome.QualityGate": "True",
+            "mlops.parameter.QualityGateThreshold": "65.0", "mlops.model_package_arn": arn,
+        }  # fmt: skip
+        assert parent.data.metrics["execution_seconds"] > 0
+        # the execution's picture, beside its record and on the execution's parent run
         picture = workspace / "executions" / record.id / "pipeline_graph.png"
         if graphviz_available():
-            assert picture.read_bytes().startswith(b"\x89PNG") and f"logged to MLflow run {run_id}" in err
-            assert [a.path for a in client.list_artifacts(run_id, "pipeline")] == ["pipeline/pipeline_graph.png"]
+            assert picture.read_bytes().startswith(b"\x89PNG") and f"logged to MLflow run {parent.info.run_id}" in err
+            paths = [a.path for a in client.list_artifacts(parent.info.run_id, "pipeline")]
+            assert paths == ["pipeline/pipeline_graph.png"]
         else:  # said, not a failure of the run
             assert "graph not drawn" in err and "apt-get install graphviz" in err and not picture.exists()
     finally:
@@ -134,8 +163,17 @@ def test_rerun_is_cached_and_a_hyperparameter_change_reruns_what_depends_on_it(
     assert {name: second.steps[name].status for name in jobs} == dict.fromkeys(jobs, "Cached")
     assert len(registered(workspace)) == 1  # the identical package is not registered twice
 
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_env)
+    experiment = client.get_experiment_by_name("diabetes-regression").experiment_id
+    parents = client.search_runs([experiment], filter_string=f"tags.`mlops.execution_parent` = '{second.arn}'")
+    assert parents == []  # no job ran: the cached execution adds no parent run
+
     code, third, err = run_local(capsys, workspace, "--set", "training.hyperparameters.max_features=0.8")
     assert code == 0, err
+    parents = client.search_runs([experiment], filter_string=f"tags.`mlops.execution_parent` = '{third.arn}'")
+    assert len(parents) == 1 and parents[0].data.tags["mlops.execution_status"] == "Succeeded"
     assert {name: third.steps[name].status for name in jobs} == {
         "Preprocess": "Cached", "Tune": "Succeeded", "Evaluate": "Succeeded", "Register-RegisterModel": "Succeeded",
     }  # fmt: skip

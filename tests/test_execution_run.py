@@ -1,0 +1,128 @@
+"""Issue #23: one MLflow parent run per pipeline execution (pipeline/steps/scripts/execution_run.py).
+
+The race that matters, parallel trials creating the parent at once, runs against real MLflow
+servers (sqlite and MariaDB); how a job finds its execution on SageMaker is checked against
+botocore's Stubber (moto keeps no tags on jobs it never ran)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.stub import Stubber
+
+from pipeline.job_scripts import script_module
+from pipeline.tracking_server import TrackingServer
+from tests.tracking_fixtures import tracking_server  # noqa: F401 - fixture
+
+execution_run = script_module("execution_run")
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/churn/execution/abc123def456"
+JOB_ARN = "arn:aws:sagemaker:us-east-1:123456789012:training-job/pipelines-abc123def456-train-x"
+
+
+def test_parallel_jobs_starting_at_once_make_one_parent(tracking_server: TrackingServer) -> None:  # noqa: F811
+    """Eight jobs search, find nothing, and create at the same moment: each ends with the
+    same parent, and only that one is left live."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_server.uri)
+    experiment = client.create_experiment(f"parents-{threading.get_ident()}-{id(client)}")
+    barrier, found, errors = threading.Barrier(8), [], []
+
+    def job() -> None:
+        try:
+            barrier.wait()
+            found.append(
+                execution_run.find_or_create(
+                    MlflowClient(tracking_server.uri), experiment, key=execution_run.PARENT_TAG, value=ARN,
+                    run_name=execution_run.parent_run_name(ARN), tags={execution_run.EXECUTION_TAG: ARN},
+                )
+            )  # fmt: skip
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    live = client.search_runs([experiment], filter_string=f"tags.`{execution_run.PARENT_TAG}` = '{ARN}'")
+    assert len(set(found)) == 1 and [run.info.run_id for run in live] == found[:1]
+    assert live[0].info.run_name == "churn-abc123def456"
+    # a later job finds it with one search and creates nothing
+    assert execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=ARN,
+                                        run_name="x", tags={}) == found[0]  # fmt: skip
+    assert len(client.search_runs([experiment])) == 1
+
+
+def test_a_local_job_reads_its_execution_from_the_environment() -> None:
+    assert execution_run.execution_arn({"MLOPS_PIPELINE_EXECUTION_ARN": ARN}) == ARN
+    assert execution_run.execution_arn({}) is None  # not a SageMaker job, not local mode: a job run by hand
+
+
+def _stubbed(pages: list[dict[str, Any]]) -> Any:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    stubber = Stubber(client)
+    token = None
+    for page in pages:
+        stubber.add_response("list_tags", page, {"ResourceArn": JOB_ARN, **({"NextToken": token} if token else {})})
+        token = page.get("NextToken")
+    stubber.activate()
+    return client
+
+
+def test_a_sagemaker_job_reads_the_tag_sagemaker_put_on_it() -> None:
+    """SageMaker tags each job a pipeline launches with sagemaker:pipeline-execution-arn; the
+    job reads it with ListTags on its own ARN, through every page."""
+    client = _stubbed([
+        {"Tags": [{"Key": "team", "Value": "ml"}], "NextToken": "t1"},
+        {"Tags": [{"Key": "sagemaker:pipeline-execution-arn", "Value": ARN}]},
+    ])  # fmt: skip
+    assert execution_run.execution_arn({"TRAINING_JOB_ARN": JOB_ARN}, client) == ARN
+    untagged = _stubbed([{"Tags": []}])  # a training job started by hand
+    assert execution_run.execution_arn({"TRAINING_JOB_ARN": JOB_ARN}, untagged) is None
+
+
+def test_a_processing_job_finds_its_arn_in_its_job_config(tmp_path: Path) -> None:
+    config = tmp_path / "processingjobconfig.json"
+    config.write_text(json.dumps({"ProcessingJobArn": JOB_ARN, "ProcessingJobName": "x"}))
+    assert execution_run.own_job_arn({}, config) == JOB_ARN
+    assert execution_run.own_job_arn({}, tmp_path / "absent.json") is None
+
+
+def test_the_parent_links_to_where_the_execution_is_drawn() -> None:
+    assert (
+        execution_run.execution_link(ARN, local=True) == "python -m pipeline.definition graph --execution abc123def456"
+    )
+    assert execution_run.execution_link(ARN, local=False) == (
+        "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+        "#/pipelines/churn/executions/abc123def456"
+    )
+
+
+def test_the_cached_steps_hold_nothing_that_changes_per_execution() -> None:
+    """SageMaker's cache key holds a job's Environment and HyperParameters ("Default cache
+    key attributes by pipeline step type"): an execution id there would make every step
+    miss. The jobs find their execution themselves, so two renders are equal and no cached
+    step's arguments name the execution."""
+    from pipeline.config_loader import load_config
+    from pipeline.definition import render_definition
+    from tests.conftest import DEFAULT_CONFIG
+
+    for overrides in ([], ["tuning.enabled=false"]):
+        cfg = load_config(DEFAULT_CONFIG, overrides=overrides)
+        text = render_definition(cfg)
+        assert text == render_definition(cfg)
+        for step in json.loads(text)["Steps"]:
+            if not step.get("CacheConfig", {}).get("Enabled"):
+                continue
+            arguments = step["Arguments"]
+            keyed = [arguments.get("Environment"), arguments.get("HyperParameters"),
+                     arguments.get("AppSpecification", {}).get("ContainerArguments"),
+                     arguments.get("TrainingJobDefinition", {}).get("StaticHyperParameters"),
+                     arguments.get("TrainingJobDefinition", {}).get("Environment")]  # fmt: skip
+            assert "Execution." not in json.dumps(keyed), step["Name"]
