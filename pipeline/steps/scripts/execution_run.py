@@ -86,12 +86,22 @@ def execution_arn(env: dict[str, str] | None = None, sagemaker: Any = None) -> s
             return None
 
 
+def _named(arn: str) -> tuple[str, str, str] | None:
+    """(region, pipeline, execution id) of arn:aws:sagemaker:REGION:ACCOUNT:pipeline/NAME/execution/ID."""
+    parts = arn.split(":")
+    resource = parts[5].split("/") if len(parts) == 6 else []
+    if len(resource) != 4 or resource[0] != "pipeline" or resource[2] != "execution":
+        return None
+    return parts[3], resource[1], resource[3]
+
+
 def execution_link(arn: str, local: bool) -> str:
     """Where to see the execution: the local command that draws it, or the SageMaker console
-    page of the pipeline's executions (arn:aws:sagemaker:REGION:ACCOUNT:pipeline/NAME/execution/ID)."""
-    parts = arn.split(":")
-    region, resource = parts[3], parts[5]
-    pipeline, execution_id = resource.split("/")[1], resource.split("/")[-1]
+    page of the pipeline's executions; '' for an ARN of another form."""
+    named = _named(arn)
+    if named is None:
+        return ""
+    region, pipeline, execution_id = named
     if local:
         return f"python -m pipeline.definition graph --execution {execution_id}"
     return (
@@ -101,9 +111,9 @@ def execution_link(arn: str, local: bool) -> str:
 
 
 def parent_run_name(arn: str) -> str:
-    """`<pipeline>-<execution id>`, from the ARN."""
-    resource = arn.split(":")[5].split("/")
-    return f"{resource[1]}-{resource[-1]}"
+    """`<pipeline>-<execution id>`, from the ARN (the ARN itself when it is of another form)."""
+    named = _named(arn)
+    return f"{named[1]}-{named[2]}" if named else arn
 
 
 def oldest_run(client: Any, experiment_id: str, key: str, value: str) -> Any:
