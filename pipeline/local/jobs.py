@@ -221,7 +221,10 @@ class LocalJobRunner:
         for item in outputs:
             Path(map_container_paths(item["S3Output"]["LocalPath"], opt_ml)).mkdir(parents=True, exist_ok=True)
         (opt_ml / "config").mkdir(parents=True, exist_ok=True)
-        (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": job_name}))
+        # as SageMaker writes it: the CreateProcessingJob request and the job's name (scripts read
+        # their inputs' and outputs' S3 URIs there, pipeline/steps/scripts/run_inputs.py)
+        config = {**arguments, "ProcessingJobName": job_name}
+        (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps(config, default=str))
         app = arguments["AppSpecification"]
         command = map_container_paths([*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])], opt_ml)
         scripts = [i for i in arguments.get("ProcessingInputs", []) if i.get("InputName") == SCRIPTS_INPUT_NAME]

@@ -100,6 +100,7 @@ class TableSchema:
     classes: list[Any] | None = None
     positive_class: Any = None
     na_values: list[str] = field(default_factory=lambda: list(EXTRA_MISSING))
+    sources: dict[str, str] = field(default_factory=dict)  # split -> its S3 URI, for the runs that read it
 
     def write(self, folder: Path) -> None:
         (folder / SCHEMA_FILE).write_text(json.dumps(self.__dict__, indent=2, ensure_ascii=False, default=_plain))

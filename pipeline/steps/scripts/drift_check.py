@@ -32,6 +32,7 @@ from container_paths import opt_ml
 from dataset import EXTRA_MISSING, PANDAS_MISSING, DataError, DatasetSpec
 from drift import BASELINE_FILE, DEFAULT_THRESHOLDS, SMALL_BATCH, compare
 from evaluate import RUN_FILE, unpack_model, write_report
+from run_inputs import dataset_input, processing_uris
 from tracking import TrackingUnavailable, connect, job_tags
 
 REPORT_FILE = "drift_report.json"
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics["drift_worst_ratio"] = report["worst_ratio"]
             metrics["drift_gate_ratio"] = report["gate_ratio"]
             tracking.log(run_id, params={"n_rows": report["n_rows"], **thresholds}, metrics=metrics)
+            source = processing_uris().get("data", str(Path(args.data).resolve()))
+            tracking.log_inputs(run_id, lambda: [dataset_input(batch, name="batch", source=source, context="input")])
             write_report(out / REPORT_FILE, report, strict=True)  # once, with its run id: property file and artifact
             tracking.log_artifacts(run_id, str(out), "drift")
     except TrackingUnavailable as exc:

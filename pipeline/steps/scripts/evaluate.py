@@ -22,6 +22,7 @@ import joblib
 from container_paths import opt_ml
 from dataset import DataError, TableSchema, read_split
 from model_quality import REPORT_SECTION, evaluation_report, plots
+from run_inputs import dataset_input
 from tracking import TrackingUnavailable, connect, warn
 
 MODEL_FILE = "model.joblib"
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 (Path(figures) / REPORT_FILE).write_text(json.dumps(report, indent=2))
                 tracking.log(run["run_id"], metrics={f"test_{k}": v for k, v in scalars.items()})
                 tracking.log_artifacts(run["run_id"], figures, "evaluation")
+            source = schema.sources.get("test", str(Path(args.test).resolve()))
+            tracking.log_inputs(run["run_id"], lambda: [dataset_input(x_test.assign(**{schema.target: y_test}),
+                                name="test", source=source, context="test", target=schema.target)])  # fmt: skip
             if run.get("tuning_run_id"):  # the tuning step is over: its run ends, naming the trial chosen
                 tuning_run = run["tuning_run_id"]
                 tracking.log(tuning_run, tags={"mlops.best_trial_run_id": run["run_id"]})

@@ -11,6 +11,7 @@ dataset.py); every path is an argument, so the same script runs on a laptop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ from dataset import (
     split_size_faults,
     split_sizes,
 )
+from run_inputs import dataset_input, processing_uris
 from tabular_model import NUMERIC
 from tracking import TrackingUnavailable, connect, job_tags, warn
 
@@ -145,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for message in warnings:
         warn(message)
+    uris = processing_uris()
+    schema = dataclasses.replace(
+        schema, sources={name: uris[name] for name in ("train", "validation", "test") if name in uris}
+    )
     stratify = data[spec.target] if spec.task != "regression" else None
     parts = split_indices(stratify, len(data), spec)
     counts = {}
@@ -183,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {"class_imbalance_ratio": balance["class_imbalance_ratio"]} if balance else {}
         tracking.log(run_id, params=params, metrics=metrics)
         tracking.log_dict(run_id, {"column_types": kinds, **balance}, "data/schema.json")
+        source = uris.get("raw", str(Path(args.input).resolve()))
+        tracking.log_inputs(run_id, lambda: [dataset_input(data, name="input", source=source, context="input",
+                                                           target=spec.target)])  # fmt: skip
     return 0
 
 

@@ -280,6 +280,12 @@ class Tracking:
             ),
         )
 
+    def log_inputs(self, run_id: str | None, inputs: Callable[[], list[Any]]) -> None:
+        """Dataset inputs (`run_inputs.dataset_input`), made only when tracking is on, in
+        one request."""
+        if run_id and self.enabled:
+            self.call("log_inputs", lambda: self.client.log_inputs(run_id, datasets=inputs()))
+
     def log_dict(self, run_id: str | None, value: dict[str, Any], artifact_file: str) -> None:
         if run_id:
             self.call("log_dict", lambda: self.client.log_dict(run_id, value, artifact_file))

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from dataset import DataError, TableSchema, read_split
 from drift import BASELINE_FILE, baseline
 from hyperparameter_values import parse_value
 from model_quality import validation_metrics
+from run_inputs import dataset_input
 from tabular_model import LabelEncodedClassifier, build_model
 from tracking import Tracking, TrackingUnavailable, connect, job_tags, warn
 
@@ -135,10 +137,13 @@ def log_to_mlflow(
     metrics: dict[str, float],
     tags: dict[str, str],
     model_dir: Path,
+    datasets: Callable[[], list[Any]] | None = None,
 ) -> str | None:
     """One run: params and metrics in one batch, then the MLflow model's files."""
     with tracking.run(run_name=tags["sagemaker.job_name"], tags=tags, resume_key="sagemaker.job_name") as run_id:
         tracking.log(run_id, params=params, metrics=metrics)
+        if datasets is not None:
+            tracking.log_inputs(run_id, datasets)
         tracking.log_artifacts(run_id, str(model_dir / MLFLOW_MODEL_DIR), "model")
         tracking.log_artifacts(run_id, str(model_dir / BASELINE_DIR), BASELINE_DIR)
         if not (run_id and tracking.enabled):
@@ -205,7 +210,21 @@ def main(argv: list[str] | None = None) -> int:
         tags = {**job_tags(), **job_identity(dict(os.environ)), "mlops.step": "train", "mlops.task": schema.task,
                 **{f"{prefix}{name}": version for name, version in trained_with.items()}}  # fmt: skip
         params = {"estimator": args.estimator, **fitted_estimator_params(model), "n_train": len(x_train)}
-        run_id = log_to_mlflow(tracking, params=params, metrics=metrics, tags=tags, model_dir=model_dir)
+        splits = {
+            "train": (args.train, x_train, y_train, "training"),
+            "validation": (args.validation, x_val, y_val, "validation"),
+        }
+
+        def datasets() -> list[Any]:  # made only when tracking is on
+            return [
+                dataset_input(x.assign(**{schema.target: y}), name=split, context=context, target=schema.target,
+                              source=schema.sources.get(split, str(Path(path).resolve())))
+                for split, (path, x, y, context) in splits.items()
+            ]  # fmt: skip
+
+        run_id = log_to_mlflow(
+            tracking, params=params, metrics=metrics, tags=tags, model_dir=model_dir, datasets=datasets
+        )
     except TrackingUnavailable as exc:
         print(f"ERROR: {exc} (the model was saved to {model_dir / MODEL_FILE})", file=sys.stderr)
         return 1
