@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,14 @@ def statuses(record: ExecutionRecord) -> dict[str, str]:
 def registered(workspace: Path) -> list[dict]:
     journal = workspace / "registry.json"
     return json.loads(journal.read_text()) if journal.exists() else []
+
+
+def dataset_inputs(run: Any) -> set[tuple[str, str, str, str]]:
+    """(name, context, source URI, digest) of each dataset input of an MLflow run."""
+    return {
+        (i.dataset.name, next(t.value for t in i.tags), json.loads(i.dataset.source)["uri"], i.dataset.digest)
+        for i in run.inputs.dataset_inputs
+    }
 
 
 def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
@@ -117,6 +126,15 @@ def test_end_to_end_registers_a_package_linked_to_the_mlflow_model(
             "mlops.parameter.QualityGateThreshold": "65.0", "mlops.model_package_arn": arn,
         }  # fmt: skip
         assert parent.data.metrics["execution_seconds"] > 0
+        # the data each run read, as MLflow dataset inputs: source URI and digest, not the rows
+        inputs = {r.data.tags.get("mlops.step"): dataset_inputs(r) for r in runs if r.inputs.dataset_inputs}
+        data = "s3://mlops-artifacts-123456789012/diabetes-regression/data/diabetes.csv"
+        assert {(name, context, uri) for name, context, uri, _ in inputs["preprocess"]} == {("input", "input", data)}
+        splits = f"s3://mlops-artifacts-123456789012/diabetes-regression/executions/{record.id}/Preprocess"
+        model_inputs = {(name, context, uri) for name, context, uri, digest in dataset_inputs(client.get_run(run_id))}
+        assert model_inputs == {(split, context, f"{splits}/{split}") for split, context in
+                                (("train", "training"), ("validation", "validation"), ("test", "test"))}  # fmt: skip
+        assert all(len(digest) >= 8 for *_, digest in dataset_inputs(client.get_run(run_id)))
         # the execution's picture, beside its record and on the execution's parent run
         picture = workspace / "executions" / record.id / "pipeline_graph.png"
         if graphviz_available():
