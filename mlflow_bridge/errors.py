@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BridgeError", "DeploymentError", "InvalidSettings", "MalformedEvent", "MissingRun", "StagesUnreachable"]
+__all__ = [
+    "BridgeError",
+    "DeploymentError",
+    "InvalidSettings",
+    "MalformedEvent",
+    "MissingRun",
+    "PermissionRefused",
+    "StagesUnreachable",
+]
 
 
 class BridgeError(Exception):
@@ -37,6 +45,23 @@ class MissingRun(BridgeError):
         super().__init__(
             f"the tracking server {tracking_uri} has no run {run_id}, which the model package names "
             "(mlflow_run_id): was the server reset or restored, or did the jobs log to another one?"
+        )
+
+
+class PermissionRefused(BridgeError):
+    """The tracking server refused the bridge's MLflow user (403) an operation on a
+    resource: permanent until someone grants the permission, which the message names."""
+
+    def __init__(self, *, operation: str, resource: str, permission: str, user: str, detail: str) -> None:
+        self.operation, self.resource, self.permission, self.user = operation, resource, permission, user
+        super().__init__(f"MLflow 403: user {user} may not {operation} on {resource} ({detail})")
+
+    def fix(self) -> str:
+        return (
+            f"grant MLflow user {self.user} {self.permission} (or more) on {self.resource}: as an MLflow admin, "
+            f"`mlflow.server.get_app_client('basic-auth').grant_user_permission(...)`, or, for a registered "
+            f"model, list it in the tracking server's MLFLOW_REGISTERED_MODEL_MANAGERS for that user (granted "
+            f"MANAGE at its next start)"
         )
 
 

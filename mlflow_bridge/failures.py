@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun, StagesUnreachable
+from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun, PermissionRefused, StagesUnreachable
 
 __all__ = ["MISSING_RUN_FIX", "Permanent", "permanent_failure", "refused_credentials"]
 
@@ -39,7 +39,8 @@ _AWS_TRANSIENT_CODES = {
 _MLFLOW_FIXES = {
     401: "the tracking server refused the bridge's credentials: check BRIDGE_MLFLOW_SECRET_ARN's secret "
     "against the server's users (the server sets each user's password from its secret at start)",
-    403: "the bridge's MLflow user lacks permission: grant it MANAGE on the registered model (the tracking "
+    # a 403 from a call `MlflowRegistry` makes arrives as PermissionRefused, naming what to grant
+    403: "the bridge's MLflow user lacks a permission: grant it MANAGE on the registered model (the tracking "
     "server does so at start for the models in MLFLOW_REGISTERED_MODEL_MANAGERS)",
     404: "the tracking server has no such run or model: check the package's mlflow_run_id customer metadata "
     "and the tracking URI, or restore the run",
@@ -61,7 +62,7 @@ def permanent_failure(exc: BaseException) -> Permanent | None:
         return Permanent(str(exc), "correct the named variables in the function's configuration")
     if isinstance(exc, MissingRun):
         return Permanent(str(exc), MISSING_RUN_FIX)
-    if isinstance(exc, StagesUnreachable):
+    if isinstance(exc, StagesUnreachable | PermissionRefused):
         return Permanent(str(exc), exc.fix())
     module = type(exc).__module__.split(".", 1)[0]
     if module == "mlflow":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from mlflow_bridge.decisions import Action, MlflowVersion
-from mlflow_bridge.errors import MissingRun
+from mlflow_bridge.errors import MissingRun, PermissionRefused
 
 __all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "versions_filter"]
 
@@ -58,6 +60,32 @@ def _upsert(write: Callable[[], Any]) -> None:
                 raise
 
 
+# The permission each call needs under MLflow's basic auth: its validators in
+# mlflow/server/auth/__init__.py (GetRegisteredModel and SearchModelVersions read,
+# CreateModelVersion, SetModelVersionTag, SetRegisteredModelAlias and
+# TransitionModelVersionStage update, DeleteModelVersion and DeleteRegisteredModelAlias
+# delete; GetRun, SearchLoggedModels and ListArtifacts read the run's experiment), and what
+# grants it in mlflow/server/auth/permissions.py (READ reads, EDIT updates, MANAGE deletes).
+_READ, _EDIT, _MANAGE = "READ", "EDIT", "MANAGE"
+
+
+@contextmanager
+def _refusal(operation: str, resource: str, permission: str) -> Iterator[None]:
+    """A 403 from the tracking server as PermissionRefused, naming the operation, the
+    resource, the permission it needs and the MLflow user the bridge runs as."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.get_http_status_code() != 403:
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "(no user: MLFLOW_TRACKING_USERNAME is not set)"
+        detail = str(exc).splitlines()[0]
+        raise PermissionRefused(operation=operation, resource=resource, permission=permission, user=user,
+                                detail=detail) from exc  # fmt: skip
+
+
 class MlflowRegistry:
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -82,7 +110,8 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.create_registered_model(name, description=description or None)
+            with _refusal("create a registered model", f"registered model {name!r}", _EDIT):
+                self.client.create_registered_model(name, description=description or None)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -93,7 +122,8 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            model = self.client.get_registered_model(name)
+            with _refusal("read", f"registered model {name!r}", _READ):
+                model = self.client.get_registered_model(name)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return []
@@ -101,7 +131,8 @@ class MlflowRegistry:
         by_version: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
-        found = [v for v in self.client.search_model_versions(versions_filter(name)) if v.name == name]
+        with _refusal("search the versions of", f"registered model {name!r}", _READ):
+            found = [v for v in self.client.search_model_versions(versions_filter(name)) if v.name == name]
         return sorted(
             (
                 MlflowVersion(
@@ -126,44 +157,55 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            run = self.client.get_run(run_id)
+            with _refusal("read", f"the experiment of run {run_id}", _READ):
+                run = self.client.get_run(run_id)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise MissingRun(run_id, self.client.tracking_uri) from None
             raise
-        logged = self.client.search_logged_models(
-            [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=50
-        )
+        experiment = f"experiment {run.info.experiment_id} (of run {run_id})"
+        with _refusal("search the logged models of", experiment, _READ):
+            logged = self.client.search_logged_models(
+                [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=50
+            )
         ready = sorted((m for m in logged if str(m.status) == "READY"), key=lambda m: m.creation_timestamp or 0)
         if ready:
             return ModelSource(ready[-1].model_uri, ready[-1].model_id)
-        if any(a.path == f"{MODEL_FOLDER}/MLmodel" for a in self.client.list_artifacts(run_id, MODEL_FOLDER)):
+        with _refusal("list the artifacts of", experiment, _READ):
+            artifacts = self.client.list_artifacts(run_id, MODEL_FOLDER)
+        if any(a.path == f"{MODEL_FOLDER}/MLmodel" for a in artifacts):
             return ModelSource(f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER}")
         return None
 
     def create_version(self, name: str, run_id: str, source: ModelSource, tags: dict[str, str]) -> str:
-        version = self.client.create_model_version(
-            name, source.uri, run_id=run_id, tags=tags, await_creation_for=0, model_id=source.model_id
-        )
+        with _refusal("create a version of", f"registered model {name!r}", _EDIT):
+            version = self.client.create_model_version(
+                name, source.uri, run_id=run_id, tags=tags, await_creation_for=0, model_id=source.model_id
+            )
         return str(version.version)
 
     def delete_version(self, name: str, version: str) -> None:
-        self.client.delete_model_version(name, version)
+        with _refusal(f"delete version {version} of", f"registered model {name!r}", _MANAGE):
+            self.client.delete_model_version(name, version)
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        for key, value in tags.items():
-            _upsert(functools.partial(self.client.set_model_version_tag, name, version, key, value))
+        with _refusal(f"tag version {version} of", f"registered model {name!r}", _EDIT):
+            for key, value in tags.items():
+                _upsert(functools.partial(self.client.set_model_version_tag, name, version, key, value))
 
     def apply(self, name: str, alias: str, action: Action) -> None:
+        model = f"registered model {name!r}"
         if action.kind == "set_alias":
-            _upsert(lambda: self.client.set_registered_model_alias(name, action.alias(alias), action.version))
+            with _refusal(f"set alias {action.alias(alias)!r} of", model, _EDIT):
+                _upsert(lambda: self.client.set_registered_model_alias(name, action.alias(alias), action.version))
         elif action.kind == "delete_alias":
-            self.client.delete_registered_model_alias(name, action.alias(alias))
+            with _refusal(f"delete alias {action.alias(alias)!r} of", model, _MANAGE):
+                self.client.delete_registered_model_alias(name, action.alias(alias))
         elif action.kind == "transition":
             import warnings
 
-            with warnings.catch_warnings():  # stages are deprecated, and still what many users read
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(), _refusal(f"move version {action.version} to a stage in", model, _EDIT):
+                warnings.simplefilter("ignore")  # stages are deprecated, and still what many users read
                 self.client.transition_model_version_stage(name, action.version, action.value)
         elif action.kind == "set_tags":
             self.set_tags(name, action.version, action.value)

@@ -27,7 +27,7 @@ from mlflow_bridge.decisions import (
     versions_to_create,
 )
 from mlflow_bridge.deployment import config_name, update_request
-from mlflow_bridge.errors import DeploymentError, InvalidSettings, MalformedEvent
+from mlflow_bridge.errors import DeploymentError, InvalidSettings, MalformedEvent, PermissionRefused
 from mlflow_bridge.events import parse_event
 from mlflow_bridge.failures import permanent_failure
 from mlflow_bridge.mlflow_registry import lost_upsert_race
@@ -399,6 +399,16 @@ def _aws_error(code: str, status: int) -> Exception:
     ("make", "fix"),
     [
         (lambda: _mlflow_error("PERMISSION_DENIED"), "MANAGE on the registered model"),
+        (
+            lambda: PermissionRefused(
+                operation="set alias 'champion' of",
+                resource="registered model 'churn'",
+                permission="EDIT",
+                user="mlflow-bridge",
+                detail="Permission denied",
+            ),
+            "grant MLflow user mlflow-bridge EDIT (or more) on registered model 'churn'",
+        ),
         (lambda: _mlflow_error("UNAUTHENTICATED"), "BRIDGE_MLFLOW_SECRET_ARN"),
         (lambda: _mlflow_error("RESOURCE_DOES_NOT_EXIST"), "mlflow_run_id"),
         (lambda: _mlflow_error("INVALID_PARAMETER_VALUE"), "refused the request"),
@@ -410,6 +420,7 @@ def _aws_error(code: str, status: int) -> Exception:
     ],
     ids=[
         "mlflow 403",
+        "mlflow 403 named",
         "mlflow 401",
         "mlflow 404",
         "mlflow 400",

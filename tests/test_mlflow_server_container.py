@@ -203,7 +203,10 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
         assert model.predict([[1.0, 2.0]])[0] == pytest.approx(3.0)
 
         answer = handler.lambda_handler(events[unmanaged], LambdaContext())  # returns: no retry
-        assert answer["status"] == "rejected" and "403" in answer["reason"] and "MANAGE" in answer["fix"]
+        assert answer["status"] == "rejected" and "403" in answer["reason"]
+        # issue #23: the rejection names the model, the bridge's MLflow user and the permission it lacks
+        assert f"registered model {unmanaged!r}" in answer["fix"] and "user mlflow-bridge EDIT" in answer["fix"]
+        assert "may not create a version of" in answer["reason"]
         act_as(monkeypatch, "ds", SCIENTIST_PASSWORD)
         assert scientist.search_model_versions(f"name = '{unmanaged}'") == []  # nothing half-written
         assert scientist.get_registered_model(managed).aliases == {"champion": "1"}
