@@ -30,7 +30,15 @@ from pipeline.local.inputs import UnsupportedInput, as_uploaded, missing_input_m
 from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.step_result import StepResult
-from pipeline.local.tuning import Trial, TuningFailed, best_first, run_trials, sample_candidates, trial_job_name
+from pipeline.local.tuning import (
+    Trial,
+    TuningFailed,
+    best_first,
+    run_trials,
+    sample_candidates,
+    search_for,
+    trial_job_name,
+)
 from pipeline.local.workspace import Workspace
 
 __all__ = ["ExecutionRecord", "LocalExecution", "StepRecord", "execution_view", "load_execution"]
@@ -372,12 +380,14 @@ class LocalExecution:
         objective = config["HyperParameterTuningJobObjective"]
         limits = config["ResourceLimits"]
         tuning_job = f"pipelines-{self.record.id}"[:32]
-        candidates = sample_candidates(
-            config.get("ParameterRanges", {}), config.get("Strategy", "Bayesian"), limits["MaxNumberOfTrainingJobs"],
-        )  # fmt: skip
-        trials = [Trial(trial_job_name(tuning_job, i + 1, c), c) for i, c in enumerate(candidates)]
+        planned = limits["MaxNumberOfTrainingJobs"]
+        if config.get("Strategy") == "Grid":
+            planned = min(planned, len(sample_candidates(config.get("ParameterRanges", {}), "Grid", planned)))
+        search = search_for(
+            config.get("ParameterRanges", {}), config.get("Strategy", "Bayesian"), objective["Type"], planned
+        )
         done: list[Trial] = []
-        self._update(step, job_name=tuning_job, detail=f"0/{len(trials)} trials")
+        self._update(step, job_name=tuning_job, detail=f"0/{planned} trials")
 
         def run_one(trial: Trial) -> float | None:
             hyperparameters = {**definition.get("StaticHyperParameters", {}), **trial.hyperparameters}
@@ -388,9 +398,12 @@ class LocalExecution:
 
         def on_done(trial: Trial) -> None:
             done.append(trial)
-            self._update(step, detail=f"{len(done)}/{len(trials)} trials")
+            self._update(step, detail=f"{len(done)}/{planned} trials")
 
-        run_trials(trials, run_one, limits.get("MaxParallelTrainingJobs", 1), on_done)
+        def new_trial(index: int, hyperparameters: dict[str, str]) -> Trial:
+            return Trial(trial_job_name(tuning_job, index, hyperparameters), hyperparameters)
+
+        trials = run_trials(search, new_trial, run_one, limits.get("MaxParallelTrainingJobs", 1), on_done)
         ranked = best_first(trials, objective["Type"])
         if not ranked:
             reasons = "; ".join(f"{t.job_name}: {t.error}" for t in trials)

@@ -1,10 +1,12 @@
 """Hyperparameter tuning, locally: candidates from the ranges, trials in parallel, the
 objective read from each trial's log with the job's regex, best trial first.
 
-Sampling is pure and seeded. `Grid` enumerates the grid; `Random` and `Hyperband` sample
-uniformly (or log-uniformly); `Bayesian` is approximated by the same seeded random search
-(SageMaker's Bayesian optimiser is not public), which is what SageMaker itself does for
-its first trials.
+Sampling is seeded. `Grid` enumerates the grid; `Random` samples uniformly (or
+log-uniformly); `Bayesian` asks Optuna's TPE sampler (a Bayesian optimiser: a model of good
+and bad regions fitted to the trials so far), told each trial's objective as it ends, its
+first trials random as SageMaker's are (SageMaker's own optimiser, a Gaussian process, is
+not public); `Hyperband` samples as `Random` does and runs every trial to the end: no
+trial is stopped early here.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.errors import LocalModeError
 
-__all__ = ["Trial", "TuningFailed", "best_first", "run_trials", "sample_candidates", "trial_job_name"]
+__all__ = [
+    "BayesianSearch",
+    "ListedSearch",
+    "Search",
+    "Trial",
+    "TuningFailed",
+    "best_first",
+    "run_trials",
+    "sample_candidates",
+    "search_for",
+    "trial_job_name",
+]
 
 
 class TuningFailed(LocalModeError):
@@ -80,6 +93,102 @@ def sample_candidates(ranges: Mapping[str, Any], strategy: str, max_jobs: int, s
     return candidates
 
 
+class Search(Protocol):
+    """Where the next trial's hyperparameters come from: `ask` (None when the search has no
+    more to give) and `tell` (a trial's objective, None when it failed)."""
+
+    def ask(self) -> dict[str, str] | None: ...
+
+    def tell(self, hyperparameters: dict[str, str], objective: float | None) -> None: ...
+
+
+class ListedSearch:
+    """Candidates decided up front (`Grid`, `Random`, `Hyperband`)."""
+
+    def __init__(self, candidates: list[dict[str, str]]) -> None:
+        self._left = list(candidates)
+
+    def ask(self) -> dict[str, str] | None:
+        return self._left.pop(0) if self._left else None
+
+    def tell(self, hyperparameters: dict[str, str], objective: float | None) -> None:
+        pass
+
+
+class BayesianSearch:
+    """Optuna's TPE sampler over the ranges, seeded. SageMaker's `ScalingType` maps to
+    Optuna's `log` for `Logarithmic`; `ReverseLogarithmic` is searched linearly."""
+
+    def __init__(self, ranges: Mapping[str, Any], objective_type: str, max_jobs: int, seed: int = 0) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._distributions = _distributions(ranges)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, max(1, max_jobs // 3)))
+        direction = "minimize" if objective_type == "Minimize" else "maximize"
+        self._study = optuna.create_study(direction=direction, sampler=sampler)
+        self._asked: dict[str, Any] = {}
+        self._left = max_jobs
+
+    def ask(self) -> dict[str, str] | None:
+        for _ in range(50):  # a distinct set: a repeat would rerun the same job
+            if self._left <= 0:
+                return None
+            trial = self._study.ask(self._distributions)
+            candidate = {name: _as_text(value) for name, value in trial.params.items()}
+            key = json.dumps(candidate, sort_keys=True)
+            if key not in self._asked:
+                self._asked[key], self._left = trial, self._left - 1
+                return candidate
+            self._study.tell(trial, state=_pruned())
+        return None
+
+    def tell(self, hyperparameters: dict[str, str], objective: float | None) -> None:
+        trial = self._asked[json.dumps(hyperparameters, sort_keys=True)]
+        if objective is None or not math.isfinite(objective):
+            self._study.tell(trial, state=_failed())
+        else:
+            self._study.tell(trial, objective)
+
+
+def _pruned() -> Any:
+    import optuna
+
+    return optuna.trial.TrialState.PRUNED
+
+
+def _failed() -> Any:
+    import optuna
+
+    return optuna.trial.TrialState.FAIL
+
+
+def _distributions(ranges: Mapping[str, Any]) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    found: dict[str, Any] = {}
+    for spec in ranges.get("IntegerParameterRanges", []):
+        log = spec.get("ScalingType") == "Logarithmic" and int(spec["MinValue"]) > 0
+        found[spec["Name"]] = IntDistribution(int(spec["MinValue"]), int(spec["MaxValue"]), log=log)
+    for spec in ranges.get("ContinuousParameterRanges", []):
+        log = spec.get("ScalingType") == "Logarithmic" and float(spec["MinValue"]) > 0
+        found[spec["Name"]] = FloatDistribution(float(spec["MinValue"]), float(spec["MaxValue"]), log=log)
+    for spec in ranges.get("CategoricalParameterRanges", []):
+        found[spec["Name"]] = CategoricalDistribution(list(spec["Values"]))
+    return found
+
+
+def _as_text(value: Any) -> str:
+    """As the API carries a hyperparameter: integers as digits, floats by repr, categories as given."""
+    return value if isinstance(value, str) else str(value) if isinstance(value, int) else repr(float(value))
+
+
+def search_for(ranges: Mapping[str, Any], strategy: str, objective_type: str, max_jobs: int, seed: int = 0) -> Search:
+    if strategy == "Bayesian":
+        return BayesianSearch(ranges, objective_type, max_jobs, seed)
+    return ListedSearch(sample_candidates(ranges, strategy, max_jobs, seed))
+
+
 def trial_job_name(tuning_job: str, index: int, hyperparameters: Mapping[str, str]) -> str:
     """`<tuning job>-NNN-xxxxxxxx`, the shape SageMaker gives trial jobs."""
     digest = hashlib.sha256(json.dumps(hyperparameters, sort_keys=True).encode()).hexdigest()[:8]
@@ -92,11 +201,17 @@ def best_first(trials: list[Trial], objective_type: str) -> list[Trial]:
 
 
 def run_trials(
-    trials: list[Trial], run_one: Callable[[Trial], float | None], parallel: int, on_done: Callable[[Trial], None]
+    search: Search,
+    new_trial: Callable[[int, dict[str, str]], Trial],
+    run_one: Callable[[Trial], float | None],
+    parallel: int,
+    on_done: Callable[[Trial], None],
 ) -> list[Trial]:
-    """Run trials `parallel` at a time; a failed trial is recorded, not fatal (as on SageMaker).
-    An interruption cancels the trials not yet started and returns at once, without waiting
-    for the running ones (the caller stops their jobs: `LocalJobRunner.stop`)."""
+    """Run the search's trials `parallel` at a time, telling it each result as the trial
+    ends and asking for the next then (as SageMaker's Bayesian search does); a failed trial
+    is recorded, not fatal (as on SageMaker). An interruption starts no more trials and
+    returns at once, without waiting for the running ones (the caller stops their jobs:
+    `LocalJobRunner.stop`). `new_trial(index, hyperparameters)`: index from 1."""
 
     def attempt(trial: Trial) -> Trial:
         try:
@@ -105,14 +220,26 @@ def run_trials(
                 trial.error = "objective metric not found in the trial's log"
         except Exception as exc:
             trial.error = str(exc)
-        on_done(trial)
         return trial
 
+    trials: list[Trial] = []
     pool = ThreadPoolExecutor(max_workers=parallel)
+    running: set[Future[Trial]] = set()
     try:
-        results = list(pool.map(attempt, trials))
+        while True:
+            while len(running) < parallel and (candidate := search.ask()) is not None:
+                trial = new_trial(len(trials) + 1, candidate)
+                trials.append(trial)
+                running.add(pool.submit(attempt, trial))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                trial = future.result()
+                search.tell(trial.hyperparameters, trial.objective)
+                on_done(trial)
     except BaseException:  # interrupted: start no more trials; the caller stops the running ones
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    return results
+    return trials
