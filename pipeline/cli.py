@@ -244,6 +244,56 @@ def _status_table(execution: dict[str, Any], steps: list[Any] | None, order: lis
     return table
 
 
+def _log_to_parent_run(
+    cfg: PipelineConfig,
+    definition: dict[str, Any],
+    execution: dict[str, Any],
+    steps: list[Any] | None,
+    parameters: list[dict[str, str]],
+) -> str:
+    """`describe ID --log`: the execution's result and graph picture on its MLflow parent
+    run (pipeline/execution_result.py), as a local run records them. One line saying where."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from pipeline.execution_result import TERMINAL, ExecutionResult, parent_run_id, record_on_parent_run
+    from pipeline.graph import step_graph
+    from pipeline.graph_picture import ExecutionView, picture
+
+    arn, status = execution["PipelineExecutionArn"], execution["PipelineExecutionStatus"]
+    steps = steps or []
+    outcomes = {
+        s.name: str(s.metadata["Condition"]["Outcome"]) for s in steps if "Outcome" in s.metadata.get("Condition", {})
+    }
+    packages = [s.metadata["RegisterModel"]["Arn"] for s in steps if "Arn" in s.metadata.get("RegisterModel", {})]
+    ended = execution.get("LastModifiedTime") if status in TERMINAL else None
+    result = ExecutionResult(
+        arn=arn,
+        status=status,
+        started=execution["CreationTime"].timestamp(),
+        ended=ended.timestamp() if ended else None,
+        outcomes=outcomes,
+        parameters={p["Name"]: p["Value"] for p in parameters},
+        model_package_arn=packages[0] if packages else "",
+        failure_reason=execution.get("FailureReason", ""),
+    )
+    client = MlflowClient(cfg.mlflow.tracking_uri)
+    run_id = parent_run_id(client, cfg.mlflow.experiment, arn)
+    if not run_id:
+        return f"no MLflow parent run of {arn} in experiment {cfg.mlflow.experiment} (no job of it has logged yet)"
+    with tempfile.TemporaryDirectory() as scratch:
+        drawn: Path | None = Path(scratch) / "pipeline_graph.png"
+        note = ""
+        try:
+            view = ExecutionView(states={s.name: s.status for s in steps}, outcomes=outcomes)
+            Path(scratch, "pipeline_graph.png").write_bytes(picture(step_graph(definition), "png", view))
+        except UsageError as exc:  # no Graphviz: the result is logged without the picture
+            drawn, note = None, f" (graph not drawn: {exc})"
+        record_on_parent_run(client, run_id, result, drawn)
+    return f"logged {status} to MLflow parent run {run_id}{note}"
+
+
 def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -258,9 +308,13 @@ def cmd_describe(cfg: PipelineConfig, args: argparse.Namespace) -> int:
         execution = service.describe_execution(arn)
         definition = json.loads(service.definition(cfg.pipeline.name))
         order = topological_order(step_graph(definition))
-        out.print(_status_table(execution, service.execution_steps(arn), order))
-        for p in execution.get("PipelineParameters") or service.execution_parameters(arn):
+        steps = service.execution_steps(arn)
+        out.print(_status_table(execution, steps, order))
+        parameters = execution.get("PipelineParameters") or service.execution_parameters(arn)
+        for p in parameters:
             out.print(f"  {p['Name']} = {p['Value']}")
+        if args.log:
+            out.print(_log_to_parent_run(cfg, definition, execution, steps, parameters))
         return 0
     executions = service.recent_executions(cfg.pipeline.name, limit=args.limit)
     if not executions:
@@ -572,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     describe = verb("describe", cmd_describe, "Recent executions, or one execution's steps.", aliases=["status"])
     describe.add_argument("execution", nargs="?", help="execution ARN or id (default: list recent executions)")
     describe.add_argument("--limit", type=int, default=10)
+    describe.add_argument("--log", action="store_true",
+                          help="with an execution: record its result and graph on its MLflow parent run")  # fmt: skip
     describe.add_argument("--stages", action="store_true", help="which model package each deployment stage holds")
     describe.add_argument("--local", action="store_true", help="with --stages: the local workspace's MLflow")
     describe.add_argument("--workspace", default=".local")

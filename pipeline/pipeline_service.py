@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import AwsError
@@ -45,6 +45,7 @@ class StepStatus:
     started: Any = None
     ended: Any = None
     failure_reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)  # the step's `Metadata` (Condition, RegisterModel, ...)
 
 
 class PipelineService:
@@ -140,6 +141,7 @@ class PipelineService:
                 started=s.get("StartTime"),
                 ended=s.get("EndTime"),
                 failure_reason=s.get("FailureReason", ""),
+                metadata=s.get("Metadata", {}),
             )
             for s in steps
         ]

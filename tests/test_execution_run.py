@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 
 from pipeline.job_scripts import script_module
@@ -126,3 +127,66 @@ def test_the_cached_steps_hold_nothing_that_changes_per_execution() -> None:
                      arguments.get("TrainingJobDefinition", {}).get("StaticHyperParameters"),
                      arguments.get("TrainingJobDefinition", {}).get("Environment")]  # fmt: skip
             assert "Execution." not in json.dumps(keyed), step["Name"]
+
+
+def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`describe ID --log`: an execution on SageMaker gets on its parent run what a local run
+    records (status, duration, outcomes, parameters, package, picture), its parent and a tuning
+    run left running end with it. SageMaker's answers come from botocore's Stubber (moto has no
+    ListPipelineExecutionSteps); MLflow is a real server."""
+    import datetime
+
+    from mlflow import MlflowClient
+
+    from pipeline import cli
+    from pipeline.config_loader import load_config
+    from pipeline.definition import render_definition
+    from pipeline.pipeline_service import PipelineService
+    from tests.conftest import DEFAULT_CONFIG, graphviz_available
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/diabetes-regression/execution/k2x9q7w1e5r3"
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/7"
+    started = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+    with TrackingServer(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log_file=tmp_path / "log"
+    ) as server:
+        client = MlflowClient(server.uri)
+        experiment = client.create_experiment("diabetes-regression")
+        parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
+                                              run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
+        tuning = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        stubber = Stubber(sm)
+        stubber.add_response("describe_pipeline_execution", {
+            "PipelineExecutionArn": arn, "PipelineExecutionStatus": "Succeeded", "CreationTime": started,
+            "LastModifiedTime": started + datetime.timedelta(minutes=12)})  # fmt: skip
+        definition = render_definition(load_config(DEFAULT_CONFIG))
+        stubber.add_response("describe_pipeline", {"PipelineDefinition": definition})
+        stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+            {"StepName": "Preprocess", "StepStatus": "Succeeded"},
+            {"StepName": "QualityGate", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "True"}}},
+            {"StepName": "Register-RegisterModel", "StepStatus": "Succeeded",
+             "Metadata": {"RegisterModel": {"Arn": package}}},
+        ]})  # fmt: skip
+        stubber.add_response("list_pipeline_parameters_for_execution",
+                             {"PipelineParameters": [{"Name": "QualityGateThreshold", "Value": "60"}]})  # fmt: skip
+        stubber.activate()
+        monkeypatch.setattr(cli, "_service", lambda cfg: PipelineService(sm))
+        code = cli.main(["describe", arn, "--log", "--config", str(DEFAULT_CONFIG),
+                         "--set", f"mlflow.tracking_uri={server.uri}"])  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"logged Succeeded to MLflow parent run {parent}" in out
+        run = client.get_run(parent)
+        assert run.info.status == "FINISHED" and run.data.metrics["execution_seconds"] == 720
+        assert {k: run.data.tags[k] for k in ("mlops.execution_status", "mlops.outcome.QualityGate",
+                "mlops.parameter.QualityGateThreshold", "mlops.model_package_arn")} == {
+            "mlops.execution_status": "Succeeded", "mlops.outcome.QualityGate": "True",
+            "mlops.parameter.QualityGateThreshold": "60", "mlops.model_package_arn": package,
+        }  # fmt: skip
+        assert client.get_run(tuning).info.status == "FINISHED"
+        if graphviz_available():
+            assert [a.path for a in client.list_artifacts(parent, "pipeline")] == ["pipeline/pipeline_graph.png"]

@@ -12,7 +12,6 @@ latest-started run tagged with the execution's ARN.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +19,15 @@ from typing import Any
 
 from pipeline.atomic_file import write_atomically
 from pipeline.errors import UsageError
+from pipeline.execution_result import EXECUTION_TAG, ExecutionResult, parent_run_id, record_on_parent_run
 from pipeline.graph import step_graph
 from pipeline.graph_picture import picture
-from pipeline.job_scripts import script_module
 from pipeline.local.runner import ExecutionRecord, execution_view
 
-__all__ = ["GRAPH_FILE", "PIPELINE_EXECUTION_TAG", "log_execution_graph", "result_tags"]
+__all__ = ["GRAPH_FILE", "PIPELINE_EXECUTION_TAG", "execution_result", "log_execution_graph"]
 
 GRAPH_FILE = "pipeline_graph.png"
-PIPELINE_EXECUTION_TAG = script_module("execution_run").EXECUTION_TAG  # as the jobs tag their runs
+PIPELINE_EXECUTION_TAG = EXECUTION_TAG
 
 
 def log_execution_graph(
@@ -55,67 +54,35 @@ def log_execution_graph(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the summary names the UI
     try:
         client = MlflowClient(tracking_uri())
-        parent = _parent_run(client, experiment, record.arn)
-        run_id = parent or last_run_id or _latest_run(client, experiment, record.arn)
+        parent = parent_run_id(client, experiment, record.arn)
+        if parent:
+            record_on_parent_run(client, parent, execution_result(record), path)
+            return f"graph: {path}, logged to MLflow run {parent} (the execution's parent run)"
+        run_id = last_run_id or _latest_run(client, experiment, record.arn)
         if not run_id:
             return f"graph: {path} (no MLflow run of this execution to log it to)"
         client.log_artifact(run_id, str(path), "pipeline")
-        if parent:
-            _record_result(client, parent, record)
     except (MlflowException, OSError) as exc:
         return f"graph: {path} (not logged to MLflow: {str(exc).splitlines()[0]})"
-    return f"graph: {path}, logged to MLflow run {run_id}" + (" (the execution's parent run)" if parent else "")
+    return f"graph: {path}, logged to MLflow run {run_id}"
 
 
-def _parent_run(client: Any, experiment: str, execution_arn: str) -> str:
-    execution_run = script_module("execution_run")
-    found = client.get_experiment_by_name(experiment)
-    run = found and execution_run.oldest_run(client, found.experiment_id, execution_run.PARENT_TAG, execution_arn)
-    return str(run.info.run_id) if run else ""
-
-
-def result_tags(record: ExecutionRecord) -> dict[str, str]:
-    """What the parent run says of its execution: status, each decided condition's outcome,
-    the parameters it ran with, the model package it registered."""
-    tags = {"mlops.execution_status": record.status}
-    tags |= {f"mlops.outcome.{name}": str(step.properties["Outcome"])
-             for name, step in record.steps.items() if "Outcome" in step.properties}  # fmt: skip
-    tags |= {f"mlops.parameter.{name}": str(value) for name, value in record.parameters.items()}
+def execution_result(record: ExecutionRecord) -> ExecutionResult:
     packages = [
         str(s.properties["ModelPackageArn"]) for s in record.steps.values() if "ModelPackageArn" in s.properties
     ]
-    if packages:
-        tags["mlops.model_package_arn"] = packages[0]
-    if record.failure_reason:
-        tags["mlops.failure_reason"] = record.failure_reason[:5000]
-    return tags
-
-
-def _record_result(client: Any, run_id: str, record: ExecutionRecord) -> None:
-    """The result on the parent run, which then ends with the execution, as does any run of
-    the execution still running (a tuning step's run when the execution failed before
-    Evaluate ended it)."""
-    from mlflow.entities import Metric, RunTag
-
-    ended = record.ended or time.time()
-    status = "FINISHED" if record.status == "Succeeded" else "FAILED"
-    experiment_id = client.get_run(run_id).info.experiment_id
-    running = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PIPELINE_EXECUTION_TAG}` = '{record.arn}' and attributes.status = 'RUNNING'",
+    return ExecutionResult(
+        arn=record.arn,
+        status=record.status,
+        started=record.started,
+        ended=record.ended or time.time(),
+        outcomes=dict(execution_view(record).outcomes),
+        parameters={name: str(value) for name, value in record.parameters.items()},
+        model_package_arn=packages[0] if packages else "",
+        failure_reason=record.failure_reason,
     )
-    for run in running:
-        if run.info.run_id != run_id:
-            client.set_terminated(run.info.run_id, status, int(ended * 1000))
-    client.log_batch(
-        run_id,
-        metrics=[Metric("execution_seconds", round(ended - record.started, 3), int(ended * 1000), 0)],
-        tags=[RunTag(key, value) for key, value in result_tags(record).items()],
-    )
-    client.set_terminated(run_id, status, int(ended * 1000))
 
 
 def _latest_run(client: Any, experiment: str, execution_arn: str) -> str:
