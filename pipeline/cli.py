@@ -161,7 +161,24 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
+    if status in TERMINAL_STATUSES:  # the parent run ends with the execution (pipeline/execution_result.py)
+        _console(stderr=True).print(_log_watched(cfg, service, arn, definition))
     return 0 if status == "Succeeded" else 1
+
+
+def _log_watched(cfg: PipelineConfig, service: Any, arn: str, definition: dict[str, Any]) -> str:
+    """`start --wait`'s last line: the ended execution on its MLflow parent run, or why not.
+    A tracking server that does not answer costs one attempt, not the client's retries."""
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    execution = service.describe_execution(arn)
+    parameters = execution.get("PipelineParameters") or service.execution_parameters(arn)
+    try:
+        return _log_to_parent_run(cfg, definition, execution, service.execution_steps(arn), parameters)
+    except (MlflowException, OSError) as exc:
+        return f"not logged to MLflow ({cfg.mlflow.tracking_uri}): {str(exc).splitlines()[0]}"
 
 
 def _input_identity(given: dict[str, str], definition: dict[str, Any], service: Any) -> dict[str, str]:

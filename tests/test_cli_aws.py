@@ -95,6 +95,8 @@ def test_start_wait_reports_the_final_status(aws: str, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "start", "--wait", "--poll-seconds", "0.1", "--timeout", "30")
     assert code == 0, err
     assert "execution Succeeded" in err
+    # then the parent run ends with it; no server answers here: said in one line, still exit 0
+    assert "not logged to MLflow (http://127.0.0.1:5000)" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
