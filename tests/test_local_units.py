@@ -228,6 +228,53 @@ def test_bayesian_search_beats_random_search_on_the_same_budget(capsys: pytest.C
     assert mean["Bayesian"] < mean["Random"]
 
 
+def test_hyperband_stops_a_trial_that_is_not_among_the_best_third_at_its_rung() -> None:
+    from pipeline.local.tuning import AsyncHalving
+
+    def report(halving: AsyncHalving, trial: str, values: list[float]) -> list[bool]:
+        return [halving.keep_going(trial, value) for value in values]
+
+    halving = AsyncHalving("Minimize", eta=3)
+    assert report(halving, "once", [99.0]) == [True]  # a trial that reports once is never judged
+    # rung 1 is each trial's 3rd report, judged once three trials have reached it
+    assert report(halving, "a", [5, 3, 1.0]) == [True, True, True]
+    assert report(halving, "b", [5, 4, 2.0]) == [True, True, True]
+    assert report(halving, "c", [5, 4, 3.0]) == [True, True, False]  # the worst of three
+    assert report(halving, "d", [5, 4, 0.5]) == [True, True, True]  # the best so far
+    assert report(halving, "e", [5, 4, 1.5]) == [True, True, False]  # only the best 1/3 of the four goes on
+    maximize = AsyncHalving("Maximize", eta=3)
+    assert [report(maximize, t, [0, 0, v])[-1] for t, v in (("a", 0.9), ("b", 0.8), ("c", 0.1))] == [True, True, False]
+
+
+def test_hyperband_watches_the_objective_a_trial_prints_and_stops_it(tmp_path: Path) -> None:
+    """The watcher reads each line with the objective's regex as the trial prints it; a
+    trial it stops is killed at once and reported as stopped early, not failed."""
+    import sys
+    import time
+
+    from pipeline.local.jobs import LocalJobRunner, TrialStopped
+    from pipeline.local.tuning import early_stopping
+
+    config = {"Strategy": "Hyperband", "HyperParameterTuningJobObjective": {"MetricName": "rmse", "Type": "Minimize"}}
+    definition = {"AlgorithmSpecification": {"MetricDefinitions": [{"Name": "rmse", "Regex": "rmse=([0-9.]+)"}]}}
+    assert early_stopping({**config, "Strategy": "Random"}, definition) is None  # only Hyperband stops trials
+    watcher = early_stopping(config, definition)
+    assert watcher is not None
+    runner = LocalJobRunner(Workspace(tmp_path), tmp_path / "jobs")
+    prints = (
+        "import time\nfor v in {values}:\n    print(f'epoch rmse={{v}}', flush=True); time.sleep(1)\ntime.sleep({rest})"
+    )
+    for name, values in (("t1", [5, 5, 1.0]), ("t2", [5, 5, 2.0])):
+        runner._run([sys.executable, "-c", prints.format(values=values, rest=0)], {}, tmp_path, name,
+                    runner.log_path(name), watcher(name))  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(TrialStopped, match="stopped early"):  # the worst of three at its third report
+        runner._run([sys.executable, "-c", prints.format(values=[5, 5, 9.0, 0.1], rest=30)], {}, tmp_path, "t3",
+                    runner.log_path("t3"), watcher("t3"))  # fmt: skip
+    assert time.monotonic() - started < 10  # killed, not left to run its 30 s
+    assert "rmse=0.1" not in runner.log_path("t3").read_text()
+
+
 def test_grid_enumerates_integer_and_categorical_axes() -> None:
     ranges = {k: v for k, v in RANGES.items() if k != "ContinuousParameterRanges"}
     grid = sample_candidates(ranges, "Grid", 100)

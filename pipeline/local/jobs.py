@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,43 @@ def final_metrics(log_text: str, definitions: list[Mapping[str, str]]) -> dict[s
             except ValueError:
                 continue
     return metrics
+
+
+class TrialStopped(LocalModeError):
+    """A trial stopped early by its tuning job's early stopping (SageMaker's `Stopped` trial)."""
+
+    def __init__(self, job_name: str, reason: str) -> None:
+        super().__init__(f"{job_name} stopped early: {reason}")
+        self.reason = reason
+
+
+class _LogWatcher(threading.Thread):
+    """Follows a job's log as it is written, line by line, and stops the job when
+    `keep_going` says so; `stopped` then says why."""
+
+    def __init__(self, log_path: Path, process: subprocess.Popen[bytes], keep_going: Callable[[str], bool]) -> None:
+        super().__init__(daemon=True)
+        self.log_path, self.process, self.keep_going, self.stopped = log_path, process, keep_going, ""
+        self.start()
+
+    def run(self) -> None:
+        with self.log_path.open(errors="replace") as log:
+            pending = ""
+            while True:
+                chunk = log.readline()
+                if chunk:
+                    pending += chunk
+                    if not pending.endswith("\n"):
+                        continue
+                    line, pending = pending, ""
+                    if not self.stopped and not self.keep_going(line):
+                        self.stopped = f"its objective was among the weakest at its rung ({line.strip()[:120]})"
+                        with contextlib.suppress(ProcessLookupError):
+                            self.process.terminate()
+                elif self.process.poll() is not None:
+                    return
+                else:
+                    time.sleep(0.05)
 
 
 def _decode_hyperparameter(value: str) -> Any:
@@ -190,7 +228,17 @@ class LocalJobRunner:
         SageMaker's CloudWatch metrics would tell about a real job; bench/scale.py reads it)."""
         return self.jobs_root / job_name / "usage.json"
 
-    def _run(self, command: list[str], env: dict[str, str], cwd: Path, job_name: str, log_path: Path) -> None:
+    def _run(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        job_name: str,
+        log_path: Path,
+        keep_going: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Run a job to its end. `keep_going`: told each line the job prints as it prints it;
+        when it answers False the job is stopped and TrialStopped raised (early stopping)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         measured = [sys.executable, "-I", "-S", str(MEASURED_CHILD), str(self.usage_path(job_name)), *command]
         with log_path.open("w") as log:
@@ -199,8 +247,11 @@ class LocalJobRunner:
                     raise JobFailed(job_name, 128 + signal.SIGTERM, log_path, "stopped before it started")
                 process = subprocess.Popen(measured, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
                 self._running.add(process)
+            watcher = _LogWatcher(log_path, process, keep_going) if keep_going else None
             try:
                 code = process.wait()
+                if watcher is not None:
+                    watcher.join()
             except BaseException:  # interrupted: stop the job too (measured_child forwards SIGTERM)
                 process.terminate()
                 process.wait()
@@ -208,6 +259,8 @@ class LocalJobRunner:
             finally:
                 with self._lock:
                     self._running.discard(process)
+        if watcher is not None and watcher.stopped:
+            raise TrialStopped(job_name, watcher.stopped)
         if code != 0:
             raise JobFailed(job_name, code, log_path, log_tail(log_path))
 
@@ -245,8 +298,10 @@ class LocalJobRunner:
         definition: Mapping[str, Any],
         hyperparameters: Mapping[str, str],
         extra_env: Mapping[str, str] | None = None,
+        keep_going: Callable[[str], bool] | None = None,
     ) -> JobResult:
-        """`definition` is a CreateTrainingJob request or a tuning job's TrainingJobDefinition."""
+        """`definition` is a CreateTrainingJob request or a tuning job's TrainingJobDefinition.
+        `keep_going`: see `_run` (a tuning job's early stopping)."""
         job_dir = self.jobs_root / job_name
         opt_ml = job_dir / "opt" / "ml"
         decoded = {k: _decode_hyperparameter(v) for k, v in hyperparameters.items()}
@@ -282,7 +337,7 @@ class LocalJobRunner:
         for key, value in user_hps.items():
             command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
         log_path = self.log_path(job_name)
-        self._run(command, env, code_dir, job_name, log_path)
+        self._run(command, env, code_dir, job_name, log_path, keep_going)
         metrics = final_metrics(
             log_path.read_text(errors="replace"), definition["AlgorithmSpecification"].get("MetricDefinitions", [])
         )

@@ -31,9 +31,11 @@ from pipeline.local.jobs import LocalJobRunner
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.step_result import StepResult
 from pipeline.local.tuning import (
+    STOPPED_EARLY,
     Trial,
     TuningFailed,
     best_first,
+    early_stopping,
     run_trials,
     sample_candidates,
     search_for,
@@ -389,11 +391,14 @@ class LocalExecution:
         done: list[Trial] = []
         self._update(step, job_name=tuning_job, detail=f"0/{planned} trials")
 
+        halving = early_stopping(config, definition)
+
         def run_one(trial: Trial) -> float | None:
             hyperparameters = {**definition.get("StaticHyperParameters", {}), **trial.hyperparameters}
             result = self.jobs.training(
-                trial.job_name, definition, hyperparameters, extra_env={"MLOPS_TUNING_JOB_NAME": tuning_job}
-            )
+                trial.job_name, definition, hyperparameters, extra_env={"MLOPS_TUNING_JOB_NAME": tuning_job},
+                keep_going=halving(trial.job_name) if halving else None,
+            )  # fmt: skip
             return result.metrics.get(objective["MetricName"])
 
         def on_done(trial: Trial) -> None:
@@ -423,18 +428,20 @@ class LocalExecution:
             }
             for t in ranked
         ]
-        failed = len(trials) - len(ranked)
+        stopped = sum(1 for t in trials if t.error.startswith(STOPPED_EARLY))
+        failed = len(trials) - len(ranked) - stopped
         best = ranked[0]
         return StepResult(
             job_name=tuning_job,
             log=str(self.jobs.log_path(best.job_name)),
-            detail=f"{len(trials)} trials ({failed} failed), best {objective['MetricName']}={best.objective:.4g}",
+            detail=f"{len(trials)} trials ({failed} failed, {stopped} stopped early), best "
+            f"{objective['MetricName']}={best.objective:.4g}",
             properties={
                 "HyperParameterTuningJobName": tuning_job,
                 "HyperParameterTuningJobStatus": "Completed",
                 "TrainingJobSummaries": summaries,
                 "BestTrainingJob": summaries[0],
-                "TrainingJobStatusCounters": {"Completed": len(ranked), "Failed": failed},
+                "TrainingJobStatusCounters": {"Completed": len(ranked), "Failed": failed, "Stopped": stopped},
             },
         )
 

@@ -5,8 +5,8 @@ Sampling is seeded. `Grid` enumerates the grid; `Random` samples uniformly (or
 log-uniformly); `Bayesian` asks Optuna's TPE sampler (a Bayesian optimiser: a model of good
 and bad regions fitted to the trials so far), told each trial's objective as it ends, its
 first trials random as SageMaker's are (SageMaker's own optimiser, a Gaussian process, is
-not public); `Hyperband` samples as `Random` does and runs every trial to the end: no
-trial is stopped early here.
+not public); `Hyperband` samples as `Random` does and stops weak trials early from the objective values
+they print as they train (`AsyncHalving`).
 """
 
 from __future__ import annotations
@@ -16,20 +16,26 @@ import itertools
 import json
 import math
 import random
+import re
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.errors import LocalModeError
+from pipeline.local.jobs import TrialStopped
 
 __all__ = [
+    "STOPPED_EARLY",
+    "AsyncHalving",
     "BayesianSearch",
     "ListedSearch",
     "Search",
     "Trial",
     "TuningFailed",
     "best_first",
+    "early_stopping",
     "run_trials",
     "sample_candidates",
     "search_for",
@@ -189,6 +195,71 @@ def search_for(ranges: Mapping[str, Any], strategy: str, objective_type: str, ma
     return ListedSearch(sample_candidates(ranges, strategy, max_jobs, seed))
 
 
+class AsyncHalving:
+    """Hyperband's early stopping, as asynchronous successive halving (ASHA): a trial's
+    objective is looked at each time it reaches a rung, its `eta`-th, `eta`²-th ... report
+    of the objective metric; it goes on only if it is among the best 1/`eta` of the
+    objectives trials have had at that rung, once `eta` have reached it. Trials report
+    through their logs; a trial is never judged on its first report, so a script that
+    prints its objective once, at the end (the bundled train.py), runs to its end, as it
+    would under SageMaker's Hyperband, which needs intermediate values too. Thread-safe:
+    parallel trials report at once."""
+
+    def __init__(self, objective_type: str, eta: int = 3) -> None:
+        self.minimize, self.eta = objective_type == "Minimize", eta
+        self._reports: dict[str, int] = {}
+        self._rungs: dict[int, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def keep_going(self, trial: str, value: float) -> bool:
+        with self._lock:
+            count = self._reports[trial] = self._reports.get(trial, 0) + 1
+            rung = round(math.log(count, self.eta), 9)
+            if count < self.eta or rung != int(rung):
+                return True
+            seen = self._rungs.setdefault(int(rung), [])
+            seen.append(value)
+            if len(seen) < self.eta:
+                return True
+            ranked = sorted(seen, reverse=not self.minimize)
+            cutoff = ranked[max(1, len(ranked) // self.eta) - 1]
+            return value <= cutoff if self.minimize else value >= cutoff
+
+
+STOPPED_EARLY = "stopped early"  # a Trial.error that is a decision, not a failure
+
+
+def early_stopping(
+    config: Mapping[str, Any], definition: Mapping[str, Any]
+) -> Callable[[str], Callable[[str], bool]] | None:
+    """For a `Hyperband` tuning job: trial name -> the line watcher its job is given
+    (`LocalJobRunner.training(keep_going=...)`), reading the objective with its
+    MetricDefinition's regex and asking `AsyncHalving`; None for other strategies."""
+    if config.get("Strategy") != "Hyperband":
+        return None
+    objective = config["HyperParameterTuningJobObjective"]
+    regexes = [d["Regex"] for d in definition["AlgorithmSpecification"].get("MetricDefinitions", [])
+               if d["Name"] == objective["MetricName"]]  # fmt: skip
+    if not regexes:
+        return None
+    halving, pattern = AsyncHalving(objective["Type"]), re.compile(regexes[0])
+
+    def watcher(trial: str) -> Callable[[str], bool]:
+        def keep_going(line: str) -> bool:
+            match = pattern.search(line)
+            if not match:
+                return True
+            try:
+                value = float(match.group(1) if match.groups() else match.group(0))
+            except ValueError:
+                return True
+            return not math.isfinite(value) or halving.keep_going(trial, value)
+
+        return keep_going
+
+    return watcher
+
+
 def trial_job_name(tuning_job: str, index: int, hyperparameters: Mapping[str, str]) -> str:
     """`<tuning job>-NNN-xxxxxxxx`, the shape SageMaker gives trial jobs."""
     digest = hashlib.sha256(json.dumps(hyperparameters, sort_keys=True).encode()).hexdigest()[:8]
@@ -218,6 +289,8 @@ def run_trials(
             trial.objective = run_one(trial)
             if trial.objective is None:
                 trial.error = "objective metric not found in the trial's log"
+        except TrialStopped as exc:
+            trial.error = f"{STOPPED_EARLY}: {exc.reason}"
         except Exception as exc:
             trial.error = str(exc)
         return trial
