@@ -110,7 +110,10 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            with _refusal("create a registered model", f"registered model {name!r}", _EDIT):
+            refused = (
+                f"registered model {name!r} (not there yet: an MLflow admin creates it, or lets the user create models)"
+            )
+            with _refusal("create", refused, "the right to create registered models"):
                 self.client.create_registered_model(name, description=description or None)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -178,7 +181,8 @@ class MlflowRegistry:
         return None
 
     def create_version(self, name: str, run_id: str, source: ModelSource, tags: dict[str, str]) -> str:
-        with _refusal("create a version of", f"registered model {name!r}", _EDIT):
+        needs = f"{_EDIT} (and {_READ} on the experiment of run {run_id}, the version's source)"
+        with _refusal("create a version of", f"registered model {name!r}", needs):
             version = self.client.create_model_version(
                 name, source.uri, run_id=run_id, tags=tags, await_creation_for=0, model_id=source.model_id
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -434,6 +435,35 @@ def _aws_error(code: str, status: int) -> Exception:
 def test_permanent_failures_are_reported_with_what_to_fix(make, fix: str) -> None:
     problem = permanent_failure(make())
     assert problem is not None and fix in problem.fix
+
+
+def test_a_403_names_the_model_the_user_and_the_permission_the_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MlflowRegistry turns the server's 403 into PermissionRefused: the operation, the
+    registered model, the MLflow user and the permission (MLflow's own auth rules)."""
+    from mlflow_bridge.decisions import Action
+    from mlflow_bridge.mlflow_registry import MlflowRegistry
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                raise _mlflow_error("PERMISSION_DENIED")
+
+            return call
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "mlflow-bridge")
+    registry = MlflowRegistry(Refusing())
+    cases = [
+        (lambda: registry.apply("churn", "champion", Action("set_alias", "3")), "EDIT", "set alias 'champion' of"),
+        (lambda: registry.apply("churn", "champion", Action("delete_alias", "3")), "MANAGE", "delete alias"),
+        (lambda: registry.delete_version("churn", "3"), "MANAGE", "delete version 3 of"),
+        (lambda: registry.versions("churn"), "READ", "may not read"),
+    ]
+    for call, permission, operation in cases:
+        with pytest.raises(PermissionRefused) as refused:
+            call()
+        problem = permanent_failure(refused.value)
+        assert problem is not None and operation in problem.reason and "user mlflow-bridge" in problem.reason
+        assert f"grant MLflow user mlflow-bridge {permission} (or more) on registered model 'churn'" in problem.fix
 
 
 def _no_region() -> Exception:

@@ -190,3 +190,59 @@ def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
         assert client.get_run(tuning).info.status == "FINISHED"
         if graphviz_available():
             assert [a.path for a in client.list_artifacts(parent, "pipeline")] == ["pipeline/pipeline_graph.png"]
+
+
+class _Run:
+    def __init__(self, run_id: str, start: int, tags: dict[str, str] | None = None) -> None:
+        self.info = type("Info", (), {"run_id": run_id, "start_time": start, "artifact_uri": f"file:///{run_id}"})()
+        self.data = type("Data", (), {"tags": tags or {}})()
+
+
+def test_a_job_that_may_not_delete_the_parent_it_lost_keeps_the_oldest_and_goes_on() -> None:
+    """Deleting a run needs MANAGE under MLflow's basic auth, logging only EDIT: a job that
+    lost the race and cannot delete its own parent leaves it and nests under the oldest."""
+
+    class Racing:
+        def __init__(self) -> None:
+            self.runs: list[_Run] = []
+
+        def search_runs(self, *args: Any, **kwargs: Any) -> list[_Run]:
+            return list(self.runs)
+
+        def create_run(self, *args: Any, **kwargs: Any) -> _Run:
+            self.runs.append(_Run("theirs", 1))  # another job's, created first
+            mine = _Run("mine", 2)
+            self.runs.append(mine)
+            return mine
+
+        def delete_run(self, run_id: str) -> None:
+            raise PermissionError("403 PERMISSION_DENIED")
+
+    kept = execution_run.find_or_create(Racing(), "1", key=execution_run.PARENT_TAG, value=ARN, run_name="p", tags={})
+    assert kept == "theirs"
+
+
+def test_a_resumed_trial_still_names_its_tuning_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job run again resumes its run; a trial's record of its tuning run (which Evaluate
+    ends) comes from the resumed run's own parent tag."""
+    import importlib
+
+    from pipeline.job_scripts import SCRIPTS_DIR
+
+    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))  # the jobs import their siblings by bare name
+    tracking_module = importlib.import_module("tracking")
+
+    class Resuming:
+        tracking_uri = "http://127.0.0.1:1"
+
+        def search_runs(self, *args: Any, **kwargs: Any) -> list[_Run]:
+            return [_Run("trial-run", 1, {execution_run.PARENT_RUN_TAG: "tuning-run"})]
+
+        def set_terminated(self, *args: Any) -> None:
+            pass
+
+    tracking = tracking_module.Tracking(Resuming(), "fail", experiment_id="1")
+    with tracking.run(run_name="t", tags={"sagemaker.job_name": "j", "sagemaker.tuning_job_name": "tj"},
+                      resume_key="sagemaker.job_name") as run_id:  # fmt: skip
+        assert run_id == "trial-run"
+    assert tracking.parent_of == {"trial-run": "tuning-run"}

@@ -45,12 +45,13 @@ def log_execution_graph(
     time and make it wait for the MLflow server; `graph --execution ID` draws it."""
     if not any(step.job_name and step.status in {"Succeeded", "Failed", "Stopped"} for step in record.steps.values()):
         return f"graph: not drawn, no job ran (graph --execution {record.id} --out graph.png draws it)"
+    path: Path | None = executions_root / record.id / GRAPH_FILE
+    drawn = ""
     try:
         png = picture(step_graph(definition), "png", execution_view(record))
-    except UsageError as exc:
-        return f"graph not drawn: {exc}"
-    path = executions_root / record.id / GRAPH_FILE
-    write_atomically(path, png)
+        write_atomically(executions_root / record.id / GRAPH_FILE, png)
+    except UsageError as exc:  # the result still goes on the parent run, without the picture
+        path, drawn = None, f"graph not drawn: {exc}"
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -59,7 +60,9 @@ def log_execution_graph(
         parent = parent_run_id(client, experiment, record.arn)
         if parent:
             record_on_parent_run(client, parent, execution_result(record), path)
-            return f"graph: {path}, logged to MLflow run {parent} (the execution's parent run)"
+            return drawn or f"graph: {path}, logged to MLflow run {parent} (the execution's parent run)"
+        if path is None:
+            return drawn
         run_id = last_run_id or _latest_run(client, experiment, record.arn)
         if not run_id:
             return f"graph: {path} (no MLflow run of this execution to log it to)"

@@ -24,6 +24,7 @@ requests (SageMaker instances use the Amazon Time Sync Service; locally one cloc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "PARENT_RUN_TAG",
     "PARENT_TAG",
     "TUNING_RUN_TAG",
+    "create_keeping_the_oldest",
     "execution_arn",
     "execution_link",
     "find_or_create",
@@ -130,9 +132,20 @@ def find_or_create(
     found = oldest_run(client, experiment_id, key, value)
     if found is not None:
         return str(found.info.run_id)
+    return create_keeping_the_oldest(client, experiment_id, key=key, value=value, run_name=run_name, tags=tags)
+
+
+def create_keeping_the_oldest(
+    client: Any, experiment_id: str, *, key: str, value: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """`find_or_create` after a search that found none: create, search again, keep the
+    oldest. A loser deletes its own run when it may (deleting needs MANAGE under MLflow's
+    basic auth, logging EDIT); a duplicate it cannot delete is left, harmless: every job
+    keeps the same oldest one, and nothing is nested under the duplicate."""
     created = client.create_run(experiment_id, run_name=run_name, tags={key: value, **tags}).info.run_id
     kept = oldest_run(client, experiment_id, key, value)
     kept_id = str(kept.info.run_id) if kept is not None else created
     if kept_id != created:
-        client.delete_run(created)  # another job created the parent first
+        with contextlib.suppress(Exception):  # MLflow's 403 without MANAGE: see the docstring
+            client.delete_run(created)  # another job created it first
     return kept_id

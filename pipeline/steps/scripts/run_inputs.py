@@ -39,6 +39,9 @@ def dataset_input(frame: Any, *, name: str, source: str, context: str, target: s
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
+    if "://" not in source:  # a local path: a file URI, which MLflow reads one way only
+        source = f"file://{source}"
+
     dataset = from_pandas(frame, source=source, name=name, targets=target)
     entity = Dataset(
         name=dataset.name,

@@ -38,6 +38,7 @@ from execution_run import (
     PARENT_RUN_TAG,
     PARENT_TAG,
     TUNING_RUN_TAG,
+    create_keeping_the_oldest,
     execution_arn,
     execution_link,
     find_or_create,
@@ -124,9 +125,10 @@ class Tracking:
     """MLflow through one MlflowClient, or nothing.
 
     The client API is used instead of the fluent one because every fluent call fetches
-    state first (runs/get, metric history): one training job stays at about a dozen
-    requests. Every call is skipped when tracking is off, and in "continue" mode a failing
-    call turns tracking off with a warning, so a tracking outage never loses the model.
+    state first (runs/get, metric history): a training job stays at about fifteen requests
+    (bench/train_tracking.py), plus one or two to find its place in the execution's tree.
+    Every call is skipped when tracking is off, and in "continue" mode a failing call turns
+    tracking off with a warning, so a tracking outage never loses the model.
     """
 
     def __init__(self, client: Any, on_unavailable: str, experiment_id: str | None = None) -> None:
@@ -174,7 +176,11 @@ class Tracking:
             runs = self.client.search_runs(
                 [self.experiment_id or "0"], filter_string=f"tags.`{key}` = '{value}'", max_results=1
             )
-            return self._known(runs[0].info) if runs else None
+            if not runs:
+                return None
+            if runs[0].data.tags.get(PARENT_RUN_TAG):  # a resumed trial still names its tuning run
+                self.parent_of[runs[0].info.run_id] = runs[0].data.tags[PARENT_RUN_TAG]
+            return self._known(runs[0].info)
 
         return self.call("search_runs", search)
 
@@ -224,7 +230,7 @@ class Tracking:
         if tuning_job and self.enabled:
             tuning_tags = {**nesting, "mlops.step": "tune", "sagemaker.tuning_job_name": tuning_job,
                            "mlops.pipeline": tags.get("mlops.pipeline", "")}  # fmt: skip
-            tuning_run = self.call("create the tuning step's run", lambda: find_or_create(
+            tuning_run = self.call("create the tuning step's run", lambda: create_keeping_the_oldest(
                 self.client, self.experiment_id or "0", key=TUNING_RUN_TAG, value=tuning_job,
                 run_name=f"tune {tuning_job}", tags={k: v for k, v in tuning_tags.items() if v}))  # fmt: skip
             nesting[PARENT_RUN_TAG] = tuning_run or nesting[PARENT_RUN_TAG]
