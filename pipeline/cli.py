@@ -171,14 +171,19 @@ def _log_watched(cfg: PipelineConfig, service: Any, arn: str, definition: dict[s
     A tracking server that does not answer costs one attempt, not the client's retries."""
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     execution = service.describe_execution(arn)
     parameters = execution.get("PipelineParameters") or service.execution_parameters(arn)
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    saved = {name: os.environ.get(name) for name in quick}
+    os.environ.update({name: value for name, value in quick.items() if saved[name] is None})
     try:
         return _log_to_parent_run(cfg, definition, execution, service.execution_steps(arn), parameters)
     except (MlflowException, OSError) as exc:
         return f"not logged to MLflow ({cfg.mlflow.tracking_uri}): {str(exc).splitlines()[0]}"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 def _input_identity(given: dict[str, str], definition: dict[str, Any], service: Any) -> dict[str, str]:

@@ -407,7 +407,7 @@ def test_the_drift_job_writes_the_report_violations_and_picture_and_logs_a_run(
     run = client.get_run(report["mlflow_run_id"])
     assert run.data.tags["mlops.step"] == "drift" and run.data.metrics["drift_age_psi"] > 1
     (batch_input,) = run.inputs.dataset_inputs  # issue #23: the batch it checked, by source and digest
-    assert batch_input.dataset.name == "batch" and json.loads(batch_input.dataset.source)["uri"] == str(data)
+    assert batch_input.dataset.name == "batch" and json.loads(batch_input.dataset.source)["uri"] == f"file://{data}"
     assert [t.value for t in batch_input.tags] == ["input"] and json.loads(batch_input.dataset.profile)[
         "num_rows"
     ] == 500
