@@ -288,9 +288,15 @@ class Tracking:
 
     def log_inputs(self, run_id: str | None, inputs: Callable[[], list[Any]]) -> None:
         """Dataset inputs (`run_inputs.dataset_input`), made only when tracking is on, in
-        one request."""
-        if run_id and self.enabled:
-            self.call("log_inputs", lambda: self.client.log_inputs(run_id, datasets=inputs()))
+        one request. A table MLflow cannot describe is a warning, never a failed job."""
+        if not (run_id and self.enabled):
+            return
+        try:
+            datasets = inputs()
+        except Exception as exc:  # mlflow.data's own errors on an unusual table
+            warn(f"the run's datasets are not logged: {exc}")
+            return
+        self.call("log_inputs", lambda: self.client.log_inputs(run_id, datasets=datasets))
 
     def log_dict(self, run_id: str | None, value: dict[str, Any], artifact_file: str) -> None:
         if run_id:
