@@ -198,28 +198,27 @@ class _Run:
         self.data = type("Data", (), {"tags": tags or {}})()
 
 
-def test_a_job_that_may_not_delete_the_parent_it_lost_keeps_the_oldest_and_goes_on() -> None:
-    """Deleting a run needs MANAGE under MLflow's basic auth, logging only EDIT: a job that
-    lost the race and cannot delete its own parent leaves it and nests under the oldest."""
+def test_a_job_that_loses_the_lock_waits_for_the_winners_run_and_says_when_it_never_comes() -> None:
+    class Held(Exception):
+        error_code = "RESOURCE_ALREADY_EXISTS"
 
-    class Racing:
-        def __init__(self) -> None:
-            self.runs: list[_Run] = []
+    class Waiting:
+        def __init__(self, appears_after: int) -> None:
+            self.searches, self.appears_after = 0, appears_after
 
         def search_runs(self, *args: Any, **kwargs: Any) -> list[_Run]:
-            return list(self.runs)
+            self.searches += 1
+            return [_Run("winners", 1)] if self.searches > self.appears_after else []
 
-        def create_run(self, *args: Any, **kwargs: Any) -> _Run:
-            self.runs.append(_Run("theirs", 1))  # another job's, created first
-            mine = _Run("mine", 2)
-            self.runs.append(mine)
-            return mine
+        def create_experiment(self, name: str) -> str:
+            raise Held(name)
 
-        def delete_run(self, run_id: str) -> None:
-            raise PermissionError("403 PERMISSION_DENIED")
-
-    kept = execution_run.find_or_create(Racing(), "1", key=execution_run.PARENT_TAG, value=ARN, run_name="p", tags={})
-    assert kept == "theirs"
+    client = Waiting(appears_after=3)
+    assert execution_run.find_or_create(client, "1", key=execution_run.PARENT_TAG, value=ARN, run_name="p",
+                                        tags={}) == "winners"  # fmt: skip
+    with pytest.raises(TimeoutError, match="its creator stopped"):
+        execution_run.create_once(Waiting(appears_after=10**6), "1", key="k", value="v", run_name="p", tags={},
+                                  wait_seconds=0.6)  # fmt: skip
 
 
 def test_a_resumed_trial_still_names_its_tuning_run(monkeypatch: pytest.MonkeyPatch) -> None:

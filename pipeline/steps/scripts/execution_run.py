@@ -15,11 +15,12 @@ cached step's arguments (SageMaker's cache key holds each job's `Environment` an
     `sagemaker:ListTags` on jobs for exactly this (infra/roles.py).
 
 The first job to start creates the parent; jobs that start together (parallel tuning
-trials) must not leave two. `find_or_create` searches by tag, creates when none is found,
-searches again and keeps the oldest (start time, then run id), deleting its own if it lost:
-two creators each see at least the one created first, since a creator's second search
-follows its own creation. It assumes the jobs' clocks agree to within the time between two
-requests (SageMaker instances use the Amazon Time Sync Service; locally one clock).
+trials) must not leave two. MLflow runs have no unique key, but experiment names do:
+`create_once` lets the job whose CreateExperiment of a lock name succeeds create the run,
+and the others wait until they find it. (Searching, creating, searching again and keeping
+the oldest is not enough: a run's start time is set by the client before its creation is
+visible, so two creators can each see only their own run; a test of eight creators at
+once showed it.)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ __all__ = [
     "PARENT_RUN_TAG",
     "PARENT_TAG",
     "TUNING_RUN_TAG",
-    "create_keeping_the_oldest",
+    "create_once",
     "execution_arn",
     "execution_link",
     "find_or_create",
@@ -128,24 +130,39 @@ def find_or_create(
     client: Any, experiment_id: str, *, key: str, value: str, run_name: str, tags: dict[str, str]
 ) -> str:
     """The id of the oldest live run tagged `key=value` in the experiment, created (with
-    `tags`) when there is none; race-free as the module docstring says."""
+    `tags`) by exactly one job when there is none (`create_once`)."""
     found = oldest_run(client, experiment_id, key, value)
     if found is not None:
         return str(found.info.run_id)
-    return create_keeping_the_oldest(client, experiment_id, key=key, value=value, run_name=run_name, tags=tags)
+    return create_once(client, experiment_id, key=key, value=value, run_name=run_name, tags=tags)
 
 
-def create_keeping_the_oldest(
-    client: Any, experiment_id: str, *, key: str, value: str, run_name: str, tags: dict[str, str]
-) -> str:
-    """`find_or_create` after a search that found none: create, search again, keep the
-    oldest. A loser deletes its own run when it may (deleting needs MANAGE under MLflow's
-    basic auth, logging EDIT); a duplicate it cannot delete is left, harmless: every job
-    keeps the same oldest one, and nothing is nested under the duplicate."""
+def create_once(
+    client: Any, experiment_id: str, *, key: str, value: str, run_name: str, tags: dict[str, str],
+    wait_seconds: float = 60.0,
+) -> str:  # fmt: skip
+    """`find_or_create` after a search that found none. Exactly one job creates the run: the
+    one whose CreateExperiment of a lock name succeeds (experiment names are unique in
+    MLflow's store, which answers RESOURCE_ALREADY_EXISTS to every other); the others wait
+    for the run to appear. The lock experiment is deleted at once (MLflow keeps a deleted
+    experiment's name, so the lock holds for good and no later job creates a second run).
+    Raises TimeoutError when the winner never creates the run (it died in between)."""
+    lock = f".mlops-lock/{experiment_id}/{key}/{value}"
+    try:
+        lock_id = client.create_experiment(lock)
+    except Exception as exc:  # MlflowException: another job holds the lock
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            found = oldest_run(client, experiment_id, key, value)
+            if found is not None:
+                return str(found.info.run_id)
+            time.sleep(0.25)
+        raise TimeoutError(
+            f"no run tagged {key}={value} appeared in {wait_seconds:g} s (its creator stopped)"
+        ) from None
     created = client.create_run(experiment_id, run_name=run_name, tags={key: value, **tags}).info.run_id
-    kept = oldest_run(client, experiment_id, key, value)
-    kept_id = str(kept.info.run_id) if kept is not None else created
-    if kept_id != created:
-        with contextlib.suppress(Exception):  # MLflow's 403 without MANAGE: see the docstring
-            client.delete_run(created)  # another job created it first
-    return kept_id
+    with contextlib.suppress(Exception):  # a lock left undeleted is only a hidden name
+        client.delete_experiment(lock_id)
+    return str(created)

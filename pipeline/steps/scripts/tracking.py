@@ -38,7 +38,7 @@ from execution_run import (
     PARENT_RUN_TAG,
     PARENT_TAG,
     TUNING_RUN_TAG,
-    create_keeping_the_oldest,
+    create_once,
     execution_arn,
     execution_link,
     find_or_create,
@@ -230,7 +230,7 @@ class Tracking:
         if tuning_job and self.enabled:
             tuning_tags = {**nesting, "mlops.step": "tune", "sagemaker.tuning_job_name": tuning_job,
                            "mlops.pipeline": tags.get("mlops.pipeline", "")}  # fmt: skip
-            tuning_run = self.call("create the tuning step's run", lambda: create_keeping_the_oldest(
+            tuning_run = self.call("create the tuning step's run", lambda: create_once(
                 self.client, self.experiment_id or "0", key=TUNING_RUN_TAG, value=tuning_job,
                 run_name=f"tune {tuning_job}", tags={k: v for k, v in tuning_tags.items() if v}))  # fmt: skip
             nesting[PARENT_RUN_TAG] = tuning_run or nesting[PARENT_RUN_TAG]
