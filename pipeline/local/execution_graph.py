@@ -45,11 +45,11 @@ def log_execution_graph(
     time and make it wait for the MLflow server; `graph --execution ID` draws it."""
     if not any(step.job_name and step.status in {"Succeeded", "Failed", "Stopped"} for step in record.steps.values()):
         return f"graph: not drawn, no job ran (graph --execution {record.id} --out graph.png draws it)"
-    path: Path | None = executions_root / record.id / GRAPH_FILE
+    target = executions_root / record.id / GRAPH_FILE
+    path: Path | None = target
     drawn = ""
     try:
-        png = picture(step_graph(definition), "png", execution_view(record))
-        write_atomically(executions_root / record.id / GRAPH_FILE, png)
+        write_atomically(target, picture(step_graph(definition), "png", execution_view(record)))
     except UsageError as exc:  # the result still goes on the parent run, without the picture
         path, drawn = None, f"graph not drawn: {exc}"
     from mlflow import MlflowClient
