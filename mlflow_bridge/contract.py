@@ -11,13 +11,16 @@ from __future__ import annotations
 
 __all__ = [
     "DEMOTED_METRIC",
+    "ENDED_EXECUTION_STATUSES",
     "EVENT_SOURCE",
+    "EXECUTION_STATUS_DETAIL_TYPE",
     "METRICS_NAMESPACE",
     "METRICS_SERVICE",
     "PACKAGE_STAGE_TAG",
     "STATE_CHANGE_DETAIL_TYPE",
     "UNTRACKED_RUN",
     "CustomerMetadata",
+    "ExecutionRunTags",
     "Tags",
 ]
 
@@ -26,6 +29,12 @@ __all__ = [
 # Amazon EventBridge", Model package state change.
 EVENT_SOURCE = "aws.sagemaker"
 STATE_CHANGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+# ... and for a pipeline execution's status (same source; its detail names the execution in
+# `pipelineExecutionArn`, the pipeline in `pipelineArn`, the status in
+# `currentPipelineExecutionStatus`): same guide, Pipeline execution state change.
+EXECUTION_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
+# PipelineExecutionStatus values after which nothing runs (DescribePipelineExecution's API reference)
+ENDED_EXECUTION_STATUSES = ("Succeeded", "Failed", "Stopped")
 
 
 # The bridge's EMF counts (handler.py): CloudWatch namespace, and the `service` dimension
@@ -83,3 +92,19 @@ class Tags:
     def endpoint_of(cls, lifecycle_stage: str = "") -> str:
         """The endpoint tag: one endpoint, or the endpoint of a lifecycle stage."""
         return f"{cls.ENDPOINT}_{lifecycle_stage.lower()}" if lifecycle_stage else cls.ENDPOINT
+
+
+class ExecutionRunTags:
+    """Tag keys on the MLflow runs of one pipeline execution. The jobs tag their runs and
+    make the parent (pipeline/steps/scripts/execution_run.py, which runs in the job image
+    and cannot import this module: a test keeps the two equal); the bridge's execution
+    recorder and the command line write the execution's result on the parent."""
+
+    EXECUTION = "sagemaker.pipeline_execution_arn"  # on every run of the execution, the parent too
+    PARENT = "mlops.execution_parent"  # on the parent only: the execution ARN
+    STATUS = "mlops.execution_status"  # SageMaker's PipelineExecutionStatus
+    OUTCOME_PREFIX = "mlops.outcome."  # + condition step name: "True" / "False"
+    PARAMETER_PREFIX = "mlops.parameter."  # + pipeline parameter name: its value in the execution
+    MODEL_PACKAGE_ARN = "mlops.model_package_arn"  # the model package the execution registered
+    FAILURE_REASON = "mlops.failure_reason"
+    DURATION_METRIC = "execution_seconds"  # a metric, not a tag: ended - started, seconds

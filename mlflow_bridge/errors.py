@@ -19,7 +19,8 @@ class BridgeError(Exception):
 
 
 class MalformedEvent(BridgeError):
-    """The event is not a model package state change we can read. Retrying cannot help."""
+    """The event is not a model package state change (or pipeline execution status change) we
+    can read. Retrying cannot help."""
 
 
 class DeploymentError(BridgeError):

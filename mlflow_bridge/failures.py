@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlflow_bridge.contract import EVENT_SOURCE, EXECUTION_STATUS_DETAIL_TYPE, STATE_CHANGE_DETAIL_TYPE
 from mlflow_bridge.errors import InvalidSettings, MalformedEvent, MissingRun, PermissionRefused, StagesUnreachable
 
 __all__ = ["MISSING_RUN_FIX", "Permanent", "permanent_failure", "refused_credentials"]
@@ -57,7 +58,10 @@ MISSING_RUN_FIX = (
 def permanent_failure(exc: BaseException) -> Permanent | None:
     """The failure as a Permanent one, or None when a retry may cure it."""
     if isinstance(exc, MalformedEvent):
-        return Permanent(str(exc), "send a 'SageMaker Model Package State Change' event from aws.sagemaker")
+        return Permanent(
+            str(exc),
+            f"send a {STATE_CHANGE_DETAIL_TYPE!r} or {EXECUTION_STATUS_DETAIL_TYPE!r} event from {EVENT_SOURCE}",
+        )
     if isinstance(exc, InvalidSettings):
         return Permanent(str(exc), "correct the named variables in the function's configuration")
     if isinstance(exc, MissingRun):

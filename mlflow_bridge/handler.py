@@ -1,5 +1,10 @@
 """The Lambda entry point: parse, hand over to the bridge, tell a retry from a rejection.
 
+Two functions run this code, each fed by its own EventBridge rule (infra/bridge.py): the
+bridge, on model package state changes, as the bridge's MLflow user; and the execution
+recorder, on pipeline execution status changes, as the pipeline's MLflow user (the jobs'
+runs are its own), ending the execution's MLflow parent run (mlflow_bridge/execution_runs.py).
+
 The event is parsed before anything else (settings, the Secrets Manager read, clients), so
 a malformed event is rejected even when a dependency is down. A failure no retry can cure
 (`failures.permanent_failure`: bad settings, a malformed event, 401/403/404, an invalid
@@ -20,12 +25,19 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mlflow_bridge.contract import DEMOTED_METRIC, METRICS_NAMESPACE
-from mlflow_bridge.events import ModelPackageStateChange, parse_event
+from mlflow_bridge.contract import DEMOTED_METRIC, EXECUTION_STATUS_DETAIL_TYPE, METRICS_NAMESPACE
+from mlflow_bridge.events import (
+    ModelPackageStateChange,
+    PipelineExecutionStatusChange,
+    detail_type,
+    parse_event,
+    parse_execution_event,
+)
 from mlflow_bridge.failures import permanent_failure, refused_credentials
 from mlflow_bridge.logs import SERVICE, bridge_logger
 
 if TYPE_CHECKING:
+    from mlflow_bridge.execution_runs import ExecutionRecorder
     from mlflow_bridge.service import Bridge
 
 __all__ = ["lambda_handler"]
@@ -34,6 +46,7 @@ __all__ = ["lambda_handler"]
 logger = bridge_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 _bridge: Bridge | None = None
+_recorder: ExecutionRecorder | None = None
 
 
 def _load_credentials(secret_arn: str) -> None:
@@ -70,12 +83,49 @@ def _get_bridge() -> Bridge:
         from mlflow_bridge.settings import BridgeSettings
 
         settings = BridgeSettings.from_env()
-        if settings.server_ca_arn:
-            _trust_server_ca(settings.server_ca_arn)
-        if settings.credentials_secret_arn:
-            _load_credentials(settings.credentials_secret_arn)
+        _reach_server(settings.server_ca_arn, settings.credentials_secret_arn)
         _bridge = Bridge.from_settings(settings)
     return _bridge
+
+
+def _get_recorder() -> ExecutionRecorder:
+    global _recorder
+    if _recorder is None:
+        import boto3
+        from mlflow import MlflowClient
+
+        from mlflow_bridge.execution_runs import ExecutionRecorder
+        from mlflow_bridge.settings import RecorderSettings
+
+        settings = RecorderSettings.from_env()
+        _reach_server(settings.server_ca_arn, settings.credentials_secret_arn)
+        sagemaker = boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
+        _recorder = ExecutionRecorder(sagemaker, MlflowClient(settings.tracking_uri), settings.experiment,
+                                      settings.pipelines)  # fmt: skip
+    return _recorder
+
+
+def _reach_server(server_ca_arn: str, credentials_secret_arn: str) -> None:
+    if server_ca_arn:
+        _trust_server_ca(server_ca_arn)
+    if credentials_secret_arn:
+        _load_credentials(credentials_secret_arn)
+
+
+def _record(parsed: PipelineExecutionStatusChange) -> dict[str, Any]:
+    """The recorder's answer to an execution event; on a 401 with credentials read on an
+    earlier invocation, once more with the secret read again (as `_handle`)."""
+    global _recorder
+    reused = _recorder is not None
+    arn = parsed.detail.pipeline_execution_arn
+    try:
+        return _get_recorder().record(arn)
+    except Exception as exc:
+        if not (reused and refused_credentials(exc) and os.environ.get("BRIDGE_MLFLOW_SECRET_ARN")):
+            raise
+        logger.warning("MLflow refused the cached credentials; reading the secret again (rotated?)")
+        _recorder = None
+        return _get_recorder().record(arn)
 
 
 def _handle(parsed: ModelPackageStateChange) -> dict[str, Any]:
@@ -112,10 +162,10 @@ def _count_demotion(stage: str) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.append_keys(package_arn=_arn_of(event))
+    execution_event = detail_type(event) == EXECUTION_STATUS_DETAIL_TYPE
+    logger.append_keys(**{"execution_arn" if execution_event else "package_arn": _arn_of(event)})
     try:
-        parsed = parse_event(event)
-        result = _handle(parsed)
+        result = _record(parse_execution_event(event)) if execution_event else _handle(parse_event(event))
     except Exception as exc:
         problem = permanent_failure(exc)
         if problem is None:
@@ -131,5 +181,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _arn_of(event: Any) -> str:
     detail = event.get("detail") if isinstance(event, dict) else None
-    arn = detail.get("ModelPackageArn", "") if isinstance(detail, dict) else ""
+    key = "pipelineExecutionArn" if detail_type(event) == EXECUTION_STATUS_DETAIL_TYPE else "ModelPackageArn"
+    arn = detail.get(key, "") if isinstance(detail, dict) else ""
     return arn if isinstance(arn, str) else repr(arn)

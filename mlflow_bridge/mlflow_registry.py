@@ -12,7 +12,7 @@ from typing import Any
 from mlflow_bridge.decisions import Action, MlflowVersion
 from mlflow_bridge.errors import MissingRun, PermissionRefused
 
-__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "versions_filter"]
+__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "refusal", "versions_filter"]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
 _UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
@@ -70,7 +70,7 @@ _READ, _EDIT, _MANAGE = "READ", "EDIT", "MANAGE"
 
 
 @contextmanager
-def _refusal(operation: str, resource: str, permission: str) -> Iterator[None]:
+def refusal(operation: str, resource: str, permission: str) -> Iterator[None]:
     """A 403 from the tracking server as PermissionRefused, naming the operation, the
     resource, the permission it needs and the MLflow user the bridge runs as."""
     from mlflow.exceptions import MlflowException
@@ -113,7 +113,7 @@ class MlflowRegistry:
             refused = (
                 f"registered model {name!r} (not there yet: an MLflow admin creates it, or lets the user create models)"
             )
-            with _refusal("create", refused, "the right to create registered models"):
+            with refusal("create", refused, "the right to create registered models"):
                 self.client.create_registered_model(name, description=description or None)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -125,7 +125,7 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            with _refusal("read", f"registered model {name!r}", _READ):
+            with refusal("read", f"registered model {name!r}", _READ):
                 model = self.client.get_registered_model(name)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
@@ -134,7 +134,7 @@ class MlflowRegistry:
         by_version: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
-        with _refusal("search the versions of", f"registered model {name!r}", _READ):
+        with refusal("search the versions of", f"registered model {name!r}", _READ):
             found = [v for v in self.client.search_model_versions(versions_filter(name)) if v.name == name]
         return sorted(
             (
@@ -160,21 +160,21 @@ class MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            with _refusal("read", f"the experiment of run {run_id}", _READ):
+            with refusal("read", f"the experiment of run {run_id}", _READ):
                 run = self.client.get_run(run_id)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise MissingRun(run_id, self.client.tracking_uri) from None
             raise
         experiment = f"experiment {run.info.experiment_id} (of run {run_id})"
-        with _refusal("search the logged models of", experiment, _READ):
+        with refusal("search the logged models of", experiment, _READ):
             logged = self.client.search_logged_models(
                 [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=50
             )
         ready = sorted((m for m in logged if str(m.status) == "READY"), key=lambda m: m.creation_timestamp or 0)
         if ready:
             return ModelSource(ready[-1].model_uri, ready[-1].model_id)
-        with _refusal("list the artifacts of", experiment, _READ):
+        with refusal("list the artifacts of", experiment, _READ):
             artifacts = self.client.list_artifacts(run_id, MODEL_FOLDER)
         if any(a.path == f"{MODEL_FOLDER}/MLmodel" for a in artifacts):
             return ModelSource(f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER}")
@@ -182,33 +182,33 @@ class MlflowRegistry:
 
     def create_version(self, name: str, run_id: str, source: ModelSource, tags: dict[str, str]) -> str:
         needs = f"{_EDIT} (and {_READ} on the experiment of run {run_id}, the version's source)"
-        with _refusal("create a version of", f"registered model {name!r}", needs):
+        with refusal("create a version of", f"registered model {name!r}", needs):
             version = self.client.create_model_version(
                 name, source.uri, run_id=run_id, tags=tags, await_creation_for=0, model_id=source.model_id
             )
         return str(version.version)
 
     def delete_version(self, name: str, version: str) -> None:
-        with _refusal(f"delete version {version} of", f"registered model {name!r}", _MANAGE):
+        with refusal(f"delete version {version} of", f"registered model {name!r}", _MANAGE):
             self.client.delete_model_version(name, version)
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        with _refusal(f"tag version {version} of", f"registered model {name!r}", _EDIT):
+        with refusal(f"tag version {version} of", f"registered model {name!r}", _EDIT):
             for key, value in tags.items():
                 _upsert(functools.partial(self.client.set_model_version_tag, name, version, key, value))
 
     def apply(self, name: str, alias: str, action: Action) -> None:
         model = f"registered model {name!r}"
         if action.kind == "set_alias":
-            with _refusal(f"set alias {action.alias(alias)!r} of", model, _EDIT):
+            with refusal(f"set alias {action.alias(alias)!r} of", model, _EDIT):
                 _upsert(lambda: self.client.set_registered_model_alias(name, action.alias(alias), action.version))
         elif action.kind == "delete_alias":
-            with _refusal(f"delete alias {action.alias(alias)!r} of", model, _MANAGE):
+            with refusal(f"delete alias {action.alias(alias)!r} of", model, _MANAGE):
                 self.client.delete_registered_model_alias(name, action.alias(alias))
         elif action.kind == "transition":
             import warnings
 
-            with warnings.catch_warnings(), _refusal(f"move version {action.version} to a stage in", model, _EDIT):
+            with warnings.catch_warnings(), refusal(f"move version {action.version} to a stage in", model, _EDIT):
                 warnings.simplefilter("ignore")  # stages are deprecated, and still what many users read
                 self.client.transition_model_version_stage(name, action.version, action.value)
         elif action.kind == "set_tags":

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from mlflow_bridge.decisions import Stage
 from mlflow_bridge.errors import InvalidSettings
 
-__all__ = ["BridgeSettings", "DeploymentSettings", "Rollout"]
+__all__ = ["BridgeSettings", "DeploymentSettings", "RecorderSettings", "Rollout"]
 
 
 # SageMaker's limits on a blue/green step (API Reference, TrafficRoutingConfig): a canary
@@ -103,6 +103,45 @@ class BridgeSettings(BaseModel):
         return cls(**settings, deployment=deployment)
 
 
+class RecorderSettings(BaseModel):
+    """The execution recorder's settings (mlflow_bridge/execution_runs.py): the tracking
+    server, the experiment the pipelines' jobs log to (MLflow's own MLFLOW_EXPERIMENT_NAME),
+    the pipelines whose executions it records (BRIDGE_PIPELINES, names), and the MLflow
+    user's secret and the server's CA as the bridge reads its own."""
+
+    tracking_uri: str
+    experiment: str
+    pipelines: list[str]
+    credentials_secret_arn: str = ""
+    server_ca_arn: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RecorderSettings:
+        """Raises InvalidSettings naming each missing or bad variable (all at once)."""
+        env = os.environ if env is None else env
+        reader = _EnvReader(env)
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "BRIDGE_PIPELINES"):
+            if not env.get(name, "").strip():
+                reader.problems.append((name, "is not set"))
+        pipelines = reader.listed("BRIDGE_PIPELINES")
+        for name in pipelines:
+            if not _PIPELINE_NAME.fullmatch(name):
+                problem = f"{name!r} is not a pipeline name ({_PIPELINE_NAME.pattern})"
+                reader.problems.append(("BRIDGE_PIPELINES", problem))
+        server_ca_arn = (
+            reader.matching("BRIDGE_MLFLOW_CA_ARN", "", _PRIVATE_CA_ARN) if env.get("BRIDGE_MLFLOW_CA_ARN") else ""
+        )
+        if reader.problems:
+            raise InvalidSettings(reader.problems)
+        return cls(
+            tracking_uri=env["MLFLOW_TRACKING_URI"],
+            experiment=env["MLFLOW_EXPERIMENT_NAME"],
+            pipelines=pipelines,
+            credentials_secret_arn=env.get("BRIDGE_MLFLOW_SECRET_ARN", ""),
+            server_ca_arn=server_ca_arn,
+        )
+
+
 def _deployment(reader: _EnvReader) -> DeploymentSettings:
     env = reader.env
     alarms = reader.listed("BRIDGE_ROLLBACK_ALARMS")
@@ -157,6 +196,8 @@ _PRIVATE_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certifi
 # arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME (SageMaker's ModelPackageGroupArn).
 _GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package-group/(?P<name>.+)$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# SageMaker's PipelineName pattern (botocore's service model)
+_PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
 # ModelLifeCycle.Stage (botocore's EntityName shape, SageMaker API Reference)
 _STAGE_NAME = _GROUP_NAME
 

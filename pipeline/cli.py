@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from mlflow_bridge.contract import ENDED_EXECUTION_STATUSES
 from pipeline.atomic_file import write_atomically
 from pipeline.config import PipelineConfig
 from pipeline.config_loader import DEFAULT_CONFIG_PATH, load_config
@@ -32,7 +33,7 @@ from pipeline.example_data import EXAMPLES
 
 __all__ = ["main"]
 
-TERMINAL_STATUSES = {"Succeeded", "Failed", "Stopped"}
+TERMINAL_STATUSES = set(ENDED_EXECUTION_STATUSES)
 
 
 def _console(stderr: bool = False) -> Any:
@@ -161,7 +162,7 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
-    if status in TERMINAL_STATUSES:  # the parent run ends with the execution (pipeline/execution_result.py)
+    if status in TERMINAL_STATUSES:  # the parent run ends with the execution (mlflow_bridge/execution_runs.py)
         _console(stderr=True).print(_log_watched(cfg, service, arn, definition))
     return 0 if status == "Succeeded" else 1
 
@@ -274,32 +275,18 @@ def _log_to_parent_run(
     parameters: list[dict[str, str]],
 ) -> str:
     """`describe ID --log`: the execution's result and graph picture on its MLflow parent
-    run (pipeline/execution_result.py), as a local run records them. One line saying where."""
+    run (mlflow_bridge/execution_runs.py), as a local run records them. One line saying where."""
     import tempfile
 
     from mlflow import MlflowClient
 
-    from pipeline.execution_result import TERMINAL, ExecutionResult, parent_run_id, record_on_parent_run
+    from mlflow_bridge.execution_runs import parent_run_id, record_on_parent_run, result_from_sagemaker
     from pipeline.graph import step_graph
     from pipeline.graph_picture import ExecutionView, picture
 
     arn, status = execution["PipelineExecutionArn"], execution["PipelineExecutionStatus"]
     steps = steps or []
-    outcomes = {
-        s.name: str(s.metadata["Condition"]["Outcome"]) for s in steps if "Outcome" in s.metadata.get("Condition", {})
-    }
-    packages = [s.metadata["RegisterModel"]["Arn"] for s in steps if "Arn" in s.metadata.get("RegisterModel", {})]
-    ended = execution.get("LastModifiedTime") if status in TERMINAL else None
-    result = ExecutionResult(
-        arn=arn,
-        status=status,
-        started=execution["CreationTime"].timestamp(),
-        ended=ended.timestamp() if ended else None,
-        outcomes=outcomes,
-        parameters={p["Name"]: p["Value"] for p in parameters},
-        model_package_arn=packages[0] if packages else "",
-        failure_reason=execution.get("FailureReason", ""),
-    )
+    result = result_from_sagemaker(execution, {s.name: s.metadata for s in steps}, parameters)
     client = MlflowClient(cfg.mlflow.tracking_uri)
     run_id = parent_run_id(client, cfg.mlflow.experiment, arn)
     if not run_id:
@@ -308,7 +295,7 @@ def _log_to_parent_run(
         drawn: Path | None = Path(scratch) / "pipeline_graph.png"
         note = ""
         try:
-            view = ExecutionView(states={s.name: s.status for s in steps}, outcomes=outcomes)
+            view = ExecutionView(states={s.name: s.status for s in steps}, outcomes=result.outcomes)
             Path(scratch, "pipeline_graph.png").write_bytes(picture(step_graph(definition), "png", view))
         except UsageError as exc:  # no Graphviz: the result is logged without the picture
             drawn, note = None, f" (graph not drawn: {exc})"

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow_bridge.contract import ExecutionRunTags
+from mlflow_bridge.execution_runs import ExecutionResult, parent_run_id, record_on_parent_run
 from pipeline.atomic_file import write_atomically
 from pipeline.errors import UsageError
-from pipeline.execution_result import EXECUTION_TAG, ExecutionResult, parent_run_id, record_on_parent_run
 from pipeline.graph import step_graph
 from pipeline.graph_picture import picture
 from pipeline.local.runner import ExecutionRecord, execution_view
@@ -27,7 +28,7 @@ from pipeline.local.runner import ExecutionRecord, execution_view
 __all__ = ["GRAPH_FILE", "PIPELINE_EXECUTION_TAG", "execution_result", "log_execution_graph"]
 
 GRAPH_FILE = "pipeline_graph.png"
-PIPELINE_EXECUTION_TAG = EXECUTION_TAG
+PIPELINE_EXECUTION_TAG = ExecutionRunTags.EXECUTION
 
 
 def log_execution_graph(
