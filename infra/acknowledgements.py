@@ -33,6 +33,8 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
         f"(infra/mlflow_server/prepare.py), so {_ROTATE}. Scheduled rotation would change the secret while "
         "running tasks still hold the old password."
     )
+    # as infra/roles.py's execution_reader_statement names them
+    recorded_pipelines = sorted({form for p in (cfg.pipeline.name, cfg.batch_pipeline_name) for form in (p, p.lower())})
     found: dict[str, dict[str, str]] = {
         "Tracking/Task": {
             "AwsSolutions-ECS2": "The container environment holds only non-secret settings (host, port, names); "
@@ -113,6 +115,15 @@ def acknowledgements(cfg: PipelineConfig, settings: InfraSettings) -> dict[str, 
             "create no others.",
             _IAM5.format(f"{sagemaker}:endpoint-config/{group}-v*"): "The bridge names endpoint configs "
             "<group>-v<version>-<hash> and may create no others.",
+        },
+        "Bridge/RecorderRole/DefaultPolicy": {
+            _IAM5.format("*"): "EC2 Describe calls (AWS authorizes them on * only) and the function's "
+            "network-interface writes conditioned on ec2:Vpc = this stack's VPC.",
+            **{
+                _IAM5.format(f"{sagemaker}:pipeline/{name}/execution/*"): f"The execution recorder reads the "
+                f"status, steps and parameters of executions of the pipeline {name}, whose ids SageMaker makes."
+                for name in recorded_pipelines
+            },
         },
     }
     if not settings.database_multi_az:

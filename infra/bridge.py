@@ -1,4 +1,6 @@
-"""The MLflow bridge Lambda in the VPC and the EventBridge rule that feeds it.
+"""The MLflow bridge Lambda in the VPC and the EventBridge rule that feeds it, and beside it
+the execution recorder: the same image, fed by pipeline execution status changes, ending
+each execution's MLflow parent run as the pipeline's MLflow user (mlflow_bridge/handler.py).
 
 Packaged as a container image from `infra/bridge_lambda/Dockerfile`: nothing is built at
 synth time (no Docker needed to synthesize), the image is built at deploy.
@@ -6,6 +8,7 @@ synth time (no Docker needed to synthesize), the image is built at deploy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -23,22 +26,67 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.network import Network
-from infra.roles import bridge_statements, network_interface_statements, trust_ca_statement
+from infra.roles import (
+    bridge_statements,
+    execution_reader_statement,
+    network_interface_statements,
+    pipeline_arn,
+    trust_ca_statement,
+)
 from infra.stage_endpoints import StageAlarms, stage_environment
 from mlflow_bridge.contract import (
     DEMOTED_METRIC,
+    ENDED_EXECUTION_STATUSES,
     EVENT_SOURCE,
+    EXECUTION_STATUS_DETAIL_TYPE,
     METRICS_NAMESPACE,
     METRICS_SERVICE,
     STATE_CHANGE_DETAIL_TYPE,
 )
 from pipeline.config import InfraSettings, PromotionStage
 
-__all__ = ["BridgeFunction"]
+__all__ = ["BridgeFunction", "ExecutionRecorderSettings"]
 
 REPO = Path(__file__).resolve().parents[1]
 # The image build context is the repository; only these paths are sent to it.
 _CONTEXT_EXCLUDES = ["*", "!mlflow_bridge/**", "!infra/bridge_lambda/**", "**/__pycache__"]
+# Lambda's list for a function in a VPC (Lambda Developer Guide, "Giving Lambda functions
+# access to resources in an Amazon VPC": execution role permissions).
+_ENI_WRITES = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+               "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExecutionRecorderSettings:
+    """`pipelines`: names whose executions are recorded; `experiment`: where their jobs log;
+    `mlflow_user`: the secret of the MLflow user the jobs log as (its runs are its own)."""
+
+    pipelines: list[str]
+    experiment: str
+    mlflow_user: secretsmanager.ISecret
+
+
+def _image() -> lambda_.DockerImageCode:
+    """One image for both functions (the same asset, built once at deploy)."""
+    return lambda_.DockerImageCode.from_image_asset(
+        str(REPO), file="infra/bridge_lambda/Dockerfile", exclude=_CONTEXT_EXCLUDES
+    )
+
+
+def _function_role(
+    scope: Construct, construct_id: str, *, description: str, log_group: logs.ILogGroup, network: Network,
+    server_ca_arn: str | None,
+) -> iam.Role:  # fmt: skip
+    """A function's own role: AWS's managed Lambda policies allow writing to every log group
+    and network interfaces in every VPC; this one, to its log group and its VPC only."""
+    role = iam.Role(scope, construct_id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                    description=description)  # fmt: skip
+    log_group.grant_write(role)
+    for statement in network_interface_statements(scope, network.vpc, _ENI_WRITES):
+        role.add_to_policy(statement)
+    if server_ca_arn:
+        role.add_to_policy(trust_ca_statement(server_ca_arn))
+    return role
 
 
 class BridgeFunction(Construct):
@@ -55,11 +103,13 @@ class BridgeFunction(Construct):
         endpoint_role: iam.IRole,
         settings: InfraSettings,
         alarms: sns.ITopic,
+        recorder: ExecutionRecorderSettings,
         server_ca_arn: str | None = None,
         stages: list[PromotionStage] | None = None,
     ) -> None:
         """`server_ca_arn`: the private CA the tracking server's certificate chains to;
-        `alarms`: where the dead-letter and stage endpoint alarms go."""
+        `alarms`: where the dead-letter and stage endpoint alarms go; `recorder`: whose
+        executions' parent runs the execution recorder ends, and as whom."""
         super().__init__(scope, construct_id)
         endpoint_name = package_groups[0]
         stages = stages or []
@@ -74,23 +124,8 @@ class BridgeFunction(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
         )
-        # Its own role: AWS's managed Lambda policies allow writing to every log group and
-        # network interfaces in every VPC; this one, to its log group and its VPC only.
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="The MLflow bridge Lambda",
-        )
-        self.log_group.grant_write(self.role)
-        # Lambda's list for a function in a VPC (Lambda Developer Guide, "Giving Lambda
-        # functions access to resources in an Amazon VPC": execution role permissions).
-        eni_writes = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-                      "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]  # fmt: skip
-        for statement in network_interface_statements(self, network.vpc, eni_writes):
-            self.role.add_to_policy(statement)
-        if server_ca_arn:
-            self.role.add_to_policy(trust_ca_statement(server_ca_arn))
+        self.role = _function_role(self, "Role", description="The MLflow bridge Lambda", log_group=self.log_group,
+                                   network=network, server_ca_arn=server_ca_arn)  # fmt: skip
         self.security_group = ec2.SecurityGroup(self, "SecurityGroup", vpc=network.vpc, description="MLflow bridge")
         self.dead_letters = sqs.Queue(
             self,
@@ -102,9 +137,7 @@ class BridgeFunction(Construct):
         self.function = lambda_.DockerImageFunction(
             self,
             "Function",
-            code=lambda_.DockerImageCode.from_image_asset(
-                str(REPO), file="infra/bridge_lambda/Dockerfile", exclude=_CONTEXT_EXCLUDES
-            ),
+            code=_image(),
             description="Syncs SageMaker model package approvals to the MLflow registry and deploys the champion",
             role=self.role,
             log_group=self.log_group,
@@ -163,7 +196,8 @@ class BridgeFunction(Construct):
         self.dead_letter_alarm = cloudwatch.Alarm(
             self,
             "DeadLettersAlarm",
-            alarm_description="Bridge events failed every retry; MLflow may lag SageMaker (run the bridge's sync)",
+            alarm_description="Bridge events failed every retry; MLflow may lag SageMaker (run the bridge's sync; "
+            "for an execution's parent run, describe ID --log)",
             metric=self.dead_letters.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),
@@ -192,3 +226,64 @@ class BridgeFunction(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
             demoted.add_alarm_action(cloudwatch_actions.SnsAction(alarms))
+        self._execution_recorder(network, tracking_uri, recorder, server_ca_arn)
+
+    def _execution_recorder(
+        self, network: Network, tracking_uri: str, settings: ExecutionRecorderSettings, server_ca_arn: str | None
+    ) -> None:
+        """The recorder function and its rule: an ended execution of the pipelines (Succeeded,
+        Failed, Stopped) ends its MLflow parent run, even when nobody watches it. It runs in
+        the bridge's security group (the tracking server admits it) and shares its
+        dead-letter queue and alarm."""
+        self.recorder_log_group = logs.LogGroup(
+            self, "RecorderLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.recorder_role = _function_role(
+            self, "RecorderRole", description="Ends the MLflow parent run of each ended pipeline execution",
+            log_group=self.recorder_log_group, network=network, server_ca_arn=server_ca_arn,
+        )  # fmt: skip
+        self.recorder = lambda_.DockerImageFunction(
+            self,
+            "Recorder",
+            code=_image(),
+            description="Records each ended pipeline execution on its MLflow parent run",
+            role=self.recorder_role,
+            log_group=self.recorder_log_group,
+            vpc=network.vpc,
+            vpc_subnets=network.app_subnets,
+            security_groups=[self.security_group],
+            memory_size=512,
+            timeout=Duration.minutes(1),
+            reserved_concurrent_executions=2,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            dead_letter_queue=self.dead_letters,
+            environment={
+                "MLFLOW_TRACKING_URI": tracking_uri,
+                "MLFLOW_EXPERIMENT_NAME": settings.experiment,
+                "BRIDGE_PIPELINES": ",".join(settings.pipelines),
+                "BRIDGE_MLFLOW_SECRET_ARN": settings.mlflow_user.secret_arn,
+                **({"BRIDGE_MLFLOW_CA_ARN": server_ca_arn} if server_ca_arn else {}),
+            },
+        )
+        settings.mlflow_user.grant_read(self.recorder)
+        self.recorder.add_to_role_policy(execution_reader_statement(self, settings.pipelines))
+        rule = events.Rule(
+            self,
+            "ExecutionsEnded",
+            description="Ended executions of the pipelines, for the execution recorder",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=[EXECUTION_STATUS_DETAIL_TYPE],
+                detail={
+                    "currentPipelineExecutionStatus": list(ENDED_EXECUTION_STATUSES),
+                    # SageMaker writes some pipeline ARNs in lower case: matched either way
+                    "pipelineArn": [events.Match.equals_ignore_case(pipeline_arn(self, p)) for p in settings.pipelines],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.recorder, dead_letter_queue=self.dead_letters, retry_attempts=4, max_event_age=Duration.hours(2)
+            )
+        )

@@ -19,7 +19,9 @@ from pipeline.sdk_session import image_registry_table
 __all__ = [
     "Roles",
     "bridge_statements",
+    "execution_reader_statement",
     "network_interface_statements",
+    "pipeline_arn",
     "sklearn_image_account",
     "trust_ca_statement",
     "vpc_arn",
@@ -229,6 +231,25 @@ def trust_ca_statement(ca_arn: str) -> iam.PolicyStatement:
         actions=["acm-pca:GetCertificateAuthorityCertificate"],
         resources=[ca_arn],
     )
+
+
+def pipeline_arn(scope: Construct, name: str) -> str:
+    return _arn(scope, f"pipeline/{name}")
+
+
+def execution_reader_statement(scope: Construct, pipelines: list[str]) -> iam.PolicyStatement:
+    """Read the executions of `pipelines`: their status, steps and parameters, all the
+    execution recorder reads (mlflow_bridge/execution_runs.py). Named by the pipeline and by
+    its executions (`pipeline/NAME/execution/*`), each also in lower case: SageMaker writes
+    pipeline ARNs in lower case in some places and IAM compares resources as written."""
+    names = sorted({form for name in pipelines for form in (name, name.lower())})
+    resources = [pipeline_arn(scope, f"{name}{suffix}") for name in names for suffix in ("", "/execution/*")]
+    return iam.PolicyStatement(
+        sid="ReadPipelineExecutions",
+        actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+                 "sagemaker:ListPipelineParametersForExecution"],
+        resources=resources,
+    )  # fmt: skip
 
 
 def bridge_statements(

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.alarms import AlarmTopic
 from infra.artifact_store import ArtifactStore, grant_other_accounts_model_reads, key_in_bucket
-from infra.bridge import BridgeFunction
+from infra.bridge import BridgeFunction, ExecutionRecorderSettings
 from infra.database import Database
 from infra.network import Network
 from infra.promotion_roles import PromotionRoles
@@ -75,6 +75,11 @@ class MlopsStack(Stack):
             alarms=alarms.topic,
             server_ca_arn=ca_arn,
             stages=cfg.deployment.stages,
+            recorder=ExecutionRecorderSettings(
+                pipelines=[cfg.pipeline.name, cfg.batch_pipeline_name],
+                experiment=cfg.mlflow.experiment,
+                mlflow_user=pipeline_user,
+            ),
         )
         other_accounts = [s.endpoint.account for s in cfg.deployment.stages if s.endpoint and s.endpoint.account]
         if other_accounts:

@@ -155,7 +155,7 @@ def test_no_star_resource_on_write_actions_and_no_managed_policies(synthesized) 
     vpc_conditions = [
         s["Condition"]["ArnEquals"]["ec2:Vpc"] for s in _statements(template) if "ArnEquals" in s.get("Condition", {})
     ]
-    assert len(vpc_conditions) == 2  # the jobs' role and the bridge's
+    assert len(vpc_conditions) == 3  # the jobs' role, the bridge's and the execution recorder's
 
 
 def test_s3_access_names_the_prefix_and_ecr_names_aws_account(synthesized) -> None:
@@ -176,9 +176,10 @@ def test_every_log_group_expires_and_every_log_is_declared(synthesized) -> None:
     template, _ = synthesized
     groups = resources(template, "AWS::Logs::LogGroup")
     assert groups and all(g["Properties"].get("RetentionInDays") for g in groups.values())
-    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
-    assert bridge["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups
-    assert len(resources(template, "AWS::Lambda::Function")) == 1  # no custom resource with its own log group
+    functions = resources(template, "AWS::Lambda::Function")
+    assert set(functions) == set(_image_functions(template))  # no custom resource with its own log group
+    assert {f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions.values()} <= set(groups)
+    assert len(functions) == 2  # the bridge and the execution recorder, each its own group
     (db,) = resources(template, "AWS::RDS::DBInstance").values()
     (params,) = resources(template, "AWS::RDS::DBParameterGroup").values()
     enabled = params["Properties"]["Parameters"]
@@ -226,10 +227,12 @@ def test_tls_by_default_with_a_private_ca_the_clients_trust(synthesized) -> None
     (task,) = resources(template, "AWS::ECS::TaskDefinition").values()
     env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
     assert env["SERVER_TLS"] == "self_signed" and ",mlflow.mlops.internal" in json.dumps(env["ALLOWED_HOSTS"])
-    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
-    assert bridge["Properties"]["Environment"]["Variables"]["BRIDGE_MLFLOW_CA_ARN"] == {"Fn::GetAtt": [ca_name, "Arn"]}
+    for function in _image_functions(template).values():  # the bridge and the execution recorder
+        assert function["Properties"]["Environment"]["Variables"]["BRIDGE_MLFLOW_CA_ARN"] == {
+            "Fn::GetAtt": [ca_name, "Arn"]
+        }
     readers = [s for s in _statements(template) if "acm-pca:GetCertificateAuthorityCertificate" in _listed(s["Action"])]
-    assert len(readers) == 2 and all(s["Resource"] == {"Fn::GetAtt": [ca_name, "Arn"]} for s in readers)
+    assert len(readers) == 3 and all(s["Resource"] == {"Fn::GetAtt": [ca_name, "Arn"]} for s in readers)
     ingress = [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()]
     assert {r["FromPort"] for r in ingress if r.get("Description", "").endswith("to MLflow")} == {443}
 
@@ -256,27 +259,81 @@ def test_jobs_may_read_the_tags_of_pipeline_jobs_only(synthesized) -> None:
     assert "processing-job/pipelines-*" in arns and "training-job/pipelines-*" in arns and '"*"' not in arns
 
 
+def _rule(template: dict, detail_type: str) -> dict:
+    (rule,) = [
+        r for r in resources(template, "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"]["detail-type"] == [detail_type]
+    ]  # fmt: skip
+    return rule
+
+
+def _bridge_function(template: dict) -> dict:
+    (bridge,) = [f for name, f in _image_functions(template).items() if name.startswith("BridgeFunction")]
+    return bridge
+
+
+def _image_functions(template: dict) -> dict[str, dict]:
+    """The bridge and the execution recorder, by logical id."""
+    return {
+        name: f
+        for name, f in resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"].get("PackageType") == "Image"
+    }
+
+
 def test_bridge_rule_lambda_and_dead_letters(synthesized) -> None:
     template, _ = synthesized
-    (rule,) = resources(template, "AWS::Events::Rule").values()
+    rule = _rule(template, "SageMaker Model Package State Change")
     pattern = rule["Properties"]["EventPattern"]
-    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
     assert pattern["detail"] == {
         "ModelPackageGroupName": ["diabetes-regression"],
         "ModelApprovalStatus": ["Approved", "Rejected"],
     }
     (target,) = rule["Properties"]["Targets"]
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 4
-    functions = [
-        f
-        for f in resources(template, "AWS::Lambda::Function").values()
-        if f["Properties"].get("PackageType") == "Image"
-    ]
-    (bridge,) = functions
+    (name,) = [n for n in _image_functions(template) if n.startswith("BridgeFunction")]
+    assert target["Arn"] == {"Fn::GetAtt": [name, "Arn"]}
+    bridge = _image_functions(template)[name]
     assert bridge["Properties"]["VpcConfig"]["SubnetIds"]
     assert bridge["Properties"]["Environment"]["Variables"]["BRIDGE_MODEL_PACKAGE_GROUPS"] == "diabetes-regression"
-    (invoke,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
-    assert invoke["Properties"]["MaximumRetryAttempts"] == 2
+    invokes = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert [i["Properties"]["MaximumRetryAttempts"] for i in invokes] == [2, 2]
+
+
+def test_ended_executions_reach_the_recorder_which_runs_as_the_pipelines_mlflow_user(synthesized) -> None:
+    """Issue #23: an execution nobody watches still ends its MLflow parent run. The rule sends
+    the pipelines' ended executions (either case of their ARN) to the recorder, which reads
+    the pipeline user's secret (the jobs' runs are that user's) and may read those pipelines'
+    executions only."""
+    template, _ = synthesized
+    rule = _rule(template, "SageMaker Model Building Pipeline Execution Status Change")
+    detail = rule["Properties"]["EventPattern"]["detail"]
+    assert detail["currentPipelineExecutionStatus"] == ["Succeeded", "Failed", "Stopped"]
+    arns = json.dumps(detail["pipelineArn"])
+    assert arns.count("equals-ignore-case") == 2
+    assert ":pipeline/diabetes-regression" in arns and ":pipeline/diabetes-regression-batch" in arns
+    (target,) = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 4
+    (name,) = [n for n in _image_functions(template) if n.startswith("BridgeRecorder")]
+    assert target["Arn"] == {"Fn::GetAtt": [name, "Arn"]}
+    recorder = _image_functions(template)[name]["Properties"]
+    variables = recorder["Environment"]["Variables"]
+    assert variables["MLFLOW_EXPERIMENT_NAME"] == "diabetes-regression"
+    assert variables["BRIDGE_PIPELINES"] == "diabetes-regression,diabetes-regression-batch"
+    assert "PipelineMlflowUser" in json.dumps(variables["BRIDGE_MLFLOW_SECRET_ARN"])
+    statements = [
+        s for p in resources(template, "AWS::IAM::Policy").values()
+        if "RecorderRole" in json.dumps(p["Properties"]["Roles"])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
+    (reads,) = [s for s in statements if s.get("Sid") == "ReadPipelineExecutions"]
+    assert sorted(reads["Action"]) == ["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+                                       "sagemaker:ListPipelineParametersForExecution"]  # fmt: skip
+    resources_named = json.dumps(reads["Resource"])
+    assert '"*"' not in resources_named and ":pipeline/diabetes-regression/execution/*" in resources_named
+    actions = {a for s in statements for a in _listed(s["Action"])}
+    assert not any(a.startswith("sagemaker:") and a not in reads["Action"] for a in actions)
+    assert "secretsmanager:GetSecretValue" in actions
 
 
 def test_server_settings_and_outputs(synthesized) -> None:
@@ -433,7 +490,7 @@ def test_configured_stages_reach_the_bridge_as_its_own_settings_with_an_endpoint
 
     app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)})
     template = app.synth().get_stack_by_name(stack.stack_name).template
-    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
+    bridge = _bridge_function(template)
     env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
     settings = BridgeSettings.from_env({**env, "MLFLOW_TRACKING_URI": "https://mlflow.mlops.internal"})
     assert [(s.lifecycle_stage, s.alias, s.legacy_stage) for s in settings.stages] == [
@@ -467,7 +524,7 @@ def test_a_stage_endpoint_in_another_account_gets_its_role_and_alarms_not_ours(t
     elsewhere = f"deployment.stages=[{{name: staging, endpoint: {{}}}}, {{name: production, endpoint: {production}}}]"
     app, stack = build_app(DEFAULT_CONFIG, context={"outdir": str(tmp_path)}, overrides=(elsewhere,))
     template = app.synth().get_stack_by_name(stack.stack_name).template  # nag-clean too
-    (bridge,) = [f for f in resources(template, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
+    bridge = _bridge_function(template)
     env = {k: v for k, v in bridge["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
     production = BridgeSettings.from_env({**env, "MLFLOW_TRACKING_URI": "https://m"}).stage_deployments["Production"]
     assert (production.deploy_role_arn, production.role_arn, production.rollback_alarms) == (
