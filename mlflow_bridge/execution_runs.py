@@ -78,11 +78,12 @@ def result_from_sagemaker(
     )
 
 
-def read_execution(sagemaker: Any, arn: str) -> ExecutionResult:
-    """The execution's result as SageMaker has it now: DescribePipelineExecution, then every
-    page of ListPipelineExecutionSteps and ListPipelineParametersForExecution. `sagemaker`:
-    a boto3 SageMaker client. Raises botocore's ClientError as SageMaker answers."""
-    execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+def read_execution(sagemaker: Any, arn: str, execution: Mapping[str, Any] | None = None) -> ExecutionResult:
+    """The execution's result as SageMaker has it now: DescribePipelineExecution (unless
+    `execution` is its answer already), then every page of ListPipelineExecutionSteps and
+    ListPipelineParametersForExecution. `sagemaker`: a boto3 SageMaker client. Raises
+    botocore's ClientError as SageMaker answers."""
+    execution = execution or sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
     steps = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn)
     metadata = {s["StepName"]: s.get("Metadata", {}) for page in steps for s in page["PipelineExecutionSteps"]}
     pages = sagemaker.get_paginator("list_pipeline_parameters_for_execution").paginate(PipelineExecutionArn=arn)
@@ -162,9 +163,10 @@ class ExecutionRecorder:
         pipeline = _pipeline_of(execution_arn)
         if pipeline not in self.pipelines:
             return {"status": "ignored", "reason": f"pipeline {pipeline!r} is not one of {', '.join(self.pipelines)}"}
-        result = read_execution(self.sagemaker, execution_arn)
-        if result.status not in ENDED_EXECUTION_STATUSES:  # the event is a hint; SageMaker says what is
-            return {"status": "ignored", "reason": f"the execution is {result.status}, not ended"}
+        execution = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        status = execution["PipelineExecutionStatus"]
+        if status not in ENDED_EXECUTION_STATUSES:  # the event is a hint; SageMaker says what is
+            return {"status": "ignored", "reason": f"the execution is {status}, not ended"}
         run_id = parent_run_id(self.client, self.experiment, execution_arn)
         if not run_id:
             return {
@@ -172,6 +174,7 @@ class ExecutionRecorder:
                 "reason": f"no MLflow parent run of {execution_arn} in experiment {self.experiment}: no job of it "
                 "logged (every step cached, or it failed before its first job)",
             }
+        result = read_execution(self.sagemaker, execution_arn, execution)
         # LogBatch and SetTerminated (UpdateRun) need EDIT on the experiment: mlflow/server/auth/__init__.py
         with refusal("edit the runs of", f"experiment {self.experiment!r}", "EDIT"):
             record_on_parent_run(self.client, run_id, result, None)

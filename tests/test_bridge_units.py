@@ -861,3 +861,75 @@ def test_a_package_leaving_the_last_stage_is_a_demotion(
     other = Package("arn:p/2", "g", 2, "Approved", "r", lifecycle_stage="Staging", lifecycle_status="Approved")
     assert demotion(other, [champion], STAGES) == ""  # it never held production
     assert demotion(package, [champion], []) == ""  # without stages there is no last stage to leave
+
+
+EXECUTION_EVENT = json.loads((Path(__file__).parent / "events" / "pipeline_execution_succeeded.json").read_text())
+
+
+def test_a_malformed_execution_event_is_rejected_naming_the_field(lambda_stdout) -> None:
+    from mlflow_bridge import handler
+    from mlflow_bridge.events import parse_execution_event
+
+    assert parse_execution_event(EXECUTION_EVENT).detail.current_status == "Succeeded"
+    event = json.loads(json.dumps(EXECUTION_EVENT))
+    event["detail"]["pipelineExecutionArn"] = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/churn"
+    answer = handler.lambda_handler(event, LambdaContext())
+    assert answer["status"] == "rejected" and "pipelineExecutionArn" in answer["reason"]
+    assert "SageMaker Model Building Pipeline Execution Status Change" in answer["fix"]
+    (line,) = [json.loads(x) for x in lambda_stdout().splitlines() if '"event rejected"' in x]
+    assert line["execution_arn"] == event["detail"]["pipelineExecutionArn"]
+
+
+def test_the_recorders_settings_name_every_missing_or_bad_variable() -> None:
+    from mlflow_bridge.settings import RecorderSettings
+
+    with pytest.raises(InvalidSettings) as caught:
+        RecorderSettings.from_env({})
+    assert [name for name, _ in caught.value.problems] == [
+        "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "BRIDGE_PIPELINES"]  # fmt: skip
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow", "MLFLOW_EXPERIMENT_NAME": "churn",
+           "BRIDGE_PIPELINES": "churn,bad_name"}  # fmt: skip
+    with pytest.raises(InvalidSettings, match="BRIDGE_PIPELINES: 'bad_name' is not a pipeline name"):
+        RecorderSettings.from_env(env)
+    settings = RecorderSettings.from_env({**env, "BRIDGE_PIPELINES": "churn, churn-batch"})
+    assert settings.pipelines == ["churn", "churn-batch"] and settings.experiment == "churn"
+
+
+def test_a_recorder_mlflow_refuses_is_rejected_naming_the_experiment_user_and_permission(
+    monkeypatch: pytest.MonkeyPatch, lambda_stdout
+) -> None:
+    """The recorder runs as the pipeline's MLflow user; a 403 on the parent run says what to grant."""
+    import datetime
+
+    from mlflow_bridge import handler
+    from mlflow_bridge.execution_runs import ExecutionRecorder
+
+    class SageMaker:
+        def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict:
+            now = datetime.datetime.now(datetime.UTC)
+            return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": "Failed",
+                    "CreationTime": now, "LastModifiedTime": now}  # fmt: skip
+
+        def get_paginator(self, operation: str) -> Any:
+            key = {"list_pipeline_execution_steps": "PipelineExecutionSteps"}.get(operation, "PipelineParameters")
+            return type("Pages", (), {"paginate": lambda self, **_: [{key: []}]})()
+
+    class Mlflow:
+        def get_experiment_by_name(self, name: str) -> Any:
+            return type("Experiment", (), {"experiment_id": "1"})()
+
+        def search_runs(self, *args: Any, **kwargs: Any) -> list[Any]:
+            info = type("Info", (), {"run_id": "parent", "start_time": 1})()
+            return [type("Run", (), {"info": info})()]
+
+        def log_batch(self, *args: Any, **kwargs: Any) -> None:
+            raise _mlflow_error("PERMISSION_DENIED")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+    recorder = ExecutionRecorder(SageMaker(), Mlflow(), "churn", ["diabetes-regression"])
+    monkeypatch.setattr(handler, "_recorder", recorder)
+    answer = handler.lambda_handler(EXECUTION_EVENT, LambdaContext())
+    assert answer["status"] == "rejected"
+    assert "user pipeline may not edit the runs of on experiment 'churn'" in answer["reason"]
+    assert "grant MLflow user pipeline EDIT (or more) on experiment 'churn'" in answer["fix"]
+    assert _emf_counts(lambda_stdout()) == {"Rejected": 1}

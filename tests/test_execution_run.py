@@ -245,3 +245,122 @@ def test_a_resumed_trial_still_names_its_tuning_run(monkeypatch: pytest.MonkeyPa
                       resume_key="sagemaker.job_name") as run_id:  # fmt: skip
         assert run_id == "trial-run"
     assert tracking.parent_of == {"trial-run": "tuning-run"}
+
+
+EXECUTION_EVENT = json.loads((Path(__file__).parent / "events" / "pipeline_execution_succeeded.json").read_text())
+
+
+def _sagemaker_answers(stubber: Stubber, arn: str, status: str, package: str, *, listed: bool = True) -> None:
+    """What SageMaker answers the recorder about one execution (12 minutes long); `listed`:
+    its steps and parameters too."""
+    import datetime
+
+    started = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+    stubber.add_response("describe_pipeline_execution", {
+        "PipelineExecutionArn": arn, "PipelineExecutionStatus": status, "CreationTime": started,
+        "LastModifiedTime": started + datetime.timedelta(minutes=12)})  # fmt: skip
+    if not listed:
+        return
+    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "QualityGate", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "True"}}},
+    ], "NextToken": "page-2"})  # fmt: skip
+    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "Register-RegisterModel", "StepStatus": "Succeeded",
+         "Metadata": {"RegisterModel": {"Arn": package}}},
+    ]})  # fmt: skip
+    stubber.add_response("list_pipeline_parameters_for_execution",
+                         {"PipelineParameters": [{"Name": "QualityGateThreshold", "Value": "60"}]})  # fmt: skip
+
+
+def test_an_execution_nobody_watched_ends_its_parent_run_from_sagemakers_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An execution started from the console, Studio or a schedule: no CLI watches it, and
+    SageMaker's execution status change event reaches the execution recorder (the bridge's
+    Lambda code), which records on the parent what `describe ID --log` would (the picture
+    aside) and ends it and the tuning run. A second delivery of the same event (EventBridge
+    may send several) changes nothing further. SageMaker's answers come from botocore's
+    Stubber (moto has no ListPipelineExecutionSteps, and its steps come in two pages here);
+    MLflow is a real server."""
+    import datetime
+
+    from mlflow import MlflowClient
+
+    from mlflow_bridge import handler
+    from mlflow_bridge.execution_runs import ExecutionRecorder
+    from tests.lambda_context import LambdaContext
+
+    arn = EXECUTION_EVENT["detail"]["pipelineExecutionArn"]
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/diabetes-regression/7"
+    with TrackingServer(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log_file=tmp_path / "log"
+    ) as server:
+        client = MlflowClient(server.uri)
+        experiment = client.create_experiment("diabetes-regression")
+        parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
+                                              run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
+        tuning = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+        other = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn + "x"}).info.run_id
+
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        stubber = Stubber(sm)
+        for _ in range(2):
+            _sagemaker_answers(stubber, arn, "Succeeded", package)
+        stubber.activate()
+        recorder = ExecutionRecorder(sm, client, "diabetes-regression", ["diabetes-regression"])
+        monkeypatch.setattr(handler, "_recorder", recorder)
+        answers = [handler.lambda_handler(EXECUTION_EVENT, LambdaContext()) for _ in range(2)]
+        stubber.assert_no_pending_responses()
+
+        assert answers == [{"status": "synced", "run_id": parent, "execution_status": "Succeeded"}] * 2
+        run = client.get_run(parent)
+        ended = datetime.datetime.fromisoformat(EXECUTION_EVENT["detail"]["executionEndTime"])
+        assert run.info.status == "FINISHED" and run.info.end_time == ended.timestamp() * 1000
+        assert {k: run.data.tags[k] for k in ("mlops.execution_status", "mlops.outcome.QualityGate",
+                "mlops.parameter.QualityGateThreshold", "mlops.model_package_arn")} == {
+            "mlops.execution_status": "Succeeded", "mlops.outcome.QualityGate": "True",
+            "mlops.parameter.QualityGateThreshold": "60", "mlops.model_package_arn": package,
+        }  # fmt: skip
+        assert [m.value for m in client.get_metric_history(parent, "execution_seconds")] == [720]
+        assert client.get_run(tuning).info.status == "FINISHED"
+        assert client.get_run(other).info.status == "RUNNING"  # another execution's run is not touched
+
+
+def test_the_recorder_ignores_other_pipelines_running_executions_and_executions_without_a_parent(
+    tmp_path: Path,
+) -> None:
+    """Each answer says why; none writes to MLflow. Another pipeline's event makes no AWS call."""
+    from mlflow import MlflowClient
+
+    from mlflow_bridge.execution_runs import ExecutionRecorder
+
+    arn = EXECUTION_EVENT["detail"]["pipelineExecutionArn"]
+    with TrackingServer(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log_file=tmp_path / "log"
+    ) as server:
+        client = MlflowClient(server.uri)
+        client.create_experiment("diabetes-regression")
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        stubber = Stubber(sm)
+        # nothing is listed for a running execution, nor for one without a parent run
+        _sagemaker_answers(stubber, arn, "Executing", "", listed=False)
+        _sagemaker_answers(stubber, arn, "Failed", "", listed=False)
+        stubber.activate()
+        recorder = ExecutionRecorder(sm, client, "diabetes-regression", ["diabetes-regression"])
+        other = arn.replace("pipeline/diabetes-regression/", "pipeline/churn/")
+        assert recorder.record(other) == {
+            "status": "ignored", "reason": "pipeline 'churn' is not one of diabetes-regression"}  # fmt: skip
+        assert recorder.record(arn) == {"status": "ignored", "reason": "the execution is Executing, not ended"}
+        answer = recorder.record(arn)
+        assert answer["status"] == "ignored" and "no MLflow parent run of" in answer["reason"]
+        assert "every step cached" in answer["reason"]
+        stubber.assert_no_pending_responses()
+        assert client.search_runs([client.get_experiment_by_name("diabetes-regression").experiment_id]) == []
+
+
+def test_the_scripts_tag_runs_with_the_contracts_keys() -> None:
+    """execution_run.py runs in the job image and cannot import the bridge's contract: kept equal here."""
+    from mlflow_bridge.contract import ExecutionRunTags
+
+    assert (execution_run.EXECUTION_TAG, execution_run.PARENT_TAG) == (ExecutionRunTags.EXECUTION,
+                                                                       ExecutionRunTags.PARENT)  # fmt: skip
