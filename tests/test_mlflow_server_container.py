@@ -212,6 +212,62 @@ def test_the_bridge_manages_a_model_someone_else_created_under_production_auth(
         assert scientist.get_registered_model(managed).aliases == {"champion": "1"}
 
 
+def test_the_execution_recorder_ends_the_jobs_parent_run_as_the_pipeline_user_under_production_auth(
+    aws: str, mariadb_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #23: the jobs log as the pipeline's MLflow user, which creates the experiment and
+    so holds MANAGE on it; every other user reads it only (default READ). The execution
+    recorder therefore runs as the pipeline user (infra/bridge.py): as the bridge's user it is
+    refused, and says what to grant; as the pipeline's it ends the parent run."""
+    import datetime
+
+    from botocore.stub import Stubber
+    from mlflow import MlflowClient
+
+    from mlflow_bridge import handler
+    from mlflow_bridge.execution_runs import ExecutionRecorder
+    from pipeline.job_scripts import script_module
+    from tests.lambda_context import LambdaContext
+    from tests.test_execution_run import EXECUTION_EVENT
+
+    execution_run = script_module("execution_run")
+    arn = EXECUTION_EVENT["detail"]["pipelineExecutionArn"]
+    users = {"pipeline": PIPELINE_PASSWORD, "mlflow-bridge": BRIDGE_PASSWORD}
+    env = server_env(tmp_path, mariadb_user, aws, users, {"mlflow-bridge": ["diabetes-regression"]})
+    with running_entrypoint(env, tmp_path / "server.log"):
+        uri = f"http://127.0.0.1:{env['PORT']}"
+        act_as(monkeypatch, "pipeline", PIPELINE_PASSWORD)
+        client = MlflowClient(uri)
+        experiment = client.create_experiment("diabetes-regression")
+        parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
+                                              run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
+
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        stubber = Stubber(sm)
+        started = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+        for _ in range(2):
+            stubber.add_response("describe_pipeline_execution", {
+                "PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "CreationTime": started,
+                "LastModifiedTime": started + datetime.timedelta(minutes=3),
+                "FailureReason": "Step Train failed"})  # fmt: skip
+            stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": []})
+            stubber.add_response("list_pipeline_parameters_for_execution", {"PipelineParameters": []})
+        stubber.activate()
+        recorder = ExecutionRecorder(sm, client, "diabetes-regression", ["diabetes-regression"])
+        monkeypatch.setattr(handler, "_recorder", recorder)
+
+        act_as(monkeypatch, "mlflow-bridge", BRIDGE_PASSWORD)
+        answer = handler.lambda_handler(EXECUTION_EVENT, LambdaContext())
+        assert answer["status"] == "rejected"
+        assert "grant MLflow user mlflow-bridge EDIT (or more) on experiment 'diabetes-regression'" in answer["fix"]
+
+        act_as(monkeypatch, "pipeline", PIPELINE_PASSWORD)
+        assert handler.lambda_handler(EXECUTION_EVENT, LambdaContext())["status"] == "synced"
+        run = client.get_run(parent)
+        assert run.info.status == "FAILED" and run.data.metrics["execution_seconds"] == 180
+        assert run.data.tags["mlops.failure_reason"] == "Step Train failed"
+
+
 def test_each_start_converges_users_on_their_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's reproduction: the same call with a new password once left the old one working."""
     import importlib.util
