@@ -31,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sync.add_argument("--dry-run", action="store_true", help="print the repairs without making them")
     args = parser.parse_args(argv)
 
-    from mlflow_bridge.events import parse_event
+    from mlflow_bridge.contract import EXECUTION_STATUS_DETAIL_TYPE
+    from mlflow_bridge.events import detail_type, parse_event
     from mlflow_bridge.service import Bridge
     from mlflow_bridge.settings import BridgeSettings
 
@@ -55,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise MalformedEvent(f"{args.event} is JSON nested too deeply to be an event") from None
             except ValueError as exc:
                 raise MalformedEvent(f"{args.event} is not JSON: {exc}") from None
+            if detail_type(event) == EXECUTION_STATUS_DETAIL_TYPE:
+                raise MalformedEvent(
+                    "a pipeline execution status event is the execution recorder's (its own function); by hand, "
+                    "`python -m pipeline.definition describe ID --log` records an execution on its parent run"
+                )
             parsed = parse_event(event)  # before any client is made: a bad event needs no service
             print(json.dumps(Bridge.from_settings(settings).handle(parsed), indent=2))
             return 0

@@ -228,8 +228,9 @@ def test_bad_settings_exit_2_from_the_cli_and_are_not_retried_by_lambda(
         ("café".encode("latin-1") + b'{"detail": {}}', "is not UTF-8 text"),
         (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
         (b"{not json", "is not JSON"),
+        ((Path(__file__).parent / "events" / "pipeline_execution_succeeded.json").read_bytes(), "describe ID --log"),
     ],
-    ids=["not UTF-8", "deeply nested", "not JSON"],
+    ids=["not UTF-8", "deeply nested", "not JSON", "the recorder's event"],
 )
 def test_handle_refuses_unreadable_event_files_in_one_line(
     body: bytes, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -1,8 +1,10 @@
 """The MLflow parent run of one pipeline execution, which every job's run is nested under.
 
 Runs inside the SageMaker scikit-learn image (Python 3.10), on a laptop, and in local mode's
-command (`pipeline/local/`, through `pipeline.job_scripts.script_module`), so the tags and
-the rule that picks the parent are written once, here.
+command (`pipeline/local/`, through `pipeline.job_scripts.script_module`), so the rule that
+picks the parent is written once, here. Its tags are the bridge's
+`contract.ExecutionRunTags`, which the job image cannot import: a test keeps the two equal.
+The execution's result is written on the parent by mlflow_bridge/execution_runs.py.
 
 A job finds its execution itself, so an execution started from Studio, the console or an
 EventBridge schedule gets its tree too, and nothing that changes per execution enters a
