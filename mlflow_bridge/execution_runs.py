@@ -23,6 +23,8 @@ from mlflow_bridge.contract import ENDED_EXECUTION_STATUSES, ExecutionRunTags
 from mlflow_bridge.mlflow_registry import refusal
 
 __all__ = [
+    "LEFTOVER_STATUS",
+    "PARENT_STATUS",
     "ExecutionRecorder",
     "ExecutionResult",
     "parent_run_id",
@@ -32,6 +34,11 @@ __all__ = [
     "result_tags",
 ]
 
+# MLflow's RunStatus for an ended PipelineExecutionStatus: a stopped execution was killed.
+PARENT_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+# ... and for a run of it still running then: it did not finish. Stopped (a trial stopped
+# early, whose job is gone) unless the execution failed, when it failed with it.
+LEFTOVER_STATUS = {"Succeeded": "KILLED", "Failed": "FAILED", "Stopped": "KILLED"}
 _TAG_VALUE_LIMIT = 5000  # MLflow's MAX_TAG_VAL_LENGTH in 3.x (mlflow/utils/validation.py)
 
 
@@ -116,9 +123,10 @@ def parent_run_id(client: Any, experiment: str, execution_arn: str) -> str:
 
 def record_on_parent_run(client: Any, run_id: str, result: ExecutionResult, picture: Path | None) -> None:
     """Tags, the `execution_seconds` metric and the picture (under `pipeline/`) on the parent
-    run; when the execution has ended, the parent ends with it (FINISHED when it succeeded,
-    else FAILED), as does any run of the execution still running (a tuning step's run when
-    the execution failed before Evaluate ended it). `client`: an MlflowClient."""
+    run; when the execution has ended, the parent ends with it (`PARENT_STATUS`), as does
+    any run of the execution still running (`LEFTOVER_STATUS`: a trial stopped early, or a
+    tuning step's run when the execution failed before Evaluate ended it). `client`: an
+    MlflowClient."""
     from mlflow.entities import Metric, RunTag
 
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # callers print their own summary
@@ -132,7 +140,6 @@ def record_on_parent_run(client: Any, run_id: str, result: ExecutionResult, pict
         client.log_artifact(run_id, str(picture), "pipeline")
     if result.status not in ENDED_EXECUTION_STATUSES or ended is None:
         return
-    status = "FINISHED" if result.status == "Succeeded" else "FAILED"
     experiment_id = client.get_run(run_id).info.experiment_id
     running = client.search_runs(
         [experiment_id],
@@ -140,8 +147,8 @@ def record_on_parent_run(client: Any, run_id: str, result: ExecutionResult, pict
     )
     for run in running:
         if run.info.run_id != run_id:
-            client.set_terminated(run.info.run_id, status, int(ended * 1000))
-    client.set_terminated(run_id, status, int(ended * 1000))
+            client.set_terminated(run.info.run_id, LEFTOVER_STATUS[result.status], int(ended * 1000))
+    client.set_terminated(run_id, PARENT_STATUS[result.status], int(ended * 1000))
 
 
 @dataclass

@@ -934,3 +934,30 @@ def test_a_recorder_mlflow_refuses_is_rejected_naming_the_experiment_user_and_pe
     assert "user pipeline may not edit the runs of on experiment 'churn'" in answer["reason"]
     assert "grant MLflow user pipeline EDIT (or more) on experiment 'churn'" in answer["fix"]
     assert _emf_counts(lambda_stdout()) == {"Rejected": 1}
+
+
+@pytest.mark.parametrize(("execution", "parent", "leftover"), [
+    ("Succeeded", "FINISHED", "KILLED"), ("Failed", "FAILED", "FAILED"), ("Stopped", "KILLED", "KILLED")])  # fmt: skip
+def test_an_ended_execution_ends_its_parent_and_leftover_runs_in_mlflows_terms(
+    execution: str, parent: str, leftover: str
+) -> None:
+    """A stopped execution is KILLED in MLflow's words; a run still running when the execution
+    ended did not finish (KILLED), unless the execution failed (FAILED with it)."""
+    from mlflow_bridge.execution_runs import ExecutionResult, record_on_parent_run
+
+    ended: dict[str, str] = {}
+
+    class Mlflow:
+        def log_batch(self, *args: Any, **kwargs: Any) -> None: ...
+
+        def get_run(self, run_id: str) -> Any:
+            return type("Run", (), {"info": type("Info", (), {"experiment_id": "1"})()})()
+
+        def search_runs(self, *args: Any, **kwargs: Any) -> list[Any]:
+            return [type("Run", (), {"info": type("Info", (), {"run_id": r})()})() for r in ("parent", "trial")]
+
+        def set_terminated(self, run_id: str, status: str, end_time: int) -> None:
+            ended[run_id] = status
+
+    record_on_parent_run(Mlflow(), "parent", ExecutionResult("arn", execution, started=1.0, ended=2.0), None)
+    assert ended == {"parent": parent, "trial": leftover}

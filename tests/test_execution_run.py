@@ -133,9 +133,9 @@ def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`describe ID --log`: an execution on SageMaker gets on its parent run what a local run
-    records (status, duration, outcomes, parameters, package, picture), its parent and a tuning
-    run left running end with it. SageMaker's answers come from botocore's Stubber (moto has no
-    ListPipelineExecutionSteps); MLflow is a real server."""
+    records (status, duration, outcomes, parameters, package, picture), its parent ends with
+    it, and a run left running (a trial stopped early) ends KILLED. SageMaker's answers come
+    from botocore's Stubber (moto has no ListPipelineExecutionSteps); MLflow is a real server."""
     import datetime
 
     from mlflow import MlflowClient
@@ -156,7 +156,7 @@ def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
         experiment = client.create_experiment("diabetes-regression")
         parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
                                               run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
-        tuning = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+        stopped_trial = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
 
         sm = boto3.client("sagemaker", region_name="us-east-1")
         stubber = Stubber(sm)
@@ -187,7 +187,7 @@ def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
             "mlops.execution_status": "Succeeded", "mlops.outcome.QualityGate": "True",
             "mlops.parameter.QualityGateThreshold": "60", "mlops.model_package_arn": package,
         }  # fmt: skip
-        assert client.get_run(tuning).info.status == "FINISHED"
+        assert client.get_run(stopped_trial).info.status == "KILLED"  # it never finished
         if graphviz_available():
             assert [a.path for a in client.list_artifacts(parent, "pipeline")] == ["pipeline/pipeline_graph.png"]
 
@@ -278,10 +278,10 @@ def test_an_execution_nobody_watched_ends_its_parent_run_from_sagemakers_event(
     """An execution started from the console, Studio or a schedule: no CLI watches it, and
     SageMaker's execution status change event reaches the execution recorder (the bridge's
     Lambda code), which records on the parent what `describe ID --log` would (the picture
-    aside) and ends it and the tuning run. A second delivery of the same event (EventBridge
-    may send several) changes nothing further. SageMaker's answers come from botocore's
-    Stubber (moto has no ListPipelineExecutionSteps, and its steps come in two pages here);
-    MLflow is a real server."""
+    aside) and ends it, and a run left running (a trial stopped early) KILLED. A second
+    delivery of the same event (EventBridge may send several) changes nothing further.
+    SageMaker's answers come from botocore's Stubber (moto has no ListPipelineExecutionSteps,
+    and its steps come in two pages here); MLflow is a real server."""
     import datetime
 
     from mlflow import MlflowClient
@@ -299,7 +299,7 @@ def test_an_execution_nobody_watched_ends_its_parent_run_from_sagemakers_event(
         experiment = client.create_experiment("diabetes-regression")
         parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
                                               run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
-        tuning = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+        stopped_trial = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
         other = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn + "x"}).info.run_id
 
         sm = boto3.client("sagemaker", region_name="us-east-1")
@@ -322,7 +322,7 @@ def test_an_execution_nobody_watched_ends_its_parent_run_from_sagemakers_event(
             "mlops.parameter.QualityGateThreshold": "60", "mlops.model_package_arn": package,
         }  # fmt: skip
         assert [m.value for m in client.get_metric_history(parent, "execution_seconds")] == [720]
-        assert client.get_run(tuning).info.status == "FINISHED"
+        assert client.get_run(stopped_trial).info.status == "KILLED"  # it never finished
         assert client.get_run(other).info.status == "RUNNING"  # another execution's run is not touched
 
 

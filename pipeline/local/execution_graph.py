@@ -5,7 +5,7 @@ The picture is drawn as `graph --execution ID --format png` draws it and written
 first job created (`pipeline/steps/scripts/execution_run.py`), gets the picture (under
 `pipeline/`), the execution's status and duration, every condition's outcome, its
 parameters (the quality gate's threshold among them) and the model package it registered,
-and ends FINISHED or FAILED with the execution. Without a parent run (tracking was off when
+and ends with the execution (FINISHED, FAILED, or KILLED when stopped). Without a parent run (tracking was off when
 the jobs ran) the picture goes to the run the evaluation report names, else the
 latest-started run tagged with the execution's ARN.
 """
