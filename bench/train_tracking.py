@@ -3,7 +3,8 @@
 Runs `train.py` for the default config's hyperparameters as the training toolkit would,
 three times with tracking (through a counting proxy in front of a real `mlflow server`)
 and three times without, and prints the request count, the requests by endpoint and
-the median wall times. Both sides are measured in this one run.
+the median wall times. Both sides are measured in this one run. Then three tuning trials of
+one pipeline execution (issue #23: nested under the execution's tuning run), counted alike.
 
     .venv/bin/python bench/train_tracking.py
 """
@@ -33,6 +34,7 @@ from pipeline.example_data import write_diabetes_csv  # noqa: E402
 from pipeline.tracking_server import TrackingServer  # noqa: E402
 
 REPEATS = 3
+EXECUTION = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/bench/execution/bench00000001"
 
 
 class CountingProxy(ThreadingHTTPServer):
@@ -121,7 +123,17 @@ def main() -> int:
                 tracked.append(run_train(tracked_env, work, work / f"tracked-{i}", cfg, hyperparameters))
                 counts.append(sum(proxy.requests.values()) - before)
                 untracked.append(run_train(untracked_env, work, work / f"untracked-{i}", cfg, hyperparameters))
+            by_endpoint = Counter(proxy.requests)  # the plain runs'
+            trial_env = {**tracked_env, "MLOPS_PIPELINE_EXECUTION_ARN": EXECUTION,
+                         "MLOPS_TUNING_JOB_NAME": "bench-tune"}  # fmt: skip
+            run_train(trial_env, work, work / "bench-tune-000", cfg, hyperparameters)  # makes parent and tuning run
+            trial_counts = []
+            for i in range(REPEATS):
+                before = sum(proxy.requests.values())
+                run_train(trial_env, work, work / f"bench-tune-00{i + 1}", cfg, hyperparameters)
+                trial_counts.append(sum(proxy.requests.values()) - before)
             proxy.shutdown()
+    proxy.requests = by_endpoint
     per_run = Counter({k: v // REPEATS for k, v in proxy.requests.items()})
     overhead = statistics.median(tracked) - statistics.median(untracked)
     print("requests per training run, by endpoint:")
@@ -131,6 +143,7 @@ def main() -> int:
     print(f"wall time with tracking (median of {REPEATS}):    {statistics.median(tracked):.2f} s")
     print(f"wall time without tracking (median of {REPEATS}): {statistics.median(untracked):.2f} s")
     print(f"tracking overhead: {overhead:.2f} s (target < 1.5 s)")
+    print(f"HTTP requests per tuning trial of a pipeline execution: {trial_counts}")
     return 0
 
 

@@ -226,6 +226,8 @@ def test_a_resumed_trial_still_names_its_tuning_run(monkeypatch: pytest.MonkeyPa
     ends) comes from the resumed run's own parent tag."""
     import importlib
 
+    from mlflow.store.entities.paged_list import PagedList
+
     from pipeline.job_scripts import SCRIPTS_DIR
 
     monkeypatch.syspath_prepend(str(SCRIPTS_DIR))  # the jobs import their siblings by bare name
@@ -234,8 +236,12 @@ def test_a_resumed_trial_still_names_its_tuning_run(monkeypatch: pytest.MonkeyPa
     class Resuming:
         tracking_uri = "http://127.0.0.1:1"
 
-        def search_runs(self, *args: Any, **kwargs: Any) -> list[_Run]:
-            return [_Run("trial-run", 1, {execution_run.PARENT_RUN_TAG: "tuning-run"})]
+        def search_runs(self, *args: Any, **kwargs: Any) -> PagedList[_Run]:
+            """The tuning job's runs: the trial's earlier run (and the tuning step's own)."""
+            tags = {execution_run.PARENT_RUN_TAG: "tuning-run", "sagemaker.job_name": "j",
+                    "sagemaker.tuning_job_name": "tj"}  # fmt: skip
+            tuning = {execution_run.TUNING_RUN_TAG: "tj", "sagemaker.tuning_job_name": "tj"}
+            return PagedList([_Run("trial-run", 2, tags), _Run("tuning-run", 1, tuning)], None)
 
         def set_terminated(self, *args: Any) -> None:
             pass
@@ -364,3 +370,48 @@ def test_the_scripts_tag_runs_with_the_contracts_keys() -> None:
 
     assert (execution_run.EXECUTION_TAG, execution_run.PARENT_TAG) == (ExecutionRunTags.EXECUTION,
                                                                        ExecutionRunTags.PARENT)  # fmt: skip
+
+
+def test_a_trial_finds_its_tuning_run_in_one_search_and_in_two_when_the_page_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new trial searches the tuning job's runs once for both its own earlier run (none
+    here) and the tuning step's run; when the page may not hold them all (a next-page token)
+    it searches for each instead. Either way its run is nested under the tuning run."""
+    import importlib
+
+    from mlflow.store.entities.paged_list import PagedList
+
+    from pipeline.job_scripts import SCRIPTS_DIR
+
+    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))
+    tracking_module = importlib.import_module("tracking")
+    tuning = _Run("tuning-run", 1, {execution_run.TUNING_RUN_TAG: "tj", "sagemaker.tuning_job_name": "tj"})
+
+    class Server:
+        tracking_uri = "http://127.0.0.1:1"
+
+        def __init__(self, token: str | None) -> None:
+            self.token, self.filters, self.created = token, [], {}
+
+        def search_runs(self, experiments: list[str], filter_string: str, max_results: int) -> PagedList[_Run]:
+            self.filters.append(filter_string)
+            if "sagemaker.job_name" in filter_string:
+                return PagedList([], None)
+            return PagedList([tuning], self.token if "tuning_job_name" in filter_string else None)
+
+        def create_run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Any:
+            self.created = tags
+            return _Run("trial-run", 2)
+
+        def set_terminated(self, *args: Any) -> None:
+            pass
+
+    for token, searches in ((None, 1), ("page-2", 3)):
+        server = Server(token)
+        tracking = tracking_module.Tracking(server, "fail", experiment_id="1")
+        with tracking.run(run_name="t", tags={"sagemaker.job_name": "j", "sagemaker.tuning_job_name": "tj"},
+                          resume_key="sagemaker.job_name") as run_id:  # fmt: skip
+            assert run_id == "trial-run"
+        assert len(server.filters) == searches, server.filters
+        assert server.created[execution_run.PARENT_RUN_TAG] == "tuning-run"

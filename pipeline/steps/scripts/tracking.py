@@ -51,10 +51,18 @@ __all__ = ["Tracking", "TrackingUnavailable", "connect", "job_tags", "warn"]
 T = TypeVar("T")
 
 # Bounded retries for the MLflow client itself (its defaults retry for minutes).
+TUNING_JOB_TAG = "sagemaker.tuning_job_name"  # on a tuning step's run and on each of its trials' runs
+_TRIAL_PAGE = 1000  # runs one search returns at most (MLflow's SEARCH_MAX_RESULTS_DEFAULT)
+_SEARCH = object()  # `_nesting`: search for the tuning step's run
+
 _CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MlflowClient.set_terminated otherwise GETs the run to print its link (`_log_url` in
+    # mlflow/tracking/_tracking_service/client.py): a request per run end; `Tracking.run`
+    # prints the same link from what it knows.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
@@ -176,13 +184,29 @@ class Tracking:
             runs = self.client.search_runs(
                 [self.experiment_id or "0"], filter_string=f"tags.`{key}` = '{value}'", max_results=1
             )
-            if not runs:
-                return None
-            if runs[0].data.tags.get(PARENT_RUN_TAG):  # a resumed trial still names its tuning run
-                self.parent_of[runs[0].info.run_id] = runs[0].data.tags[PARENT_RUN_TAG]
-            return self._known(runs[0].info)
+            return self._resumed(runs[0]) if runs else None
 
         return self.call("search_runs", search)
+
+    def _resumed(self, run: Any) -> str:
+        if run.data.tags.get(PARENT_RUN_TAG):  # a resumed trial still names its tuning run
+            self.parent_of[run.info.run_id] = run.data.tags[PARENT_RUN_TAG]
+        return self._known(run.info)
+
+    def _trial_runs(self, tuning_job: str, key: str, value: str) -> tuple[str | None, Any] | None:
+        """For a trial, in one search of the runs tagged with its tuning job (the tuning
+        step's run and every trial's): (the id of its own earlier run, tagged key=value, or
+        None; the tuning step's run, the oldest, or None). None when that one page may not
+        hold them all: the two searches then."""
+        runs = self.call("search the tuning job's runs", lambda: self.client.search_runs(
+            [self.experiment_id or "0"], filter_string=f"tags.`{TUNING_JOB_TAG}` = '{tuning_job}'",
+            max_results=_TRIAL_PAGE))  # fmt: skip
+        if runs is None or runs.token:
+            return None
+        mine = next((run for run in runs if run.data.tags.get(key) == value), None)
+        tuning = [run for run in runs if run.data.tags.get(TUNING_RUN_TAG) == tuning_job]
+        oldest = min(tuning, key=lambda run: (run.info.start_time, run.info.run_id)) if tuning else None
+        return (self._resumed(mine) if mine is not None else None), oldest
 
     def _known(self, info: Any) -> str:
         """Remember a run's artifact location, which the client would otherwise fetch again
@@ -213,22 +237,22 @@ class Tracking:
             tags={k: v for k, v in tags.items() if v}))  # fmt: skip
         return arn, parent
 
-    def _nesting(self, tags: dict[str, str]) -> dict[str, str]:
+    def _nesting(self, tags: dict[str, str], tuning_run: Any = _SEARCH) -> dict[str, str]:
         """The tags that put a new run in its execution's tree: under the tuning step's run
-        for a trial (found first: once it exists, a trial needs one request), else under the
-        execution's parent."""
-        tuning_job = tags.get("sagemaker.tuning_job_name")
+        for a trial (`tuning_run`, searched for unless given: once it exists, a trial needs
+        no other request), else under the execution's parent."""
+        tuning_job = tags.get(TUNING_JOB_TAG)
         if tuning_job:
             experiment = self.experiment_id or "0"
-            found = self.call(
+            found = tuning_run if tuning_run is not _SEARCH else self.call(
                 "find the tuning step's run", lambda: oldest_run(self.client, experiment, TUNING_RUN_TAG, tuning_job)
-            )
+            )  # fmt: skip
             if found is not None:
                 return {PARENT_RUN_TAG: str(found.info.run_id), EXECUTION_TAG: found.data.tags.get(EXECUTION_TAG, "")}
         arn, parent = self.execution()
         nesting = {EXECUTION_TAG: arn or "", PARENT_RUN_TAG: parent or ""}
         if tuning_job and self.enabled:
-            tuning_tags = {**nesting, "mlops.step": "tune", "sagemaker.tuning_job_name": tuning_job,
+            tuning_tags = {**nesting, "mlops.step": "tune", TUNING_JOB_TAG: tuning_job,
                            "mlops.pipeline": tags.get("mlops.pipeline", "")}  # fmt: skip
             tuning_run = self.call("create the tuning step's run", lambda: create_once(
                 self.client, self.experiment_id or "0", key=TUNING_RUN_TAG, value=tuning_job,
@@ -242,9 +266,16 @@ class Tracking:
         already tagged `resume_key` with this job's value, so a job run twice leaves one
         MLflow run. Yields the run id (None when tracking is off) and marks the run FINISHED
         or FAILED at the end."""
-        run_id = self.existing_run(resume_key, tags[resume_key]) if resume_key and tags.get(resume_key) else None
+        resumable = bool(resume_key and tags.get(resume_key))
+        trial = self._trial_runs(tags[TUNING_JOB_TAG], resume_key, tags[resume_key]) if (
+            resumable and resume_key and tags.get(TUNING_JOB_TAG) and self.enabled) else None  # fmt: skip
+        tuning_run: Any = _SEARCH
+        if trial is not None:
+            run_id, tuning_run = trial
+        else:
+            run_id = self.existing_run(resume_key, tags[resume_key]) if resumable and resume_key else None
         if run_id is None and self.enabled:
-            tags = {**tags, **{k: v for k, v in self._nesting(tags).items() if v}}
+            tags = {**tags, **{k: v for k, v in self._nesting(tags, tuning_run).items() if v}}
         if run_id is None:
             created = self.call(
                 "create_run",
@@ -261,6 +292,14 @@ class Tracking:
             raise
         if run_id and self.enabled:
             self.call("set_terminated", lambda: self.client.set_terminated(run_id, "FINISHED"))
+            self.print_link(run_id)
+
+    def print_link(self, run_id: str) -> None:
+        """The run's page in MLflow's UI, as MLflow's client prints it, without asking the
+        server (the URI holds no credentials: they travel in MLFLOW_TRACKING_* variables)."""
+        host = str(self.client.tracking_uri).rstrip("/")
+        if host.startswith(("http://", "https://")):
+            print(f"MLflow run: {host}/#/experiments/{self.experiment_id or '0'}/runs/{run_id}", flush=True)
 
     def log(
         self,
