@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -134,22 +135,15 @@ class BridgeFunction(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        self.function = lambda_.DockerImageFunction(
-            self,
+        self.function = self._function(
             "Function",
-            code=_image(),
             description="Syncs SageMaker model package approvals to the MLflow registry and deploys the champion",
             role=self.role,
             log_group=self.log_group,
-            vpc=network.vpc,
-            vpc_subnets=network.app_subnets,
-            security_groups=[self.security_group],
+            network=network,
             memory_size=1024,
             timeout=Duration.minutes(2),
-            reserved_concurrent_executions=5,
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-            dead_letter_queue=self.dead_letters,
+            concurrency=5,
             environment={
                 "MLFLOW_TRACKING_URI": tracking_uri,
                 "BRIDGE_MLFLOW_SECRET_ARN": mlflow_user.secret_arn,
@@ -177,20 +171,12 @@ class BridgeFunction(Construct):
             self.function.add_to_role_policy(
                 iam.PolicyStatement(sid="DeployInOtherAccounts", actions=["sts:AssumeRole"], resources=deploy_roles)
             )
-        rule = events.Rule(
-            self,
+        self._feed(
             "Approvals",
-            description="Model package approvals and rejections for the MLflow bridge",
-            event_pattern=events.EventPattern(
-                source=[EVENT_SOURCE],
-                detail_type=[STATE_CHANGE_DETAIL_TYPE],
-                detail={"ModelPackageGroupName": package_groups, "ModelApprovalStatus": ["Approved", "Rejected"]},
-            ),
-        )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.function, dead_letter_queue=self.dead_letters, retry_attempts=4, max_event_age=Duration.hours(2)
-            )
+            "Model package approvals and rejections for the MLflow bridge",
+            STATE_CHANGE_DETAIL_TYPE,
+            {"ModelPackageGroupName": package_groups, "ModelApprovalStatus": ["Approved", "Rejected"]},
+            self.function,
         )
         # An event in the dead-letter queue is a sync that did not happen: someone must look.
         self.dead_letter_alarm = cloudwatch.Alarm(
@@ -228,6 +214,31 @@ class BridgeFunction(Construct):
             demoted.add_alarm_action(cloudwatch_actions.SnsAction(alarms))
         self._execution_recorder(network, tracking_uri, recorder, server_ca_arn)
 
+    def _function(
+        self, construct_id: str, *, description: str, role: iam.IRole, log_group: logs.ILogGroup, network: Network,
+        memory_size: int, timeout: Duration, concurrency: int, environment: dict[str, str],
+    ) -> lambda_.DockerImageFunction:  # fmt: skip
+        """A function of the bridge's image in the app subnets and the bridge's security
+        group; Lambda retries a failed event twice, then the dead-letter queue keeps it."""
+        return lambda_.DockerImageFunction(
+            self,
+            construct_id,
+            code=_image(),
+            description=description,
+            role=role,
+            log_group=log_group,
+            vpc=network.vpc,
+            vpc_subnets=network.app_subnets,
+            security_groups=[self.security_group],
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=concurrency,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            dead_letter_queue=self.dead_letters,
+            environment=environment,
+        )
+
     def _execution_recorder(
         self, network: Network, tracking_uri: str, settings: ExecutionRecorderSettings, server_ca_arn: str | None
     ) -> None:
@@ -242,22 +253,15 @@ class BridgeFunction(Construct):
             self, "RecorderRole", description="Ends the MLflow parent run of each ended pipeline execution",
             log_group=self.recorder_log_group, network=network, server_ca_arn=server_ca_arn,
         )  # fmt: skip
-        self.recorder = lambda_.DockerImageFunction(
-            self,
+        self.recorder = self._function(
             "Recorder",
-            code=_image(),
             description="Records each ended pipeline execution on its MLflow parent run",
             role=self.recorder_role,
             log_group=self.recorder_log_group,
-            vpc=network.vpc,
-            vpc_subnets=network.app_subnets,
-            security_groups=[self.security_group],
+            network=network,
             memory_size=512,
             timeout=Duration.minutes(1),
-            reserved_concurrent_executions=2,
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-            dead_letter_queue=self.dead_letters,
+            concurrency=2,
             environment={
                 "MLFLOW_TRACKING_URI": tracking_uri,
                 "MLFLOW_EXPERIMENT_NAME": settings.experiment,
@@ -268,22 +272,33 @@ class BridgeFunction(Construct):
         )
         settings.mlflow_user.grant_read(self.recorder)
         self.recorder.add_to_role_policy(execution_reader_statement(self, settings.pipelines))
+        self._feed(
+            "ExecutionsEnded",
+            "Ended executions of the pipelines, for the execution recorder",
+            EXECUTION_STATUS_DETAIL_TYPE,
+            {
+                "currentPipelineExecutionStatus": list(ENDED_EXECUTION_STATUSES),
+                # SageMaker writes some pipeline ARNs in lower case: matched either way
+                "pipelineArn": [events.Match.equals_ignore_case(pipeline_arn(self, p)) for p in settings.pipelines],
+            },
+            self.recorder,
+        )
+
+    def _feed(
+        self, rule_id: str, description: str, detail_type: str, detail: dict[str, Any],
+        function: lambda_.IFunction,
+    ) -> None:  # fmt: skip
+        """A rule sending SageMaker's events of `detail_type` matching `detail` to `function`:
+        EventBridge retries a delivery 4 times within 2 hours, then the dead-letter queue
+        keeps it."""
         rule = events.Rule(
             self,
-            "ExecutionsEnded",
-            description="Ended executions of the pipelines, for the execution recorder",
-            event_pattern=events.EventPattern(
-                source=[EVENT_SOURCE],
-                detail_type=[EXECUTION_STATUS_DETAIL_TYPE],
-                detail={
-                    "currentPipelineExecutionStatus": list(ENDED_EXECUTION_STATUSES),
-                    # SageMaker writes some pipeline ARNs in lower case: matched either way
-                    "pipelineArn": [events.Match.equals_ignore_case(pipeline_arn(self, p)) for p in settings.pipelines],
-                },
-            ),
+            rule_id,
+            description=description,
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[detail_type], detail=detail),
         )
         rule.add_target(
             targets.LambdaFunction(
-                self.recorder, dead_letter_queue=self.dead_letters, retry_attempts=4, max_event_age=Duration.hours(2)
+                function, dead_letter_queue=self.dead_letters, retry_attempts=4, max_event_age=Duration.hours(2)
             )
         )

@@ -129,6 +129,15 @@ def test_the_cached_steps_hold_nothing_that_changes_per_execution() -> None:
             assert "Execution." not in json.dumps(keyed), step["Name"]
 
 
+def _a_parent_and_a_stopped_trial(client: Any, arn: str) -> tuple[str, str, str]:
+    """(experiment id, parent run id, the id of a run left RUNNING) of a new experiment
+    `diabetes-regression` in which the execution `arn` made its parent as the jobs do."""
+    experiment = client.create_experiment("diabetes-regression")
+    parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
+                                          run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
+    return experiment, parent, client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+
+
 def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,10 +162,7 @@ def test_describe_log_records_a_sagemaker_execution_on_its_parent_run(
         f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log_file=tmp_path / "log"
     ) as server:
         client = MlflowClient(server.uri)
-        experiment = client.create_experiment("diabetes-regression")
-        parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
-                                              run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
-        stopped_trial = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+        _, parent, stopped_trial = _a_parent_and_a_stopped_trial(client, arn)
 
         sm = boto3.client("sagemaker", region_name="us-east-1")
         stubber = Stubber(sm)
@@ -302,10 +308,7 @@ def test_an_execution_nobody_watched_ends_its_parent_run_from_sagemakers_event(
         f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", log_file=tmp_path / "log"
     ) as server:
         client = MlflowClient(server.uri)
-        experiment = client.create_experiment("diabetes-regression")
-        parent = execution_run.find_or_create(client, experiment, key=execution_run.PARENT_TAG, value=arn,
-                                              run_name="p", tags={execution_run.EXECUTION_TAG: arn})  # fmt: skip
-        stopped_trial = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn}).info.run_id
+        experiment, parent, stopped_trial = _a_parent_and_a_stopped_trial(client, arn)
         other = client.create_run(experiment, tags={execution_run.EXECUTION_TAG: arn + "x"}).info.run_id
 
         sm = boto3.client("sagemaker", region_name="us-east-1")
