@@ -279,7 +279,9 @@ class BridgeFunction(Construct):
             {
                 "currentPipelineExecutionStatus": list(ENDED_EXECUTION_STATUSES),
                 # SageMaker writes some pipeline ARNs in lower case: matched either way
-                "pipelineArn": [events.Match.equals_ignore_case(pipeline_arn(self, p)) for p in settings.pipelines],
+                "pipelineArn": events.Match.any_of(
+                    *[events.Match.equals_ignore_case(pipeline_arn(self, p)) for p in settings.pipelines]
+                ),
             },
             self.recorder,
         )

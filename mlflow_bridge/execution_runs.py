@@ -103,8 +103,9 @@ def result_tags(result: ExecutionResult) -> dict[str, str]:
     tags |= {f"{ExecutionRunTags.PARAMETER_PREFIX}{name}": value for name, value in result.parameters.items()}
     if result.model_package_arn:
         tags[ExecutionRunTags.MODEL_PACKAGE_ARN] = result.model_package_arn
-    if result.failure_reason:
-        tags[ExecutionRunTags.FAILURE_REASON] = result.failure_reason[:_TAG_VALUE_LIMIT]
+    # always written: an execution retried (RetryPipelineExecution) after a failure keeps its
+    # ARN and parent, and must not keep the failure's reason once it succeeds
+    tags[ExecutionRunTags.FAILURE_REASON] = result.failure_reason[:_TAG_VALUE_LIMIT]
     return tags
 
 
@@ -168,13 +169,17 @@ class ExecutionRecorder:
         "reason"} for another pipeline's execution, one still running, or one with no parent
         run. Raises what SageMaker or MLflow raise (failures.py tells a retry from a rejection)."""
         pipeline = _pipeline_of(execution_arn)
-        if pipeline not in self.pipelines:
+        # the rule matches pipeline ARNs in either case (SageMaker writes some lower-cased)
+        if pipeline.lower() not in {name.lower() for name in self.pipelines}:
             return {"status": "ignored", "reason": f"pipeline {pipeline!r} is not one of {', '.join(self.pipelines)}"}
         execution = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
         status = execution["PipelineExecutionStatus"]
         if status not in ENDED_EXECUTION_STATUSES:  # the event is a hint; SageMaker says what is
             return {"status": "ignored", "reason": f"the execution is {status}, not ended"}
-        run_id = parent_run_id(self.client, self.experiment, execution_arn)
+        # the jobs tag the parent with the ARN SageMaker tags them with: DescribePipelineExecution's
+        # spelling first, the event's if it differs
+        arns = dict.fromkeys([str(execution.get("PipelineExecutionArn") or execution_arn), execution_arn])
+        run_id = next(filter(None, (parent_run_id(self.client, self.experiment, arn) for arn in arns)), "")
         if not run_id:
             return {
                 "status": "ignored",

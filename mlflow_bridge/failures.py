@@ -38,7 +38,7 @@ _AWS_TRANSIENT_CODES = {
 }  # fmt: skip
 
 _MLFLOW_FIXES = {
-    401: "the tracking server refused the bridge's credentials: check BRIDGE_MLFLOW_SECRET_ARN's secret "
+    401: "the tracking server refused the function's MLflow credentials: check BRIDGE_MLFLOW_SECRET_ARN's secret "
     "against the server's users (the server sets each user's password from its secret at start)",
     # a 403 from a call `MlflowRegistry` makes arrives as PermissionRefused, naming what to grant
     403: "the bridge's MLflow user lacks a permission: grant it MANAGE on the registered model (the tracking "

@@ -92,15 +92,15 @@ def _get_recorder() -> ExecutionRecorder:
     global _recorder
     if _recorder is None:
         import boto3
-        from mlflow import MlflowClient
 
         from mlflow_bridge.execution_runs import ExecutionRecorder
+        from mlflow_bridge.mlflow_registry import fail_fast_client
         from mlflow_bridge.settings import RecorderSettings
 
         settings = RecorderSettings.from_env()
         _reach_server(settings.server_ca_arn, settings.credentials_secret_arn)
         sagemaker = boto3.client("sagemaker", region_name=os.environ.get("AWS_REGION") or None)
-        _recorder = ExecutionRecorder(sagemaker, MlflowClient(settings.tracking_uri), settings.experiment,
+        _recorder = ExecutionRecorder(sagemaker, fail_fast_client(settings.tracking_uri), settings.experiment,
                                       settings.pipelines)  # fmt: skip
     return _recorder
 

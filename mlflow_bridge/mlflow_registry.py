@@ -12,7 +12,15 @@ from typing import Any
 from mlflow_bridge.decisions import Action, MlflowVersion
 from mlflow_bridge.errors import MissingRun, PermissionRefused
 
-__all__ = ["MODEL_FOLDER", "MlflowRegistry", "ModelSource", "lost_upsert_race", "refusal", "versions_filter"]
+__all__ = [
+    "MODEL_FOLDER",
+    "MlflowRegistry",
+    "ModelSource",
+    "fail_fast_client",
+    "lost_upsert_race",
+    "refusal",
+    "versions_filter",
+]
 
 # How each SQL backend words a unique-key violation inside MLflow's BAD_REQUEST message
 _UNIQUE_KEY_VIOLATIONS = ("Duplicate entry", "UNIQUE constraint failed", "UniqueViolation")
@@ -86,25 +94,29 @@ def refusal(operation: str, resource: str, permission: str) -> Iterator[None]:
                                 detail=detail) from exc  # fmt: skip
 
 
+def fail_fast_client(tracking_uri: str) -> Any:
+    """An MlflowClient that gives up within seconds when the server is down (2 retries, 15 s
+    per request, unless the environment says otherwise): Lambda retries the whole event
+    later, which beats one invocation retrying past its timeout (MLflow's defaults: 7
+    retries, backoff factor 2, 120 s)."""
+    for key, value in {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    }.items():
+        os.environ.setdefault(key, value)
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 class MlflowRegistry:
     def __init__(self, client: Any) -> None:
         self.client = client
 
     @classmethod
     def connect(cls, tracking_uri: str) -> MlflowRegistry:
-        """A client that gives up within seconds when the server is down: Lambda retries
-        the whole event later, which beats one invocation retrying for minutes."""
-        import os
-
-        for key, value in {
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
-        }.items():
-            os.environ.setdefault(key, value)
-        from mlflow import MlflowClient
-
-        return cls(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
+        return cls(fail_fast_client(tracking_uri))
 
     def ensure_model(self, name: str, description: str = "") -> None:
         from mlflow.exceptions import MlflowException

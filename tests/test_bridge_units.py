@@ -961,3 +961,47 @@ def test_an_ended_execution_ends_its_parent_and_leftover_runs_in_mlflows_terms(
 
     record_on_parent_run(Mlflow(), "parent", ExecutionResult("arn", execution, started=1.0, ended=2.0), None)
     assert ended == {"parent": parent, "trial": leftover}
+
+
+def test_the_recorder_takes_either_case_of_its_pipelines_arn_and_finds_the_parent_by_sagemakers() -> None:
+    """SageMaker writes some pipeline ARNs lower-cased and the rule lets either case through:
+    the recorder takes the event for its pipeline `Churn-Model`, and finds the parent by the
+    ARN DescribePipelineExecution gives (the one the jobs tagged it with)."""
+    import datetime
+
+    from mlflow_bridge.execution_runs import ExecutionRecorder
+
+    canonical = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/Churn-Model/execution/abc123"
+    searched: list[str] = []
+
+    class SageMaker:
+        def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict:
+            now = datetime.datetime.now(datetime.UTC)
+            return {"PipelineExecutionArn": canonical, "PipelineExecutionStatus": "Succeeded",
+                    "CreationTime": now, "LastModifiedTime": now}  # fmt: skip
+
+        def get_paginator(self, operation: str) -> Any:
+            key = {"list_pipeline_execution_steps": "PipelineExecutionSteps"}.get(operation, "PipelineParameters")
+            return type("Pages", (), {"paginate": lambda self, **_: [{key: []}]})()
+
+    class Mlflow:
+        def get_experiment_by_name(self, name: str) -> Any:
+            return type("Experiment", (), {"experiment_id": "1"})()
+
+        def search_runs(self, experiments: list[str], filter_string: str, **kwargs: Any) -> list[Any]:
+            searched.append(filter_string)
+            info = type("Info", (), {"run_id": "parent", "start_time": 1, "experiment_id": "1"})()
+            return [type("Run", (), {"info": info})()] if f"'{canonical}'" in filter_string else []
+
+        def log_batch(self, run_id: str, metrics: list[Any], tags: list[Any]) -> None:
+            assert {t.key: t.value for t in tags}["mlops.failure_reason"] == ""  # a retried failure is not kept
+
+        def get_run(self, run_id: str) -> Any:
+            return type("Run", (), {"info": type("Info", (), {"experiment_id": "1"})()})()
+
+        def set_terminated(self, *args: Any) -> None: ...
+
+    recorder = ExecutionRecorder(SageMaker(), Mlflow(), "churn", ["Churn-Model"])
+    answer = recorder.record(canonical.lower())
+    assert answer == {"status": "synced", "run_id": "parent", "execution_status": "Succeeded"}
+    assert f"'{canonical}'" in searched[0]

@@ -309,8 +309,9 @@ def test_ended_executions_reach_the_recorder_which_runs_as_the_pipelines_mlflow_
     rule = _rule(template, "SageMaker Model Building Pipeline Execution Status Change")
     detail = rule["Properties"]["EventPattern"]["detail"]
     assert detail["currentPipelineExecutionStatus"] == ["Succeeded", "Failed", "Stopped"]
+    # EventBridge takes a list of values or matcher objects, never of lists
+    assert [list(matcher) for matcher in detail["pipelineArn"]] == [["equals-ignore-case"]] * 2
     arns = json.dumps(detail["pipelineArn"])
-    assert arns.count("equals-ignore-case") == 2
     assert ":pipeline/diabetes-regression" in arns and ":pipeline/diabetes-regression-batch" in arns
     (target,) = rule["Properties"]["Targets"]
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 4
