@@ -867,6 +867,25 @@ def test_a_package_leaving_the_last_stage_is_a_demotion(
 EXECUTION_EVENT = json.loads((Path(__file__).parent / "events" / "pipeline_execution_succeeded.json").read_text())
 
 
+class _EndedExecution:
+    """SageMaker's answers about an execution that ended just now with `status`, no steps and
+    no parameters; its ARN as asked, or `arn`."""
+
+    def __init__(self, status: str, arn: str = "") -> None:
+        self.status, self.arn = status, arn
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict:
+        import datetime
+
+        now = datetime.datetime.now(datetime.UTC)
+        return {"PipelineExecutionArn": self.arn or PipelineExecutionArn, "PipelineExecutionStatus": self.status,
+                "CreationTime": now, "LastModifiedTime": now}  # fmt: skip
+
+    def get_paginator(self, operation: str) -> Any:
+        key = {"list_pipeline_execution_steps": "PipelineExecutionSteps"}.get(operation, "PipelineParameters")
+        return type("Pages", (), {"paginate": lambda self, **_: [{key: []}]})()
+
+
 def test_a_malformed_execution_event_is_rejected_naming_the_field(lambda_stdout) -> None:
     from mlflow_bridge import handler
     from mlflow_bridge.events import parse_execution_event
@@ -900,20 +919,8 @@ def test_a_recorder_mlflow_refuses_is_rejected_naming_the_experiment_user_and_pe
     monkeypatch: pytest.MonkeyPatch, lambda_stdout
 ) -> None:
     """The recorder runs as the pipeline's MLflow user; a 403 on the parent run says what to grant."""
-    import datetime
-
     from mlflow_bridge import handler
     from mlflow_bridge.execution_runs import ExecutionRecorder
-
-    class SageMaker:
-        def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict:
-            now = datetime.datetime.now(datetime.UTC)
-            return {"PipelineExecutionArn": PipelineExecutionArn, "PipelineExecutionStatus": "Failed",
-                    "CreationTime": now, "LastModifiedTime": now}  # fmt: skip
-
-        def get_paginator(self, operation: str) -> Any:
-            key = {"list_pipeline_execution_steps": "PipelineExecutionSteps"}.get(operation, "PipelineParameters")
-            return type("Pages", (), {"paginate": lambda self, **_: [{key: []}]})()
 
     class Mlflow:
         def get_experiment_by_name(self, name: str) -> Any:
@@ -927,7 +934,7 @@ def test_a_recorder_mlflow_refuses_is_rejected_naming_the_experiment_user_and_pe
             raise _mlflow_error("PERMISSION_DENIED")
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
-    recorder = ExecutionRecorder(SageMaker(), Mlflow(), "churn", ["diabetes-regression"])
+    recorder = ExecutionRecorder(_EndedExecution("Failed"), Mlflow(), "churn", ["diabetes-regression"])
     monkeypatch.setattr(handler, "_recorder", recorder)
     answer = handler.lambda_handler(EXECUTION_EVENT, LambdaContext())
     assert answer["status"] == "rejected"
@@ -967,22 +974,10 @@ def test_the_recorder_takes_either_case_of_its_pipelines_arn_and_finds_the_paren
     """SageMaker writes some pipeline ARNs lower-cased and the rule lets either case through:
     the recorder takes the event for its pipeline `Churn-Model`, and finds the parent by the
     ARN DescribePipelineExecution gives (the one the jobs tagged it with)."""
-    import datetime
-
     from mlflow_bridge.execution_runs import ExecutionRecorder
 
     canonical = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/Churn-Model/execution/abc123"
     searched: list[str] = []
-
-    class SageMaker:
-        def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict:
-            now = datetime.datetime.now(datetime.UTC)
-            return {"PipelineExecutionArn": canonical, "PipelineExecutionStatus": "Succeeded",
-                    "CreationTime": now, "LastModifiedTime": now}  # fmt: skip
-
-        def get_paginator(self, operation: str) -> Any:
-            key = {"list_pipeline_execution_steps": "PipelineExecutionSteps"}.get(operation, "PipelineParameters")
-            return type("Pages", (), {"paginate": lambda self, **_: [{key: []}]})()
 
     class Mlflow:
         def get_experiment_by_name(self, name: str) -> Any:
@@ -1001,7 +996,7 @@ def test_the_recorder_takes_either_case_of_its_pipelines_arn_and_finds_the_paren
 
         def set_terminated(self, *args: Any) -> None: ...
 
-    recorder = ExecutionRecorder(SageMaker(), Mlflow(), "churn", ["Churn-Model"])
+    recorder = ExecutionRecorder(_EndedExecution("Succeeded", canonical), Mlflow(), "churn", ["Churn-Model"])
     answer = recorder.record(canonical.lower())
     assert answer == {"status": "synced", "run_id": "parent", "execution_status": "Succeeded"}
     assert f"'{canonical}'" in searched[0]
