@@ -33,8 +33,6 @@ from pipeline.example_data import EXAMPLES
 
 __all__ = ["main"]
 
-TERMINAL_STATUSES = set(ENDED_EXECUTION_STATUSES)
-
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
@@ -162,7 +160,7 @@ def cmd_start(cfg: PipelineConfig, args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     status = _watch(service, arn, definition, poll_seconds=args.poll_seconds, timeout=args.timeout)
-    if status in TERMINAL_STATUSES:  # the parent run ends with the execution (mlflow_bridge/execution_runs.py)
+    if status in ENDED_EXECUTION_STATUSES:  # the parent run ends with the execution (mlflow_bridge/execution_runs.py)
         _console(stderr=True).print(_log_watched(cfg, service, arn, definition))
     return 0 if status == "Succeeded" else 1
 
@@ -231,7 +229,7 @@ def _watch(service: Any, arn: str, definition: dict[str, Any], *, poll_seconds: 
             steps = service.execution_steps(arn)
             live.update(_status_table(execution, steps, order))
             status = execution["PipelineExecutionStatus"]
-            if status in TERMINAL_STATUSES:
+            if status in ENDED_EXECUTION_STATUSES:
                 break
             if time.monotonic() > deadline:
                 err.print(f"still {status} after {timeout:g}s; stopped watching (the execution goes on)")

@@ -43,6 +43,7 @@ __all__ = [
     "execution_arn",
     "execution_link",
     "find_or_create",
+    "oldest",
     "oldest_run",
     "parent_run_name",
 ]
@@ -122,10 +123,15 @@ def parent_run_name(arn: str) -> str:
     return f"{named[1]}-{named[2]}" if named else arn
 
 
-def oldest_run(client: Any, experiment_id: str, key: str, value: str) -> Any:
-    """The oldest live run tagged `key=value` (start time, then run id), or None."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=100)
+def oldest(runs: list[Any]) -> Any:
+    """The run that counts among several made for one thing: the oldest (start time, then
+    run id), or None."""
     return min(runs, key=lambda run: (run.info.start_time, run.info.run_id)) if runs else None
+
+
+def oldest_run(client: Any, experiment_id: str, key: str, value: str) -> Any:
+    """The oldest live run tagged `key=value`, or None."""
+    return oldest(client.search_runs([experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=100))
 
 
 def find_or_create(

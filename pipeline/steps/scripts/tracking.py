@@ -42,6 +42,7 @@ from execution_run import (
     execution_arn,
     execution_link,
     find_or_create,
+    oldest,
     oldest_run,
     parent_run_name,
 )
@@ -50,11 +51,11 @@ __all__ = ["Tracking", "TrackingUnavailable", "connect", "job_tags", "warn"]
 
 T = TypeVar("T")
 
-# Bounded retries for the MLflow client itself (its defaults retry for minutes).
 TUNING_JOB_TAG = "sagemaker.tuning_job_name"  # on a tuning step's run and on each of its trials' runs
 _TRIAL_PAGE = 1000  # runs one search returns at most (MLflow's SEARCH_MAX_RESULTS_DEFAULT)
 _SEARCH = object()  # `_nesting`: search for the tuning step's run
 
+# Bounded retries for the MLflow client itself (its defaults retry for minutes).
 _CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -204,9 +205,8 @@ class Tracking:
         if runs is None or runs.token:
             return None
         mine = next((run for run in runs if run.data.tags.get(key) == value), None)
-        tuning = [run for run in runs if run.data.tags.get(TUNING_RUN_TAG) == tuning_job]
-        oldest = min(tuning, key=lambda run: (run.info.start_time, run.info.run_id)) if tuning else None
-        return (self._resumed(mine) if mine is not None else None), oldest
+        tuning = oldest([run for run in runs if run.data.tags.get(TUNING_RUN_TAG) == tuning_job])
+        return (self._resumed(mine) if mine is not None else None), tuning
 
     def _known(self, info: Any) -> str:
         """Remember a run's artifact location, which the client would otherwise fetch again
@@ -266,14 +266,14 @@ class Tracking:
         already tagged `resume_key` with this job's value, so a job run twice leaves one
         MLflow run. Yields the run id (None when tracking is off) and marks the run FINISHED
         or FAILED at the end."""
-        resumable = bool(resume_key and tags.get(resume_key))
-        trial = self._trial_runs(tags[TUNING_JOB_TAG], resume_key, tags[resume_key]) if (
-            resumable and resume_key and tags.get(TUNING_JOB_TAG) and self.enabled) else None  # fmt: skip
+        key = resume_key if resume_key and tags.get(resume_key) else None
+        trial = self._trial_runs(tags[TUNING_JOB_TAG], key, tags[key]) if (
+            key and tags.get(TUNING_JOB_TAG) and self.enabled) else None  # fmt: skip
         tuning_run: Any = _SEARCH
         if trial is not None:
             run_id, tuning_run = trial
         else:
-            run_id = self.existing_run(resume_key, tags[resume_key]) if resumable and resume_key else None
+            run_id = self.existing_run(key, tags[key]) if key else None
         if run_id is None and self.enabled:
             tags = {**tags, **{k: v for k, v in self._nesting(tags, tuning_run).items() if v}}
         if run_id is None:
